@@ -1,0 +1,305 @@
+//! The checks seam: every anti-spam check implements [`Check`] and is run by
+//! the [`Pipeline`] at the SMTP stages it asks for. The session never knows
+//! which checks exist; it hands over what it learned and gets a
+//! [`Judgement`] back.
+
+mod ip_lists;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::config::{Config, Scoring};
+use crate::smtp::command::MailParams;
+use crate::smtp::reply::{canned, Reply};
+
+pub use ip_lists::IpLists;
+
+/// The SMTP stages at which checks run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    Connect,
+    Helo,
+    Mail,
+    Rcpt,
+    Data,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Connect => "connect",
+            Stage::Helo => "helo",
+            Stage::Mail => "mail",
+            Stage::Rcpt => "rcpt",
+            Stage::Data => "data",
+        }
+    }
+}
+
+/// What the session knows about the client.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub addr: SocketAddr,
+    pub helo: Option<String>,
+    pub esmtp: bool,
+}
+
+/// The envelope of the transaction under way.
+#[derive(Debug, Clone, Default)]
+pub struct Envelope {
+    pub mail_from: String,
+    pub params: MailParams,
+    pub rcpts: Vec<String>,
+}
+
+/// Results that checks leave for later checks (and for the log).
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// The client is on an allow list: checks that only judge reputation skip it.
+    pub allowlisted: bool,
+}
+
+/// Everything a check may look at. Fields not yet known at a stage are `None`.
+pub struct CheckContext<'a> {
+    pub stage: Stage,
+    pub client: &'a ClientInfo,
+    pub envelope: Option<&'a Envelope>,
+    /// The recipient being judged, at the RCPT stage.
+    pub rcpt: Option<&'a str>,
+    /// The message as received (canonical CRLF, unstuffed), at the DATA stage.
+    pub message: Option<&'a [u8]>,
+    pub facts: &'a mut Facts,
+}
+
+impl<'a> CheckContext<'a> {
+    pub fn new(stage: Stage, client: &'a ClientInfo, facts: &'a mut Facts) -> Self {
+        CheckContext {
+            stage,
+            client,
+            envelope: None,
+            rcpt: None,
+            message: None,
+            facts,
+        }
+    }
+
+    pub fn envelope(mut self, envelope: &'a Envelope) -> Self {
+        self.envelope = Some(envelope);
+        self
+    }
+
+    pub fn rcpt(mut self, rcpt: &'a str) -> Self {
+        self.rcpt = Some(rcpt);
+        self
+    }
+
+    pub fn message(mut self, message: &'a [u8]) -> Self {
+        self.message = Some(message);
+        self
+    }
+}
+
+/// One effect of a check. A check that returns no outcome lets the session continue.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Reject { reply: Reply, reason: String },
+    Tempfail { reply: Reply, reason: String },
+    AddHeader { name: String, value: String },
+    AddScore { score: f64, reason: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{check}: {message}")]
+pub struct CheckError {
+    pub check: &'static str,
+    pub message: String,
+}
+
+#[async_trait]
+pub trait Check: Send + Sync {
+    /// A short stable name, used in logs, metrics and `spamgate test`.
+    fn name(&self) -> &'static str;
+    fn stages(&self) -> &'static [Stage];
+    async fn check(&self, ctx: &mut CheckContext<'_>) -> Result<Vec<Outcome>, CheckError>;
+}
+
+/// Why a verdict came out as it did: one line per contributing finding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reason {
+    pub check: &'static str,
+    pub text: String,
+    pub score: f64,
+}
+
+/// A refusal decided by a check: which one, and what the client is told.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub check: &'static str,
+    pub reply: Reply,
+}
+
+impl Refusal {
+    pub fn is_temporary(&self) -> bool {
+        self.reply.is_transient()
+    }
+
+    /// The verdict word for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self.is_temporary() {
+            true => "tempfail",
+            false => "reject",
+        }
+    }
+}
+
+/// The final word on a message at the end of DATA.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Accept,
+    /// Accept, with the spam headers added for the upstream to file on.
+    Tag,
+    Refuse(Refusal),
+}
+
+impl Verdict {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Accept => "accept",
+            Verdict::Tag => "tag",
+            Verdict::Refuse(r) => r.label(),
+        }
+    }
+}
+
+/// The running sum of what the checks found for a connection or transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Judgement {
+    pub score: f64,
+    pub reasons: Vec<Reason>,
+    pub headers: Vec<(String, String)>,
+    pub refusal: Option<Refusal>,
+}
+
+impl Judgement {
+    fn apply(&mut self, check: &'static str, outcome: Outcome) {
+        match outcome {
+            Outcome::Reject { reply, reason } | Outcome::Tempfail { reply, reason } => {
+                self.refuse(check, reply, reason)
+            }
+            Outcome::AddHeader { name, value } => self.headers.push((name, value)),
+            Outcome::AddScore { score, reason } => {
+                self.score += score;
+                self.reasons.push(Reason {
+                    check,
+                    text: reason,
+                    score,
+                });
+            }
+        }
+    }
+
+    fn refuse(&mut self, check: &'static str, reply: Reply, text: String) {
+        self.reasons.push(Reason {
+            check,
+            text,
+            score: 0.0,
+        });
+        self.refusal.get_or_insert(Refusal { check, reply });
+    }
+
+    /// Adds what a later stage found; the first refusal stands.
+    pub fn merge(&mut self, later: Judgement) {
+        if self.refusal.is_none() {
+            self.refusal = later.refusal;
+        }
+        self.score += later.score;
+        self.reasons.extend(later.reasons);
+        self.headers.extend(later.headers);
+    }
+
+    /// Applies the score thresholds once all checks of a message have run.
+    pub fn verdict(&self, scoring: &Scoring, reference: &str) -> Verdict {
+        if let Some(refusal) = &self.refusal {
+            return Verdict::Refuse(refusal.clone());
+        }
+        if self.score >= scoring.reject_score {
+            let reply = canned::spam_rejected(reference);
+            return Verdict::Refuse(Refusal {
+                check: "score",
+                reply,
+            });
+        }
+        match self.score >= scoring.tag_score {
+            true => Verdict::Tag,
+            false => Verdict::Accept,
+        }
+    }
+
+    /// The reasons as one log-friendly string.
+    pub fn reasons_text(&self) -> String {
+        let parts: Vec<String> = self
+            .reasons
+            .iter()
+            .map(|r| format!("{}: {}", r.check, r.text))
+            .collect();
+        parts.join("; ")
+    }
+}
+
+/// The ordered list of checks. Order matters: authentication runs before
+/// the rules that read its results.
+#[derive(Clone, Default)]
+pub struct Pipeline {
+    checks: Vec<Arc<dyn Check>>,
+}
+
+impl Pipeline {
+    pub fn new(checks: Vec<Arc<dyn Check>>) -> Self {
+        Pipeline { checks }
+    }
+
+    /// The checks the configuration turns on.
+    pub fn from_config(config: &Config) -> Self {
+        let mut checks: Vec<Arc<dyn Check>> = Vec::new();
+        let lists = &config.checks.ip_lists;
+        if !lists.allow.is_empty() || !lists.deny.is_empty() {
+            checks.push(Arc::new(IpLists::new(lists)));
+        }
+        Pipeline::new(checks)
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.checks.iter().map(|c| c.name()).collect()
+    }
+
+    /// Runs every check of `ctx.stage` in order, stopping at the first refusal.
+    pub async fn judge(&self, mut ctx: CheckContext<'_>) -> Judgement {
+        let mut judgement = Judgement::default();
+        self.run(&mut ctx, &mut judgement).await;
+        judgement
+    }
+
+    async fn run(&self, ctx: &mut CheckContext<'_>, judgement: &mut Judgement) {
+        let stage = ctx.stage;
+        for check in self.checks.iter().filter(|c| c.stages().contains(&stage)) {
+            match check.check(ctx).await {
+                Ok(outcomes) => outcomes
+                    .into_iter()
+                    .for_each(|o| judgement.apply(check.name(), o)),
+                Err(error) => {
+                    tracing::warn!(check = check.name(), %error, "check failed; tempfailing");
+                    judgement.refuse(
+                        check.name(),
+                        canned::check_failed(check.name()),
+                        error.message,
+                    );
+                }
+            }
+            if judgement.refusal.is_some() {
+                return;
+            }
+        }
+    }
+}

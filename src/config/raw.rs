@@ -1,0 +1,104 @@
+//! The configuration file as written: every value that needs checking keeps
+//! its location so that validation can point at the line.
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+pub type S<T> = Spanned<T>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub hostname: Option<S<String>>,
+    pub listen: Option<S<Vec<S<String>>>>,
+    pub upstream: RawUpstream,
+    pub metrics: RawMetrics,
+    pub dns: RawDns,
+    pub limits: RawLimits,
+    pub timeouts: RawTimeouts,
+    pub smtp: RawSmtp,
+    pub log: RawLog,
+    pub scoring: RawScoring,
+    pub checks: RawChecks,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawUpstream {
+    pub address: Option<S<String>>,
+    pub xclient: Option<bool>,
+    pub helo_name: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawMetrics {
+    pub listen: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDns {
+    pub nameservers: Vec<S<String>>,
+    pub timeout: Option<S<String>>,
+    pub attempts: Option<S<u64>>,
+    pub cache_size: Option<S<u64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLimits {
+    pub max_message_size: Option<S<u64>>,
+    pub max_recipients: Option<S<u64>>,
+    pub max_connections: Option<S<u64>>,
+    pub max_connections_per_ip: Option<S<u64>>,
+    pub max_command_line: Option<S<u64>>,
+    pub max_text_line: Option<S<u64>>,
+    pub max_bad_commands: Option<S<u64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTimeouts {
+    pub idle: Option<S<String>>,
+    pub data: Option<S<String>>,
+    pub session: Option<S<String>>,
+    pub upstream_connect: Option<S<String>>,
+    pub upstream_command: Option<S<String>>,
+    pub upstream_data: Option<S<String>>,
+    pub shutdown_drain: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSmtp {
+    pub bare_newline: Option<S<String>>,
+    pub banner: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLog {
+    pub format: Option<S<String>>,
+    pub level: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawScoring {
+    pub tag_score: Option<S<f64>>,
+    pub reject_score: Option<S<f64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawChecks {
+    pub ip_lists: RawIpLists,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawIpLists {
+    pub allow: Vec<S<String>>,
+    pub deny: Vec<S<String>>,
+}

@@ -1,0 +1,29 @@
+//! spamgate: an anti-spam SMTP filtering proxy that stands in front of an
+//! existing MTA, judges each session during the SMTP dialogue, and relays
+//! clean mail to the upstream in lockstep.
+//!
+//! # Layout
+//!
+//! - [`config`]: the YAML configuration, parsed whole, every error reported.
+//! - [`server`]: listeners, connection limits, graceful shutdown; [`run`].
+//! - [`smtp`]: the wire: [`smtp::codec`] (bounded lines, DATA framing,
+//!   dot-stuffing), [`smtp::command`] (parser), [`smtp::reply`] (every reply
+//!   we send), [`smtp::session`] (the state machine, one file per stage).
+//! - [`checks`]: the [`checks::Check`] trait, the [`checks::Pipeline`] that
+//!   runs checks per stage, and the checks themselves, one file each.
+//! - [`upstream`]: the lockstep client to the upstream MTA, with XCLIENT.
+//! - [`metrics`]: Prometheus metrics and the `/metrics` endpoint.
+//! - [`logging`]: text or JSON logs.
+//!
+//! Data flows one way: connection → session → checks → verdict → upstream.
+
+pub mod checks;
+pub mod config;
+pub mod logging;
+pub mod metrics;
+pub mod server;
+pub mod smtp;
+pub mod upstream;
+
+pub use config::Config;
+pub use server::{run, Listeners};

@@ -1,0 +1,240 @@
+//! Prometheus metrics and the `/metrics` endpoint.
+//!
+//! Label values come from closed sets only (verdicts, stages, check names,
+//! error kinds): never addresses or IPs, so cardinality stays bounded.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerdictLabel {
+    pub verdict: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectionLabels {
+    pub stage: &'static str,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CommandLabel {
+    pub command: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabel {
+    pub version: &'static str,
+}
+
+/// Every metric spamgate exports. Cheap to clone (all handles are shared).
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    pub sessions: Counter,
+    pub active_sessions: Gauge,
+    pub messages: Family<VerdictLabel, Counter>,
+    pub transactions: Family<VerdictLabel, Counter>,
+    pub rejections: Family<RejectionLabels, Counter>,
+    pub upstream_errors: Family<KindLabel, Counter>,
+    pub upstream_latency: Family<CommandLabel, Histogram>,
+    pub message_size: Histogram,
+    pub session_duration: Histogram,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            registry: Arc::new(Registry::default()),
+            sessions: Counter::default(),
+            active_sessions: Gauge::default(),
+            messages: Family::default(),
+            transactions: Family::default(),
+            rejections: Family::default(),
+            upstream_errors: Family::default(),
+            upstream_latency: Family::new_with_constructor(latency_histogram),
+            message_size: Histogram::new(exponential_buckets(1024.0, 4.0, 10)),
+            session_duration: Histogram::new(exponential_buckets(0.01, 4.0, 10)),
+        };
+        m.register(&mut registry);
+        Metrics {
+            registry: Arc::new(registry),
+            ..m
+        }
+    }
+
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "spamgate_sessions",
+            "SMTP sessions accepted",
+            self.sessions.clone(),
+        );
+        r.register(
+            "spamgate_active_sessions",
+            "SMTP sessions open now",
+            self.active_sessions.clone(),
+        );
+        r.register(
+            "spamgate_messages",
+            "Messages received, by verdict",
+            self.messages.clone(),
+        );
+        r.register(
+            "spamgate_transactions",
+            "Transactions ended, by verdict",
+            self.transactions.clone(),
+        );
+        r.register(
+            "spamgate_rejections",
+            "Refusals, by stage and reason",
+            self.rejections.clone(),
+        );
+        r.register(
+            "spamgate_upstream_errors",
+            "Upstream failures, by kind",
+            self.upstream_errors.clone(),
+        );
+        r.register(
+            "spamgate_upstream_latency_seconds",
+            "Upstream reply latency, by command",
+            self.upstream_latency.clone(),
+        );
+        r.register(
+            "spamgate_message_size_bytes",
+            "Size of received messages",
+            self.message_size.clone(),
+        );
+        r.register(
+            "spamgate_session_duration_seconds",
+            "Length of SMTP sessions",
+            self.session_duration.clone(),
+        );
+        let build = Family::<VersionLabel, Gauge>::default();
+        build
+            .get_or_create(&VersionLabel {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        r.register("spamgate_build_info", "Build information", build);
+    }
+
+    pub fn message(&self, verdict: &'static str) {
+        self.messages.get_or_create(&VerdictLabel { verdict }).inc();
+    }
+
+    pub fn transaction(&self, verdict: &'static str) {
+        self.transactions
+            .get_or_create(&VerdictLabel { verdict })
+            .inc();
+    }
+
+    pub fn rejection(&self, stage: &'static str, reason: &'static str) {
+        self.rejections
+            .get_or_create(&RejectionLabels { stage, reason })
+            .inc();
+    }
+
+    pub fn upstream_error(&self, kind: &'static str) {
+        self.upstream_errors
+            .get_or_create(&KindLabel { kind })
+            .inc();
+    }
+
+    pub fn upstream_latency(&self, command: &'static str, elapsed: Duration) {
+        let labels = CommandLabel { command };
+        self.upstream_latency
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The exposition in OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+const MAX_REQUEST: usize = 8192;
+
+/// Serves `GET /metrics` until `shutdown`. Deliberately tiny: one request per
+/// connection, bounded read, no keep-alive.
+pub async fn serve(listener: TcpListener, metrics: Metrics, shutdown: CancellationToken) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "metrics listening");
+    }
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.cancelled() => return,
+        };
+        if let Ok((stream, peer)) = accepted {
+            let metrics = metrics.clone();
+            tokio::spawn(async move { answer(stream, peer, &metrics).await });
+        }
+    }
+}
+
+async fn answer(mut stream: TcpStream, peer: SocketAddr, metrics: &Metrics) {
+    let request = tokio::time::timeout(Duration::from_secs(10), read_request(&mut stream)).await;
+    let Ok(Some(request)) = request else {
+        tracing::debug!(%peer, "metrics request unreadable");
+        return;
+    };
+    let response =
+        match request.starts_with("GET /metrics ") || request.starts_with("GET /metrics?") {
+            true => http_response(
+                "200 OK",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                &metrics.encode(),
+            ),
+            false => http_response("404 Not Found", "text/plain", "try /metrics\n"),
+        };
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn read_request(stream: &mut TcpStream) -> Option<String> {
+    let mut buf = Vec::with_capacity(1024);
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        if buf.len() >= MAX_REQUEST || stream.read_buf(&mut buf).await.ok()? == 0 {
+            return None;
+        }
+    }
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+fn http_response(status: &str, content_type: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}

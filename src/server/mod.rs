@@ -1,0 +1,166 @@
+//! Accepting connections: limits, one task per session, graceful shutdown.
+
+mod limiter;
+mod shared;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::task::TaskTracker;
+
+use crate::checks::Pipeline;
+use crate::config::Config;
+use crate::metrics::{self, Metrics};
+use crate::smtp::reply::{canned, Reply};
+use crate::smtp::session::Session;
+pub use limiter::{ConnectionLimiter, Permit, Refused};
+pub use shared::{Shared, Shutdown};
+
+/// How long sessions still running after the drain get to say 421.
+const ABORT_GRACE: Duration = Duration::from_secs(5);
+
+/// The sockets the server serves, bound by the caller (tests bind port 0).
+pub struct Listeners {
+    pub smtp: Vec<TcpListener>,
+    pub metrics: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds every address the configuration names.
+    pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
+        let mut smtp = Vec::new();
+        for addr in &config.listen {
+            smtp.push(bind(*addr).await?);
+        }
+        let metrics = match config.metrics.listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        Ok(Listeners { smtp, metrics })
+    }
+}
+
+async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}
+
+/// Runs the proxy until `shutdown` completes, then drains: sessions in the
+/// middle of a transaction get `timeouts.shutdown_drain` to finish, all
+/// others are told `421 4.3.2` at once.
+pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Output = ()>) {
+    let pipeline = Pipeline::from_config(&config);
+    let shared = Arc::new(Shared::new(config, pipeline, Metrics::new()));
+    run_shared(listeners, shared, shutdown).await
+}
+
+/// Like [`run`], with state built by the caller (tests inject checks).
+pub async fn run_shared(
+    listeners: Listeners,
+    shared: Arc<Shared>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let c = &shared.config;
+    let limiter = Arc::new(ConnectionLimiter::new(
+        c.limits.max_connections,
+        c.limits.max_connections_per_ip,
+    ));
+    let sessions = TaskTracker::new();
+    if let Some(listener) = listeners.metrics {
+        tokio::spawn(metrics::serve(
+            listener,
+            shared.metrics.clone(),
+            shared.shutdown.stop.clone(),
+        ));
+    }
+    for listener in listeners.smtp {
+        let accept = accept_loop(listener, shared.clone(), limiter.clone(), sessions.clone());
+        sessions.spawn(accept);
+    }
+    shutdown.await;
+    drain(&shared, &sessions).await;
+}
+
+async fn drain(shared: &Shared, sessions: &TaskTracker) {
+    tracing::info!("shutting down: draining sessions");
+    shared.shutdown.stop.cancel();
+    sessions.close();
+    let drain = shared.config.timeouts.shutdown_drain;
+    if tokio::time::timeout(drain, sessions.wait()).await.is_err() {
+        tracing::warn!(
+            remaining = sessions.len(),
+            "drain time over: closing sessions"
+        );
+        shared.shutdown.abort.cancel();
+        let _ = tokio::time::timeout(ABORT_GRACE, sessions.wait()).await;
+    }
+    tracing::info!("shutdown complete");
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    limiter: Arc<ConnectionLimiter>,
+    sessions: TaskTracker,
+) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "smtp listening");
+    }
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shared.shutdown.stop.cancelled() => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => admit(stream, peer, &shared, &limiter, &sessions),
+            Err(error) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+fn admit(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    limiter: &ConnectionLimiter,
+    sessions: &TaskTracker,
+) {
+    let _ = stream.set_nodelay(true);
+    match limiter.acquire(peer.ip()) {
+        Ok(permit) => {
+            let session = Session::new(stream, peer, shared.clone());
+            sessions.spawn(async move {
+                session.run().await;
+                drop(permit);
+            });
+        }
+        Err(refused) => {
+            shared.metrics.rejection("connect", refused.reason());
+            tracing::info!(client = %peer.ip(), reason = refused.reason(), "connection refused");
+            let reply = match refused {
+                Refused::Total => canned::too_many_connections(),
+                Refused::PerIp => canned::too_many_connections_from_ip(),
+            };
+            tokio::spawn(refuse(stream, reply));
+        }
+    }
+}
+
+async fn refuse(mut stream: TcpStream, reply: Reply) {
+    let mut out = Vec::new();
+    reply.write_to(&mut out);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = stream.write_all(&out).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}

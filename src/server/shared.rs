@@ -1,0 +1,67 @@
+//! Process-wide state that every session reads.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::checks::Pipeline;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::upstream::SharedCapabilities;
+
+/// The two moments of a graceful shutdown.
+#[derive(Clone, Default)]
+pub struct Shutdown {
+    /// Stop accepting; idle sessions say 421 and close.
+    pub stop: CancellationToken,
+    /// The drain time is over: every session says 421 and closes now.
+    pub abort: CancellationToken,
+}
+
+pub struct Shared {
+    pub config: Config,
+    pub pipeline: Pipeline,
+    pub metrics: Metrics,
+    pub upstream_caps: SharedCapabilities,
+    pub shutdown: Shutdown,
+    /// Tells this process's transaction ids apart from another's (or an
+    /// earlier run's) in shared logs: the start time in seconds, base 36.
+    pub instance: String,
+    next_session: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(config: Config, pipeline: Pipeline, metrics: Metrics) -> Self {
+        Shared {
+            config,
+            pipeline,
+            metrics,
+            upstream_caps: SharedCapabilities::default(),
+            shutdown: Shutdown::default(),
+            instance: base36(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            ),
+            next_session: AtomicU64::new(1),
+        }
+    }
+
+    pub fn next_session_id(&self) -> u64 {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+fn base36(mut n: u64) -> String {
+    let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(digits[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).expect("ascii digits")
+}

@@ -1,0 +1,270 @@
+//! Bytes on the wire: bounded line reads, the DATA framer and buffered
+//! replies. Nothing here ever grows a buffer past the configured limits.
+
+use bytes::BytesMut;
+use memchr::memchr;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::reply::Reply;
+
+const READ_CHUNK: usize = 16 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("peer closed the connection")]
+    Closed,
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// One line as read, without its terminator.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// `canonical` is false when the line ended in a bare LF or held a bare CR.
+    Text { bytes: BytesMut, canonical: bool },
+    /// Longer than the limit; its bytes were read and dropped.
+    TooLong,
+}
+
+/// What may be wrong with a message, in the order the reply is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DataFlaw {
+    TooBig,
+    LineTooLong,
+    BareNewline,
+    Nul,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct DataLimits {
+    pub max_size: usize,
+    pub max_line: usize,
+    /// Split at bare CR/LF instead of flagging them.
+    pub normalize: bool,
+}
+
+/// A received message: canonical CRLF lines, dot-unstuffed.
+#[derive(Debug, Default)]
+pub struct DataBody {
+    pub bytes: Vec<u8>,
+    /// Octets the client sent, even past the size limit.
+    pub received: usize,
+    pub flaw: Option<DataFlaw>,
+}
+
+impl DataBody {
+    fn flag(&mut self, flaw: DataFlaw) {
+        self.flaw = Some(self.flaw.map_or(flaw, |old| old.min(flaw)));
+    }
+}
+
+/// A buffered SMTP connection: one read buffer, one write buffer.
+pub struct SmtpStream<S> {
+    io: S,
+    rbuf: BytesMut,
+    wbuf: Vec<u8>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> SmtpStream<S> {
+    pub fn new(io: S) -> Self {
+        SmtpStream {
+            io,
+            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            wbuf: Vec::with_capacity(512),
+        }
+    }
+
+    /// True when the client has sent bytes we have not consumed yet.
+    pub fn has_buffered_input(&self) -> bool {
+        !self.rbuf.is_empty()
+    }
+
+    /// True when a whole line is already buffered (no read needed).
+    pub fn has_buffered_line(&self) -> bool {
+        memchr(b'\n', &self.rbuf).is_some()
+    }
+
+    pub fn into_inner(self) -> S {
+        self.io
+    }
+
+    async fn fill(&mut self) -> Result<(), ReadError> {
+        self.rbuf.reserve(READ_CHUNK);
+        match self.io.read_buf(&mut self.rbuf).await? {
+            0 => Err(ReadError::Closed),
+            _ => Ok(()),
+        }
+    }
+
+    /// Reads a line of at most `max` octets including CRLF.
+    pub async fn read_line(&mut self, max: usize) -> Result<Line, ReadError> {
+        let mut overlong = false;
+        loop {
+            if let Some(pos) = memchr(b'\n', &self.rbuf) {
+                let raw = self.rbuf.split_to(pos + 1);
+                return Ok(match overlong || raw.len() > max {
+                    true => Line::TooLong,
+                    false => split_terminator(raw),
+                });
+            }
+            if self.rbuf.len() >= max {
+                overlong = true;
+                self.rbuf.clear();
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Reads message content up to the lone `.` line, enforcing `limits`
+    /// while never holding more than `max_size` plus one line in memory.
+    pub async fn read_data(&mut self, limits: DataLimits) -> Result<DataBody, ReadError> {
+        let mut framer = Framer::new(limits);
+        loop {
+            while let Some(pos) = memchr(b'\n', &self.rbuf) {
+                let raw = self.rbuf.split_to(pos + 1);
+                if framer.line(&raw) {
+                    return Ok(framer.body);
+                }
+            }
+            if self.rbuf.len() >= limits.max_line {
+                framer.overlong_chunk(&self.rbuf);
+                let keep_cr = self.rbuf.last() == Some(&b'\r');
+                self.rbuf.clear();
+                if keep_cr {
+                    self.rbuf.extend_from_slice(b"\r");
+                }
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Drops whatever the client sent ahead of time (after an error that
+    /// desynchronised the dialogue).
+    pub fn discard_input(&mut self) {
+        self.rbuf.clear();
+    }
+
+    pub fn queue(&mut self, reply: &Reply) {
+        reply.write_to(&mut self.wbuf);
+    }
+
+    pub fn queue_raw(&mut self, bytes: &[u8]) {
+        self.wbuf.extend_from_slice(bytes);
+    }
+
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.wbuf.is_empty() {
+            self.io.write_all(&self.wbuf).await?;
+            self.wbuf.clear();
+        }
+        self.io.flush().await
+    }
+
+    pub async fn send(&mut self, reply: &Reply) -> std::io::Result<()> {
+        self.queue(reply);
+        self.flush().await
+    }
+
+    pub async fn shutdown(&mut self) {
+        let _ = self.flush().await;
+        let _ = self.io.shutdown().await;
+    }
+}
+
+fn split_terminator(mut raw: BytesMut) -> Line {
+    let crlf = raw.ends_with(b"\r\n");
+    raw.truncate(raw.len() - if crlf { 2 } else { 1 });
+    let canonical = crlf && memchr(b'\r', &raw).is_none();
+    Line::Text {
+        bytes: raw,
+        canonical,
+    }
+}
+
+/// The DATA state machine, one physical (LF-terminated) line at a time.
+struct Framer {
+    limits: DataLimits,
+    body: DataBody,
+    /// The previous line ended in a proper CRLF, so `.` CRLF may end data.
+    after_crlf: bool,
+    /// Inside a line longer than the limit, part of which was dropped.
+    in_overlong: bool,
+}
+
+impl Framer {
+    fn new(limits: DataLimits) -> Self {
+        Framer {
+            limits,
+            body: DataBody::default(),
+            after_crlf: true,
+            in_overlong: false,
+        }
+    }
+
+    /// Takes a line including its LF; returns true at end of data.
+    fn line(&mut self, raw: &[u8]) -> bool {
+        let crlf = raw.ends_with(b"\r\n");
+        let content = &raw[..raw.len() - if crlf { 2 } else { 1 }];
+        if self.after_crlf && crlf && content == b"." && !self.in_overlong {
+            return true;
+        }
+        self.body.received += raw.len();
+        if std::mem::take(&mut self.in_overlong) || raw.len() > self.limits.max_line {
+            self.body.flag(DataFlaw::LineTooLong);
+        }
+        if memchr(0, content).is_some() {
+            self.body.flag(DataFlaw::Nul);
+        }
+        let canonical = crlf && memchr(b'\r', content).is_none();
+        if !canonical && !self.limits.normalize {
+            self.body.flag(DataFlaw::BareNewline);
+        }
+        self.after_crlf = crlf;
+        self.store(content);
+        false
+    }
+
+    fn overlong_chunk(&mut self, chunk: &[u8]) {
+        self.in_overlong = true;
+        self.body.received += chunk.len();
+        self.body.flag(DataFlaw::LineTooLong);
+    }
+
+    /// Keeps the line, unstuffed, each bare-CR segment as its own CRLF line.
+    fn store(&mut self, content: &[u8]) {
+        if self.body.flaw.is_some() {
+            self.body.bytes = Vec::new();
+            return;
+        }
+        let unstuffed = content.strip_prefix(b".").unwrap_or(content);
+        if self.body.bytes.len() + unstuffed.len() + 2 > self.limits.max_size {
+            self.body.flag(DataFlaw::TooBig);
+            self.body.bytes = Vec::new();
+            return;
+        }
+        for segment in unstuffed.split(|&b| b == b'\r') {
+            self.body.bytes.extend_from_slice(segment);
+            self.body.bytes.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+/// Writes `body` dot-stuffed and terminated, ready for the DATA phase.
+pub fn dot_stuff_into(out: &mut Vec<u8>, body: &[u8]) {
+    let mut rest = body;
+    while !rest.is_empty() {
+        let end = memchr(b'\n', rest).map_or(rest.len(), |p| p + 1);
+        if rest[0] == b'.' {
+            out.push(b'.');
+        }
+        out.extend_from_slice(&rest[..end]);
+        rest = &rest[end..];
+    }
+    if !body.is_empty() && !body.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+}
+
+#[cfg(test)]
+mod tests;

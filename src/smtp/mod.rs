@@ -1,0 +1,6 @@
+//! The SMTP server side: wire codec, command parser, replies and the session.
+
+pub mod codec;
+pub mod command;
+pub mod reply;
+pub mod session;

@@ -1,0 +1,368 @@
+//! SMTP replies. Every reply spamgate sends is built here, so that codes,
+//! enhanced status codes (RFC 3463) and wording stay consistent.
+
+use std::fmt;
+
+/// An enhanced status code such as `5.7.1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status(pub u8, pub u16, pub u16);
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.0, self.1, self.2)
+    }
+}
+
+impl Status {
+    /// Reads `X.Y.Z` at the start of a reply text.
+    pub fn parse_prefix(text: &str) -> Option<(Status, &str)> {
+        let (word, rest) = text.split_once(' ').unwrap_or((text, ""));
+        let mut parts = word.split('.');
+        let class: u8 = parts.next()?.parse().ok()?;
+        let subject: u16 = parts.next()?.parse().ok()?;
+        let detail: u16 = parts.next()?.parse().ok()?;
+        let valid =
+            matches!(class, 2 | 4 | 5) && parts.next().is_none() && subject < 1000 && detail < 1000;
+        valid.then_some((Status(class, subject, detail), rest))
+    }
+}
+
+/// One SMTP reply: a code, an optional enhanced status and one or more lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    pub status: Option<Status>,
+    pub lines: Vec<String>,
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.code)?;
+        if let Some(status) = self.status {
+            write!(f, " {status}")?;
+        }
+        write!(f, " {}", self.lines.join(" / "))
+    }
+}
+
+impl Reply {
+    pub fn new(code: u16, status: Status, text: impl Into<String>) -> Reply {
+        Reply {
+            code,
+            status: Some(status),
+            lines: vec![text.into()],
+        }
+    }
+
+    /// A reply without enhanced code: the greeting, EHLO and 354 (RFC 2034).
+    pub fn plain(code: u16, lines: Vec<String>) -> Reply {
+        Reply {
+            code,
+            status: None,
+            lines,
+        }
+    }
+
+    pub fn is_positive(&self) -> bool {
+        (200..400).contains(&self.code)
+    }
+
+    pub fn is_transient(&self) -> bool {
+        (400..500).contains(&self.code)
+    }
+
+    pub fn is_permanent(&self) -> bool {
+        self.code >= 500
+    }
+
+    /// Appends the reply in wire form; the status repeats on every line.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        let last = self.lines.len().saturating_sub(1);
+        for (i, line) in self.lines.iter().enumerate() {
+            let sep = if i == last { ' ' } else { '-' };
+            out.extend_from_slice(format!("{}{sep}", self.code).as_bytes());
+            if let Some(status) = self.status {
+                out.extend_from_slice(format!("{status} ").as_bytes());
+            }
+            out.extend_from_slice(line.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        if self.lines.is_empty() {
+            out.extend_from_slice(format!("{}\r\n", self.code).as_bytes());
+        }
+    }
+
+    /// Takes a reply from another server and makes sure it carries an
+    /// enhanced code, so that ours are uniform whatever the upstream does.
+    pub fn relayed(code: u16, lines: Vec<String>) -> Reply {
+        let mut status = None;
+        let lines: Vec<String> = lines
+            .into_iter()
+            .map(|line| match Status::parse_prefix(&line) {
+                Some((s, rest)) => {
+                    status.get_or_insert(s);
+                    rest.to_string()
+                }
+                None => line,
+            })
+            .collect();
+        let class = (code / 100) as u8;
+        let status = status
+            .filter(|s| s.0 == class)
+            .or_else(|| default_status(code));
+        Reply {
+            code,
+            status,
+            lines,
+        }
+    }
+}
+
+fn default_status(code: u16) -> Option<Status> {
+    match code / 100 {
+        2 => Some(Status(2, 0, 0)),
+        4 => Some(Status(4, 0, 0)),
+        5 => Some(Status(5, 0, 0)),
+        _ => None,
+    }
+}
+
+/// The replies spamgate itself gives.
+pub mod canned {
+    use super::{Reply, Status};
+
+    pub fn greeting(banner: &str) -> Reply {
+        Reply::plain(220, vec![banner.to_string()])
+    }
+    pub fn ok() -> Reply {
+        Reply::new(250, Status(2, 0, 0), "OK")
+    }
+    pub fn helo(hostname: &str, client: &str) -> Reply {
+        Reply::new(250, Status(2, 0, 0), format!("{hostname} greets {client}"))
+    }
+    pub fn ehlo(hostname: &str, extensions: Vec<String>) -> Reply {
+        let mut lines = vec![hostname.to_string()];
+        lines.extend(extensions);
+        Reply::plain(250, lines)
+    }
+    pub fn bye(hostname: &str) -> Reply {
+        Reply::new(
+            221,
+            Status(2, 0, 0),
+            format!("{hostname} closing connection"),
+        )
+    }
+    pub fn vrfy() -> Reply {
+        Reply::new(
+            252,
+            Status(2, 5, 2),
+            "Cannot VRFY user, but will accept message and attempt delivery",
+        )
+    }
+    pub fn help() -> Reply {
+        Reply::new(
+            214,
+            Status(2, 0, 0),
+            "See RFC 5321; commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP",
+        )
+    }
+    pub fn start_data() -> Reply {
+        Reply::plain(354, vec!["End data with <CR><LF>.<CR><LF>".to_string()])
+    }
+    pub fn not_implemented() -> Reply {
+        Reply::new(502, Status(5, 5, 1), "Command not implemented")
+    }
+    pub fn unknown_command() -> Reply {
+        Reply::new(500, Status(5, 5, 1), "Command unrecognized")
+    }
+    pub fn syntax_error(why: &str) -> Reply {
+        Reply::new(501, Status(5, 5, 4), format!("Syntax error: {why}"))
+    }
+    pub fn line_too_long() -> Reply {
+        Reply::new(500, Status(5, 5, 2), "Line too long")
+    }
+    pub fn bare_newline_command() -> Reply {
+        Reply::new(
+            500,
+            Status(5, 5, 2),
+            "Bare CR or LF in command; lines must end with CRLF",
+        )
+    }
+    pub fn bad_sequence(why: &str) -> Reply {
+        Reply::new(
+            503,
+            Status(5, 5, 1),
+            format!("Bad sequence of commands: {why}"),
+        )
+    }
+    pub fn improper_pipelining() -> Reply {
+        Reply::new(
+            554,
+            Status(5, 5, 0),
+            "Improper command pipelining; closing connection",
+        )
+    }
+    pub fn param_not_supported(param: &str) -> Reply {
+        Reply::new(
+            555,
+            Status(5, 5, 4),
+            format!("Parameter {param} not supported"),
+        )
+    }
+    pub fn smtputf8_unavailable() -> Reply {
+        Reply::new(
+            553,
+            Status(5, 6, 7),
+            "Non-ASCII addresses are not supported here",
+        )
+    }
+    pub fn message_too_big(max: usize) -> Reply {
+        Reply::new(
+            552,
+            Status(5, 3, 4),
+            format!("Message size exceeds the limit of {max} bytes"),
+        )
+    }
+    pub fn too_many_recipients() -> Reply {
+        Reply::new(452, Status(4, 5, 3), "Too many recipients")
+    }
+    pub fn no_valid_recipients() -> Reply {
+        Reply::new(554, Status(5, 5, 1), "No valid recipients")
+    }
+    pub fn bare_newline_data() -> Reply {
+        Reply::new(
+            550,
+            Status(5, 5, 2),
+            "Message refused: bare CR or LF; lines must end with CRLF",
+        )
+    }
+    pub fn nul_in_data() -> Reply {
+        Reply::new(550, Status(5, 5, 2), "Message refused: NUL byte in message")
+    }
+    pub fn data_line_too_long(max: usize) -> Reply {
+        Reply::new(
+            550,
+            Status(5, 5, 2),
+            format!("Message refused: line longer than {max} bytes"),
+        )
+    }
+    pub fn too_many_errors() -> Reply {
+        Reply::new(421, Status(4, 7, 0), "Too many errors; closing connection")
+    }
+    pub fn too_many_connections() -> Reply {
+        Reply::new(
+            421,
+            Status(4, 7, 0),
+            "Too many connections; try again later",
+        )
+    }
+    pub fn too_many_connections_from_ip() -> Reply {
+        Reply::new(
+            421,
+            Status(4, 7, 0),
+            "Too many connections from your address; try again later",
+        )
+    }
+    pub fn timeout() -> Reply {
+        Reply::new(
+            421,
+            Status(4, 4, 2),
+            "Timeout waiting for input; closing connection",
+        )
+    }
+    pub fn shutting_down(hostname: &str) -> Reply {
+        Reply::new(
+            421,
+            Status(4, 3, 2),
+            format!("{hostname} shutting down; try again later"),
+        )
+    }
+    pub fn upstream_unavailable() -> Reply {
+        Reply::new(
+            451,
+            Status(4, 4, 1),
+            "Upstream mail server unavailable; try again later",
+        )
+    }
+    pub fn upstream_failed() -> Reply {
+        Reply::new(
+            451,
+            Status(4, 4, 2),
+            "Upstream mail server failed; message not accepted, try again later",
+        )
+    }
+    pub fn client_denied() -> Reply {
+        Reply::new(554, Status(5, 7, 1), "Access denied for your address")
+    }
+    pub fn check_failed(check: &str) -> Reply {
+        Reply::new(
+            451,
+            Status(4, 3, 0),
+            format!("Temporary failure in the {check} check; try again later"),
+        )
+    }
+    pub fn spam_rejected(reference: &str) -> Reply {
+        Reply::new(
+            550,
+            Status(5, 7, 1),
+            format!("Message rejected as spam (ref {reference})"),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_forms() {
+        let cases: Vec<(Reply, &str)> = vec![
+            (canned::ok(), "250 2.0.0 OK\r\n"),
+            (canned::greeting("mx ESMTP"), "220 mx ESMTP\r\n"),
+            (
+                canned::ehlo("mx", vec!["PIPELINING".into(), "SIZE 10".into()]),
+                "250-mx\r\n250-PIPELINING\r\n250 SIZE 10\r\n",
+            ),
+            (
+                canned::start_data(),
+                "354 End data with <CR><LF>.<CR><LF>\r\n",
+            ),
+            (
+                Reply::relayed(
+                    550,
+                    vec!["5.1.1 no such user".into(), "5.1.1 really".into()],
+                ),
+                "550-5.1.1 no such user\r\n550 5.1.1 really\r\n",
+            ),
+            (
+                Reply::relayed(250, vec!["Ok: queued".into()]),
+                "250 2.0.0 Ok: queued\r\n",
+            ),
+            (
+                Reply::relayed(451, vec!["5.1.1 wrong class".into()]),
+                "451 4.0.0 wrong class\r\n",
+            ),
+        ];
+        for (reply, wire) in cases {
+            let mut out = Vec::new();
+            reply.write_to(&mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), wire);
+        }
+    }
+
+    #[test]
+    fn status_prefix_table() {
+        let cases: &[(&str, Option<(Status, &str)>)] = &[
+            ("2.1.0 Ok", Some((Status(2, 1, 0), "Ok"))),
+            ("5.7.1", Some((Status(5, 7, 1), ""))),
+            ("3.0.0 x", None),
+            ("2.1 Ok", None),
+            ("2.1.0.1 Ok", None),
+            ("Ok 2.1.0", None),
+            ("", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(Status::parse_prefix(text), *want, "{text:?}");
+        }
+    }
+}

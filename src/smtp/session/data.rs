@@ -1,0 +1,166 @@
+//! DATA: receive the whole message into a bounded buffer, run the content
+//! checks, and only then relay it; the client hears the upstream's answer.
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant as Deadline;
+
+use super::{Flow, ReadEnd, Session, State};
+use crate::checks::{CheckContext, Judgement, Refusal, Stage, Verdict};
+use crate::config::BareNewline;
+use crate::smtp::codec::{DataBody, DataFlaw, DataLimits};
+use crate::smtp::reply::{canned, Reply};
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    pub(super) async fn data(&mut self) -> Flow {
+        match &self.state {
+            State::Transaction(tx) if !tx.envelope.rcpts.is_empty() => {}
+            State::Transaction(_) => return self.error(canned::no_valid_recipients()),
+            _ => return self.error(canned::bad_sequence("need MAIL and RCPT before DATA")),
+        }
+        self.reply(canned::start_data());
+        if self.stream.flush().await.is_err() {
+            return Flow::Close;
+        }
+        let Some(body) = self.receive().await else {
+            return Flow::Close;
+        };
+        self.shared
+            .metrics
+            .message_size
+            .observe(body.received as f64);
+        let reply = match body.flaw {
+            Some(flaw) => {
+                self.refuse_message(flaw_refusal(flaw, &self.shared.config.limits))
+                    .await
+            }
+            None => self.judge_and_relay(body.bytes).await,
+        };
+        self.reply(reply)
+    }
+
+    /// Reads the message; `None` when the session must end (the reason,
+    /// if the client can still hear it, is already queued).
+    async fn receive(&mut self) -> Option<DataBody> {
+        let config = &self.shared.config;
+        let limits = DataLimits {
+            max_size: config.limits.max_message_size,
+            max_line: config.limits.max_text_line,
+            normalize: config.smtp.bare_newline == BareNewline::Normalize,
+        };
+        let deadline = self.deadline.min(Deadline::now() + config.timeouts.data);
+        let abort = &self.shared.shutdown.abort;
+        let read = tokio::select! {
+            biased;
+            _ = abort.cancelled() => None,
+            read = tokio::time::timeout_at(deadline, self.stream.read_data(limits)) => Some(read),
+        };
+        match read {
+            Some(Ok(Ok(body))) => Some(body),
+            Some(Ok(Err(_))) => None,
+            Some(Err(_)) => self.read_ended(ReadEnd::TimedOut),
+            None => self.read_ended(ReadEnd::Shutdown),
+        }
+    }
+
+    async fn judge_and_relay(&mut self, message: Vec<u8>) -> Reply {
+        let State::Transaction(tx) = &mut self.state else {
+            return canned::upstream_failed();
+        };
+        tx.size = message.len();
+        let ctx = CheckContext::new(Stage::Data, &self.client, &mut tx.facts)
+            .envelope(&tx.envelope)
+            .message(&message);
+        let judgement = self.shared.pipeline.judge(ctx).await;
+        tx.judgement.merge(judgement);
+        let verdict = tx.judgement.verdict(&self.shared.config.scoring, &tx.id);
+        let headers = match &verdict {
+            Verdict::Refuse(refusal) => return self.refuse_message(refusal.clone()).await,
+            Verdict::Tag => added_headers(&tx.judgement, true),
+            Verdict::Accept => added_headers(&tx.judgement, false),
+        };
+        let reply = self.relay_data(&headers, &message).await;
+        self.message_relayed(verdict.label(), &reply);
+        reply
+    }
+
+    /// Ends the transaction after the upstream's final reply.
+    fn message_relayed(&mut self, verdict: &'static str, reply: &Reply) {
+        let Some(mut tx) = self.close_transaction() else {
+            return; // the upstream failed and the transaction is already logged
+        };
+        let verdict = match (reply.is_positive(), reply.is_transient()) {
+            (true, _) => verdict,
+            (false, true) => "tempfail",
+            (false, false) => "reject",
+        };
+        if !reply.is_positive() {
+            self.shared.metrics.rejection("data", "upstream");
+        }
+        tx.upstream_reply = Some(reply.clone());
+        self.shared.metrics.message(verdict);
+        self.end_transaction(&tx, verdict, Some(reply));
+    }
+
+    /// Refuses the message ourselves and resets the upstream transaction.
+    async fn refuse_message(&mut self, refusal: Refusal) -> Reply {
+        let label = refusal.label();
+        self.shared.metrics.message(label);
+        self.shared.metrics.rejection("data", refusal.check);
+        if let Some(mut tx) = self.close_transaction() {
+            tx.judgement.refusal.get_or_insert(refusal.clone());
+            self.end_transaction(&tx, label, Some(&refusal.reply));
+        }
+        self.reset_upstream().await;
+        refusal.reply
+    }
+}
+
+fn flaw_refusal(flaw: DataFlaw, limits: &crate::config::Limits) -> Refusal {
+    let (check, reply) = match flaw {
+        DataFlaw::TooBig => (
+            "max_message_size",
+            canned::message_too_big(limits.max_message_size),
+        ),
+        DataFlaw::LineTooLong => (
+            "max_text_line",
+            canned::data_line_too_long(limits.max_text_line),
+        ),
+        DataFlaw::BareNewline => ("bare_newline", canned::bare_newline_data()),
+        DataFlaw::Nul => ("nul_byte", canned::nul_in_data()),
+    };
+    Refusal { check, reply }
+}
+
+/// Header lines the checks asked for, plus the spam verdict when tagging.
+/// Values are folded onto one line so no check can inject header lines.
+fn added_headers(judgement: &Judgement, tagged: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut push = |name: &str, value: &str| {
+        let value: String = value
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    };
+    for (name, value) in &judgement.headers {
+        push(name, value);
+    }
+    if tagged {
+        let tests: Vec<&str> = judgement
+            .reasons
+            .iter()
+            .filter(|r| r.score != 0.0)
+            .map(|r| r.check)
+            .collect();
+        push("X-Spam-Score", &format!("{:.1}", judgement.score));
+        push(
+            "X-Spam-Status",
+            &format!(
+                "Yes, score={:.1} tests={}",
+                judgement.score,
+                tests.join(",")
+            ),
+        );
+    }
+    out
+}

@@ -1,0 +1,117 @@
+//! The session's side of the lockstep relay: every upstream exchange goes
+//! through here, and every upstream failure becomes a 4xx and a clean state.
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{Session, State, Transaction};
+use crate::checks::Envelope;
+use crate::smtp::reply::{canned, Reply};
+use crate::upstream::{timed, ClientIdentity, Upstream, UpstreamError};
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    /// Relays MAIL, opening the upstream session first if there is none.
+    pub(super) async fn relay_mail(&mut self, envelope: &Envelope) -> Reply {
+        if self.upstream.is_none() {
+            match self.open_upstream().await {
+                Ok(upstream) => self.upstream = Some(upstream),
+                Err(error) => return self.upstream_lost(error, canned::upstream_unavailable()),
+            }
+        }
+        let upstream = self.upstream.as_mut().expect("opened above");
+        let result = timed(upstream.mail(&envelope.mail_from, &envelope.params)).await;
+        self.shared.metrics.upstream_latency("mail", result.elapsed);
+        result
+            .value
+            .unwrap_or_else(|error| self.upstream_lost(error, canned::upstream_failed()))
+    }
+
+    pub(super) async fn relay_rcpt(&mut self, to: &str) -> Reply {
+        let Some(upstream) = self.upstream.as_mut() else {
+            return canned::upstream_failed();
+        };
+        let result = timed(upstream.rcpt(to)).await;
+        self.shared.metrics.upstream_latency("rcpt", result.elapsed);
+        result
+            .value
+            .unwrap_or_else(|error| self.upstream_lost(error, canned::upstream_failed()))
+    }
+
+    /// Sends the message; the reply is the upstream's own final word, or a
+    /// 4xx if we cannot know it (never a 250 we did not receive).
+    pub(super) async fn relay_data(&mut self, headers: &[u8], body: &[u8]) -> Reply {
+        let Some(upstream) = self.upstream.as_mut() else {
+            return canned::upstream_failed();
+        };
+        let result = timed(upstream.data(headers, body)).await;
+        self.shared.metrics.upstream_latency("data", result.elapsed);
+        result
+            .value
+            .unwrap_or_else(|error| self.upstream_lost(error, canned::upstream_failed()))
+    }
+
+    async fn open_upstream(&self) -> Result<Upstream, UpstreamError> {
+        let config = &self.shared.config;
+        let identity = ClientIdentity {
+            addr: self.client.addr.ip(),
+            port: self.client.addr.port(),
+            name: None,
+            helo: self.client.helo.clone(),
+            esmtp: self.client.esmtp,
+        };
+        let result = timed(Upstream::connect(
+            &config.upstream,
+            &config.timeouts,
+            &identity,
+            &self.shared.upstream_caps,
+        ))
+        .await;
+        self.shared
+            .metrics
+            .upstream_latency("connect", result.elapsed);
+        result.value
+    }
+
+    /// Forgets the upstream after a failure; the transaction dies with it.
+    fn upstream_lost(&mut self, error: UpstreamError, reply: Reply) -> Reply {
+        self.shared.metrics.upstream_error(error.kind());
+        tracing::warn!(%error, reply = %reply, "upstream failure");
+        self.upstream = None;
+        if let State::Transaction(tx) = std::mem::replace(&mut self.state, State::Ready) {
+            self.end_transaction(&tx, "tempfail", Some(&reply));
+        }
+        reply
+    }
+
+    /// Ends the open transaction, if any, on both sides.
+    pub(super) async fn abort_transaction(&mut self, why: &str) {
+        let State::Transaction(tx) = std::mem::replace(&mut self.state, State::Ready) else {
+            return;
+        };
+        tracing::debug!(tx = %tx.id, why, "transaction abandoned");
+        self.end_transaction(&tx, "abandoned", None);
+        self.reset_upstream().await;
+    }
+
+    /// RSET upstream so the next transaction starts clean; on failure the
+    /// upstream session is dropped and reopened at the next MAIL.
+    pub(super) async fn reset_upstream(&mut self) {
+        let Some(upstream) = self.upstream.as_mut() else {
+            return;
+        };
+        if let Err(error) = upstream.rset().await {
+            self.shared.metrics.upstream_error(error.kind());
+            tracing::warn!(%error, "upstream RSET failed; dropping upstream session");
+            self.upstream = None;
+        }
+    }
+
+    pub(super) fn close_transaction(&mut self) -> Option<Transaction> {
+        match std::mem::replace(&mut self.state, State::Ready) {
+            State::Transaction(tx) => Some(tx),
+            other => {
+                self.state = other;
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! The lockstep client towards the upstream MTA. One `Upstream` follows one
+//! client session: it is opened at the client's first MAIL, carries every
+//! transaction of that session, and is dropped at the first error.
+
+pub mod xclient;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use crate::config::{Timeouts, UpstreamConfig};
+use crate::smtp::codec::{dot_stuff_into, Line, ReadError, SmtpStream};
+use crate::smtp::command::MailParams;
+use crate::smtp::reply::Reply;
+pub use xclient::ClientIdentity;
+
+const MAX_REPLY_LINE: usize = 4096;
+const MAX_REPLY_LINES: usize = 100;
+
+/// The step of the upstream dialogue where something went wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Connect,
+    Greeting,
+    Ehlo,
+    Xclient,
+    Mail,
+    Rcpt,
+    Data,
+    Message,
+    Rset,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cannot connect to {address}: {source}")]
+    Connect {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("timeout at {0:?}")]
+    Timeout(Phase),
+    #[error("connection lost at {0:?}")]
+    Closed(Phase),
+    #[error("protocol error at {0:?}: {1}")]
+    Protocol(Phase, String),
+    #[error("upstream refused at {0:?}: {1}")]
+    Refused(Phase, Reply),
+}
+
+impl UpstreamError {
+    /// The metric label: a closed set.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::Connect { .. } => "connect",
+            UpstreamError::Timeout(_) => "timeout",
+            UpstreamError::Closed(_) => "disconnect",
+            UpstreamError::Protocol(..) => "protocol",
+            UpstreamError::Refused(..) => "refused",
+        }
+    }
+}
+
+/// What the upstream announced in its EHLO reply.
+#[derive(Debug, Clone, Default)]
+pub struct Capabilities {
+    pub size: Option<u64>,
+    pub eightbit: bool,
+    pub smtputf8: bool,
+    pub pipelining: bool,
+    pub xclient: Option<Vec<String>>,
+}
+
+impl Capabilities {
+    fn parse(ehlo: &Reply) -> Capabilities {
+        let mut caps = Capabilities::default();
+        for line in ehlo.lines.iter().skip(1) {
+            let mut words = line.split_whitespace();
+            let keyword = words.next().unwrap_or("").to_ascii_uppercase();
+            match keyword.as_str() {
+                "SIZE" => caps.size = words.next().and_then(|n| n.parse().ok()).or(Some(0)),
+                "8BITMIME" => caps.eightbit = true,
+                "SMTPUTF8" => caps.smtputf8 = true,
+                "PIPELINING" => caps.pipelining = true,
+                "XCLIENT" => caps.xclient = Some(words.map(str::to_string).collect()),
+                _ => {}
+            }
+        }
+        caps
+    }
+}
+
+/// What the last upstream EHLO said, shared by all sessions so that we only
+/// advertise SMTPUTF8 to clients when the upstream can take it.
+#[derive(Debug, Default)]
+pub struct SharedCapabilities {
+    smtputf8: AtomicBool,
+}
+
+impl SharedCapabilities {
+    pub fn smtputf8(&self) -> bool {
+        self.smtputf8.load(Ordering::Relaxed)
+    }
+
+    fn learn(&self, caps: &Capabilities) {
+        self.smtputf8.store(caps.smtputf8, Ordering::Relaxed);
+    }
+}
+
+/// Timings of one upstream exchange, for the latency metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct Timed<T> {
+    pub value: T,
+    pub elapsed: Duration,
+}
+
+pub struct Upstream {
+    stream: SmtpStream<TcpStream>,
+    caps: Capabilities,
+    command_timeout: Duration,
+    data_timeout: Duration,
+}
+
+impl Upstream {
+    /// Connects, greets, and introduces the real client with XCLIENT.
+    pub async fn connect(
+        config: &UpstreamConfig,
+        timeouts: &Timeouts,
+        client: &ClientIdentity,
+        shared: &SharedCapabilities,
+    ) -> Result<Upstream, UpstreamError> {
+        let stream = open(&config.address, timeouts.upstream_connect).await?;
+        let mut upstream = Upstream {
+            stream: SmtpStream::new(stream),
+            caps: Capabilities::default(),
+            command_timeout: timeouts.upstream_command,
+            data_timeout: timeouts.upstream_data,
+        };
+        upstream.expect(Phase::Greeting, 220).await?;
+        upstream.ehlo(&config.helo_name).await?;
+        if let Some(offered) = upstream.caps.xclient.clone().filter(|_| config.xclient) {
+            upstream
+                .xclient(client, &offered, &config.helo_name)
+                .await?;
+        }
+        shared.learn(&upstream.caps);
+        Ok(upstream)
+    }
+
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    async fn ehlo(&mut self, helo_name: &str) -> Result<(), UpstreamError> {
+        let reply = self
+            .command(Phase::Ehlo, &format!("EHLO {helo_name}"))
+            .await?;
+        if reply.code != 250 {
+            return Err(UpstreamError::Refused(Phase::Ehlo, reply));
+        }
+        self.caps = Capabilities::parse(&reply);
+        Ok(())
+    }
+
+    /// Each XCLIENT line restarts the upstream session (220), so EHLO again.
+    async fn xclient(
+        &mut self,
+        client: &ClientIdentity,
+        offered: &[String],
+        helo: &str,
+    ) -> Result<(), UpstreamError> {
+        for line in xclient::commands(client, offered) {
+            let reply = self.command(Phase::Xclient, &line).await?;
+            if reply.code != 220 {
+                return Err(UpstreamError::Refused(Phase::Xclient, reply));
+            }
+        }
+        self.ehlo(helo).await
+    }
+
+    /// Relays MAIL FROM; the caller passes the reply on to the client.
+    pub async fn mail(&mut self, from: &str, params: &MailParams) -> Result<Reply, UpstreamError> {
+        let mut line = format!("MAIL FROM:<{from}>");
+        if let (Some(size), Some(_)) = (params.size, self.caps.size) {
+            line.push_str(&format!(" SIZE={size}"));
+        }
+        if params.body_8bit && self.caps.eightbit {
+            line.push_str(" BODY=8BITMIME");
+        }
+        if params.smtputf8 && self.caps.smtputf8 {
+            line.push_str(" SMTPUTF8");
+        }
+        self.command(Phase::Mail, &line).await
+    }
+
+    pub async fn rcpt(&mut self, to: &str) -> Result<Reply, UpstreamError> {
+        self.command(Phase::Rcpt, &format!("RCPT TO:<{to}>")).await
+    }
+
+    /// Sends DATA, then `headers` and `body` dot-stuffed, and returns the
+    /// upstream's verdict on the message (or its refusal of DATA itself).
+    pub async fn data(&mut self, headers: &[u8], body: &[u8]) -> Result<Reply, UpstreamError> {
+        let reply = self.command(Phase::Data, "DATA").await?;
+        if reply.code != 354 {
+            return Ok(reply);
+        }
+        let mut out = Vec::with_capacity(headers.len() + body.len() + body.len() / 64 + 8);
+        out.extend_from_slice(headers);
+        dot_stuff_into(&mut out, body);
+        self.stream.queue_raw(&out);
+        self.flush(Phase::Message).await?;
+        self.read_reply(Phase::Message, self.data_timeout).await
+    }
+
+    /// Ends an unfinished transaction so that the next one starts clean.
+    pub async fn rset(&mut self) -> Result<(), UpstreamError> {
+        let reply = self.command(Phase::Rset, "RSET").await?;
+        match reply.code {
+            250 => Ok(()),
+            _ => Err(UpstreamError::Refused(Phase::Rset, reply)),
+        }
+    }
+
+    /// Says goodbye politely but without waiting long for the answer.
+    pub async fn quit(mut self) {
+        self.stream.queue_raw(b"QUIT\r\n");
+        let _ = timeout(Duration::from_secs(2), async {
+            self.stream.flush().await.ok()?;
+            self.stream.read_line(MAX_REPLY_LINE).await.ok()
+        })
+        .await;
+        self.stream.shutdown().await;
+    }
+
+    async fn command(&mut self, phase: Phase, line: &str) -> Result<Reply, UpstreamError> {
+        self.stream.queue_raw(line.as_bytes());
+        self.stream.queue_raw(b"\r\n");
+        self.flush(phase).await?;
+        self.read_reply(phase, self.command_timeout).await
+    }
+
+    async fn expect(&mut self, phase: Phase, code: u16) -> Result<Reply, UpstreamError> {
+        let reply = self.read_reply(phase, self.command_timeout).await?;
+        match reply.code == code {
+            true => Ok(reply),
+            false => Err(UpstreamError::Refused(phase, reply)),
+        }
+    }
+
+    async fn flush(&mut self, phase: Phase) -> Result<(), UpstreamError> {
+        let flushed = timeout(self.command_timeout, self.stream.flush()).await;
+        match flushed {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(UpstreamError::Closed(phase)),
+            Err(_) => Err(UpstreamError::Timeout(phase)),
+        }
+    }
+
+    async fn read_reply(&mut self, phase: Phase, limit: Duration) -> Result<Reply, UpstreamError> {
+        match timeout(limit, read_reply(&mut self.stream, phase)).await {
+            Ok(result) => result,
+            Err(_) => Err(UpstreamError::Timeout(phase)),
+        }
+    }
+}
+
+async fn open(address: &str, limit: Duration) -> Result<TcpStream, UpstreamError> {
+    let error = |source| UpstreamError::Connect {
+        address: address.to_string(),
+        source,
+    };
+    let stream = match timeout(limit, TcpStream::connect(address)).await {
+        Ok(result) => result.map_err(error)?,
+        Err(_) => return Err(UpstreamError::Timeout(Phase::Connect)),
+    };
+    stream.set_nodelay(true).map_err(error)?;
+    Ok(stream)
+}
+
+/// Reads a (possibly multi-line) reply: `250-a`, `250-b`, `250 c`.
+async fn read_reply(
+    stream: &mut SmtpStream<TcpStream>,
+    phase: Phase,
+) -> Result<Reply, UpstreamError> {
+    let mut lines = Vec::new();
+    let mut code = None;
+    while lines.len() < MAX_REPLY_LINES {
+        let bytes = match stream.read_line(MAX_REPLY_LINE).await {
+            Ok(Line::Text { bytes, .. }) => bytes,
+            Ok(Line::TooLong) => {
+                return Err(UpstreamError::Protocol(phase, "reply line too long".into()))
+            }
+            Err(ReadError::Closed) | Err(ReadError::Io(_)) => {
+                return Err(UpstreamError::Closed(phase))
+            }
+        };
+        let (this_code, last, text) = parse_reply_line(&bytes).ok_or_else(|| {
+            UpstreamError::Protocol(
+                phase,
+                format!("bad reply line {:?}", String::from_utf8_lossy(&bytes)),
+            )
+        })?;
+        if *code.get_or_insert(this_code) != this_code {
+            return Err(UpstreamError::Protocol(
+                phase,
+                "reply codes differ between lines".into(),
+            ));
+        }
+        lines.push(text);
+        if last {
+            return Ok(Reply::relayed(this_code, lines));
+        }
+    }
+    Err(UpstreamError::Protocol(
+        phase,
+        "reply has too many lines".into(),
+    ))
+}
+
+fn parse_reply_line(bytes: &[u8]) -> Option<(u16, bool, String)> {
+    let code_text = std::str::from_utf8(bytes.get(..3)?).ok()?;
+    let code: u16 = code_text.parse().ok().filter(|c| (200..600).contains(c))?;
+    let last = match bytes.get(3) {
+        None | Some(b' ') => true,
+        Some(b'-') => false,
+        _ => return None,
+    };
+    let text = String::from_utf8_lossy(bytes.get(4..).unwrap_or_default()).into_owned();
+    Some((code, last, text))
+}
+
+/// Measures how long a future takes, for the latency histograms.
+pub async fn timed<T>(future: impl std::future::Future<Output = T>) -> Timed<T> {
+    let start = Instant::now();
+    let value = future.await;
+    Timed {
+        value,
+        elapsed: start.elapsed(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_line_table() {
+        let cases: &[(&[u8], Option<(u16, bool, &str)>)] = &[
+            (b"250 ok", Some((250, true, "ok"))),
+            (b"250-PIPELINING", Some((250, false, "PIPELINING"))),
+            (b"250", Some((250, true, ""))),
+            (b"354 go", Some((354, true, "go"))),
+            (b"199 x", None),
+            (b"25", None),
+            (b"250x", None),
+            (b"abc def", None),
+        ];
+        for (line, want) in cases {
+            let got = parse_reply_line(line);
+            let got = got.as_ref().map(|(c, l, t)| (*c, *l, t.as_str()));
+            assert_eq!(got, *want, "{:?}", String::from_utf8_lossy(line));
+        }
+    }
+
+    #[test]
+    fn capabilities_from_ehlo() {
+        let lines = [
+            "mx",
+            "PIPELINING",
+            "SIZE 10240000",
+            "8BITMIME",
+            "XCLIENT NAME ADDR PROTO HELO",
+            "SMTPUTF8",
+        ];
+        let ehlo = Reply::plain(250, lines.map(String::from).to_vec());
+        let caps = Capabilities::parse(&ehlo);
+        assert_eq!(caps.size, Some(10_240_000));
+        assert!(caps.eightbit && caps.smtputf8 && caps.pipelining);
+        assert_eq!(caps.xclient.unwrap(), ["NAME", "ADDR", "PROTO", "HELO"]);
+    }
+}
