@@ -11,16 +11,21 @@
 //!   we send), [`smtp::session`] (the state machine, one file per stage).
 //! - [`checks`]: the [`checks::Check`] trait, the [`checks::Pipeline`] that
 //!   runs checks per stage, and the checks themselves, one file each.
+//! - [`dns`]: the one shared DNS resolver, typed answers, DNS metrics.
 //! - [`upstream`]: the lockstep client to the upstream MTA, with XCLIENT.
 //! - [`metrics`]: Prometheus metrics and the `/metrics` endpoint.
+//! - [`proxy_protocol`]: PROXY v1/v2 headers from load balancers, read
+//!   before the session starts so the real client IP drives every check.
 //! - [`logging`]: text or JSON logs.
 //!
 //! Data flows one way: connection → session → checks → verdict → upstream.
 
 pub mod checks;
 pub mod config;
+pub mod dns;
 pub mod logging;
 pub mod metrics;
+pub mod proxy_protocol;
 pub mod server;
 pub mod smtp;
 pub mod upstream;

@@ -70,7 +70,7 @@ fn run(config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async {
         let listeners = spamgate::Listeners::bind(&config).await?;
-        spamgate::run(listeners, config, shutdown_signal()).await;
+        spamgate::server::try_run(listeners, config, shutdown_signal()).await?;
         Ok(())
     })
 }

@@ -33,9 +33,26 @@ pub struct RejectionLabels {
     pub reason: &'static str,
 }
 
+/// An outcome out of a closed set (`ok`/`error`, or a PROXY header result).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CommandLabel {
     pub command: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RecordTypeLabel {
+    pub r#type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthResultLabels {
+    pub method: &'static str,
+    pub result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -54,8 +71,14 @@ pub struct Metrics {
     pub rejections: Family<RejectionLabels, Counter>,
     pub upstream_errors: Family<KindLabel, Counter>,
     pub upstream_latency: Family<CommandLabel, Histogram>,
+    pub upstream_connections: Family<ResultLabel, Counter>,
     pub message_size: Histogram,
     pub session_duration: Histogram,
+    pub config_reload_duration: Histogram,
+    pub proxy_headers: Family<ResultLabel, Counter>,
+    pub dns_lookup_duration: Family<RecordTypeLabel, Histogram>,
+    pub dns_errors: Family<KindLabel, Counter>,
+    pub auth_results: Family<AuthResultLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -74,10 +97,17 @@ impl Metrics {
             rejections: Family::default(),
             upstream_errors: Family::default(),
             upstream_latency: Family::new_with_constructor(latency_histogram),
+            upstream_connections: Family::default(),
             message_size: Histogram::new(exponential_buckets(1024.0, 4.0, 10)),
             session_duration: Histogram::new(exponential_buckets(0.01, 4.0, 10)),
+            config_reload_duration: Histogram::new(exponential_buckets(0.001, 4.0, 10)),
+            proxy_headers: Family::default(),
+            dns_lookup_duration: Family::new_with_constructor(latency_histogram),
+            dns_errors: Family::default(),
+            auth_results: Family::default(),
         };
         m.register(&mut registry);
+        m.initialise_closed_sets();
         Metrics {
             registry: Arc::new(registry),
             ..m
@@ -130,6 +160,36 @@ impl Metrics {
             "Length of SMTP sessions",
             self.session_duration.clone(),
         );
+        r.register(
+            "spamgate_upstream_connections",
+            "Upstream sessions opened (connect, greeting, EHLO, XCLIENT), by result",
+            self.upstream_connections.clone(),
+        );
+        r.register(
+            "spamgate_config_reload_duration_seconds",
+            "Time taken by configuration reloads (observed by every reload, failed or not)",
+            self.config_reload_duration.clone(),
+        );
+        r.register(
+            "spamgate_proxy_headers",
+            "PROXY protocol headers on load-balancer listeners, by result",
+            self.proxy_headers.clone(),
+        );
+        r.register(
+            "spamgate_dns_lookup_duration_seconds",
+            "DNS lookup latency, by record type",
+            self.dns_lookup_duration.clone(),
+        );
+        r.register(
+            "spamgate_dns_errors",
+            "DNS lookups that gave no records, by kind",
+            self.dns_errors.clone(),
+        );
+        r.register(
+            "spamgate_auth_results",
+            "Sender authentication results, by method and result",
+            self.auth_results.clone(),
+        );
         let build = Family::<VersionLabel, Gauge>::default();
         build
             .get_or_create(&VersionLabel {
@@ -137,6 +197,22 @@ impl Metrics {
             })
             .set(1);
         r.register("spamgate_build_info", "Build information", build);
+    }
+
+    /// Creates every series of the closed label sets at zero, so that
+    /// dashboards and alerts see `0` rather than "no data" before the first
+    /// event (and `rate()` works from the first scrape).
+    fn initialise_closed_sets(&self) {
+        for verdict in ["accept", "tag", "reject", "tempfail"] {
+            let _ = self.messages.get_or_create(&VerdictLabel { verdict });
+            let _ = self.transactions.get_or_create(&VerdictLabel { verdict });
+        }
+        let _ = self.transactions.get_or_create(&VerdictLabel {
+            verdict: "abandoned",
+        });
+        for kind in ["connect", "timeout", "disconnect", "protocol", "refused"] {
+            let _ = self.upstream_errors.get_or_create(&KindLabel { kind });
+        }
     }
 
     pub fn message(&self, verdict: &'static str) {
@@ -166,6 +242,40 @@ impl Metrics {
         self.upstream_latency
             .get_or_create(&labels)
             .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn dns_lookup(&self, record_type: &'static str, elapsed: Duration) {
+        let labels = RecordTypeLabel {
+            r#type: record_type,
+        };
+        self.dns_lookup_duration
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn dns_error(&self, kind: &'static str) {
+        self.dns_errors.get_or_create(&KindLabel { kind }).inc();
+    }
+
+    pub fn auth_result(&self, method: &'static str, result: &'static str) {
+        self.auth_results
+            .get_or_create(&AuthResultLabels { method, result })
+            .inc();
+    }
+
+    /// Counts one attempt to open an upstream session.
+    pub fn upstream_connection(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.upstream_connections
+            .get_or_create(&ResultLabel { result })
+            .inc();
+    }
+
+    /// Counts one PROXY header outcome (a closed set, see `proxy_protocol`).
+    pub fn proxy_header(&self, result: &'static str) {
+        self.proxy_headers
+            .get_or_create(&ResultLabel { result })
+            .inc();
     }
 
     /// The exposition in OpenMetrics text format.

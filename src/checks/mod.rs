@@ -5,12 +5,16 @@
 
 mod ip_lists;
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::config::{Config, Scoring};
+use crate::dns::{Dns, DnsError};
+use crate::metrics::Metrics;
 use crate::smtp::command::MailParams;
 use crate::smtp::reply::{canned, Reply};
 
@@ -108,6 +112,17 @@ pub enum Outcome {
     Tempfail { reply: Reply, reason: String },
     AddHeader { name: String, value: String },
     AddScore { score: f64, reason: String },
+    /// Leave these bytes of the received message (one whole header field,
+    /// its CRLF included) out of what is relayed: for headers a forger
+    /// could have added in our name.
+    RemoveHeader { range: Range<usize> },
+}
+
+/// Why the checks could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Dns(#[from] DnsError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +194,8 @@ pub struct Judgement {
     pub score: f64,
     pub reasons: Vec<Reason>,
     pub headers: Vec<(String, String)>,
+    /// Byte ranges of the received message not to relay, see [`Outcome::RemoveHeader`].
+    pub removed: Vec<Range<usize>>,
     pub refusal: Option<Refusal>,
 }
 
@@ -189,6 +206,7 @@ impl Judgement {
                 self.refuse(check, reply, reason)
             }
             Outcome::AddHeader { name, value } => self.headers.push((name, value)),
+            Outcome::RemoveHeader { range } => self.removed.push(range),
             Outcome::AddScore { score, reason } => {
                 self.score += score;
                 self.reasons.push(Reason {
@@ -217,6 +235,26 @@ impl Judgement {
         self.score += later.score;
         self.reasons.extend(later.reasons);
         self.headers.extend(later.headers);
+        self.removed.extend(later.removed);
+    }
+
+    /// The message as it is to be relayed: `message` without the removed
+    /// ranges (borrowed unchanged when nothing is removed).
+    pub fn forwarded<'m>(&self, message: &'m [u8]) -> Cow<'m, [u8]> {
+        if self.removed.is_empty() {
+            return Cow::Borrowed(message);
+        }
+        let mut ranges = self.removed.clone();
+        ranges.sort_by_key(|r| r.start);
+        let mut out = Vec::with_capacity(message.len());
+        let mut at = 0;
+        for range in ranges {
+            let start = range.start.clamp(at, message.len());
+            out.extend_from_slice(&message[at..start]);
+            at = range.end.clamp(start, message.len());
+        }
+        out.extend_from_slice(&message[at..]);
+        Cow::Owned(out)
     }
 
     /// Applies the score thresholds once all checks of a message have run.
@@ -260,14 +298,17 @@ impl Pipeline {
         Pipeline { checks }
     }
 
-    /// The checks the configuration turns on.
-    pub fn from_config(config: &Config) -> Self {
+    /// The checks the configuration turns on, sharing one DNS resolver
+    /// that reports into `metrics`.
+    pub fn from_config(config: &Config, metrics: &Metrics) -> Result<Self, SetupError> {
+        let dns = Dns::new(&config.dns, metrics)?;
         let mut checks: Vec<Arc<dyn Check>> = Vec::new();
         let lists = &config.checks.ip_lists;
         if !lists.allow.is_empty() || !lists.deny.is_empty() {
             checks.push(Arc::new(IpLists::new(lists)));
         }
-        Pipeline::new(checks)
+        let _ = &dns;
+        Ok(Pipeline::new(checks))
     }
 
     pub fn names(&self) -> Vec<&'static str> {

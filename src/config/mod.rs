@@ -7,7 +7,10 @@
 
 mod duration;
 mod error;
+pub mod proxy;
 mod raw;
+pub mod reputation;
+pub mod state;
 mod validate;
 
 use std::net::SocketAddr;
@@ -39,6 +42,9 @@ pub struct Config {
     pub log: LogConfig,
     pub scoring: Scoring,
     pub checks: ChecksConfig,
+    pub proxy_protocol: proxy::ProxyProtocolConfig,
+    pub reputation: reputation::ReputationConfig,
+    pub state: state::StateConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -193,8 +199,10 @@ fn first_line(rendered: &str) -> String {
 fn validate_raw(raw: RawConfig, file: &Path) -> Result<Config, ConfigErrors> {
     let mut v = Validator::new(file);
     let hostname = v.hostname("hostname", raw.hostname.as_ref(), "spamgate.localdomain");
+    let listen = listen(&mut v, &raw);
     let config = Config {
-        listen: listen(&mut v, &raw),
+        proxy_protocol: proxy::validate(&mut v, &raw.proxy_protocol, &listen),
+        listen,
         upstream: upstream(&mut v, &raw, &hostname),
         metrics: MetricsConfig {
             listen: raw
@@ -215,6 +223,8 @@ fn validate_raw(raw: RawConfig, file: &Path) -> Result<Config, ConfigErrors> {
                 deny: v.cidrs("checks.ip_lists.deny", &raw.checks.ip_lists.deny),
             },
         },
+        reputation: reputation::validate(&mut v, &raw.reputation),
+        state: state::validate(&mut v, &raw.state),
         hostname,
     };
     if v.errors.is_empty() {

@@ -20,6 +20,9 @@ pub struct RawConfig {
     pub log: RawLog,
     pub scoring: RawScoring,
     pub checks: RawChecks,
+    pub proxy_protocol: super::proxy::RawProxyProtocol,
+    pub reputation: super::reputation::RawReputation,
+    pub state: super::state::RawState,
 }
 
 #[derive(Debug, Default, Deserialize)]

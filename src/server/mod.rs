@@ -1,6 +1,7 @@
 //! Accepting connections: limits, one task per session, graceful shutdown.
 
 mod limiter;
+mod proxied;
 mod shared;
 
 use std::future::Future;
@@ -8,11 +9,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
-use crate::checks::Pipeline;
+use crate::checks::{Pipeline, SetupError};
 use crate::config::Config;
 use crate::metrics::{self, Metrics};
 use crate::smtp::reply::{canned, Reply};
@@ -53,10 +54,25 @@ async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// Runs the proxy until `shutdown` completes, then drains: sessions in the
 /// middle of a transaction get `timeouts.shutdown_drain` to finish, all
 /// others are told `421 4.3.2` at once.
+/// A setup failure is logged and ends the server at once; use [`try_run`]
+/// to handle it.
 pub async fn run(listeners: Listeners, config: Config, shutdown: impl Future<Output = ()>) {
-    let pipeline = Pipeline::from_config(&config);
-    let shared = Arc::new(Shared::new(config, pipeline, Metrics::new()));
-    run_shared(listeners, shared, shutdown).await
+    if let Err(error) = try_run(listeners, config, shutdown).await {
+        tracing::error!(%error, "cannot start");
+    }
+}
+
+/// Like [`run`], failing when the checks cannot be set up.
+pub async fn try_run(
+    listeners: Listeners,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), SetupError> {
+    let metrics = Metrics::new();
+    let pipeline = Pipeline::from_config(&config, &metrics)?;
+    let shared = Arc::new(Shared::new(config, pipeline, metrics));
+    run_shared(listeners, shared, shutdown).await;
+    Ok(())
 }
 
 /// Like [`run`], with state built by the caller (tests inject checks).
@@ -108,8 +124,10 @@ async fn accept_loop(
     limiter: Arc<ConnectionLimiter>,
     sessions: TaskTracker,
 ) {
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "smtp listening");
+    let local = listener.local_addr().ok();
+    let proxied = local.is_some_and(|a| shared.config.proxy_protocol.expects_header(a));
+    if let Some(addr) = local {
+        tracing::info!(%addr, proxy_protocol = proxied, "smtp listening");
     }
     loop {
         let accepted = tokio::select! {
@@ -117,7 +135,15 @@ async fn accept_loop(
             _ = shared.shutdown.stop.cancelled() => return,
         };
         match accepted {
-            Ok((stream, peer)) => admit(stream, peer, &shared, &limiter, &sessions),
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                if proxied {
+                    let (s, l, t) = (shared.clone(), limiter.clone(), sessions.clone());
+                    sessions.spawn(proxied::admit(stream, peer, s, l, t));
+                } else {
+                    admit(stream, peer, &shared, &limiter, &sessions);
+                }
+            }
             Err(error) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!(%error, "accept failed");
@@ -127,14 +153,17 @@ async fn accept_loop(
     }
 }
 
-fn admit(
-    stream: TcpStream,
+/// Starts a session for `peer`: the socket's address, or the client's as a
+/// trusted PROXY header named it, which the per-IP limit then counts.
+fn admit<S>(
+    stream: S,
     peer: SocketAddr,
     shared: &Arc<Shared>,
     limiter: &ConnectionLimiter,
     sessions: &TaskTracker,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     match limiter.acquire(peer.ip()) {
         Ok(permit) => {
             let session = Session::new(stream, peer, shared.clone());
@@ -155,7 +184,7 @@ fn admit(
     }
 }
 
-async fn refuse(mut stream: TcpStream, reply: Reply) {
+async fn refuse(mut stream: impl AsyncWrite + Unpin, reply: Reply) {
     let mut out = Vec::new();
     reply.write_to(&mut out);
     let _ = tokio::time::timeout(Duration::from_secs(5), async {

@@ -78,7 +78,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Verdict::Tag => added_headers(&tx.judgement, true),
             Verdict::Accept => added_headers(&tx.judgement, false),
         };
-        let reply = self.relay_data(&headers, &message).await;
+        let forwarded = tx.judgement.forwarded(&message);
+        let reply = self.relay_data(&headers, &forwarded).await;
         self.message_relayed(verdict.label(), &reply);
         reply
     }

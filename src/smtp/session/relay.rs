@@ -65,9 +65,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             &self.shared.upstream_caps,
         ))
         .await;
-        self.shared
-            .metrics
-            .upstream_latency("connect", result.elapsed);
+        let metrics = &self.shared.metrics;
+        metrics.upstream_latency("connect", result.elapsed);
+        metrics.upstream_connection(result.value.is_ok());
         result.value
     }
 

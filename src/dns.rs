@@ -1,0 +1,282 @@
+//! The one DNS resolver of the process. Every check that asks DNS (SPF,
+//! DKIM, DMARC, ARC through `mail-auth`, the DNS lists through [`Dns`]'s own
+//! lookups) shares it, so there is one cache, one set of timeouts and one
+//! place that counts lookups and errors.
+//!
+//! Answers are typed so that callers can tell "the name has no such record"
+//! (a definite answer they may act on) from "DNS did not answer" (which must
+//! never turn into a silent pass).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Instant;
+
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+};
+use hickory_resolver::lookup::Lookup;
+use hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{Name, RData};
+use hickory_resolver::TokioResolver;
+use mail_auth::MessageAuthenticator;
+
+use crate::config::DnsConfig;
+use crate::metrics::Metrics;
+
+/// Why a lookup gave no records.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DnsError {
+    /// NXDOMAIN: the name does not exist. A definite answer.
+    #[error("{0}: no such domain")]
+    NxDomain(String),
+    /// NODATA: the name exists but has no record of the asked type. Definite.
+    #[error("{0}: no records of that type")]
+    NoRecords(String),
+    /// No answer within the configured timeout and attempts. Temporary.
+    #[error("{0}: DNS timeout")]
+    Timeout(String),
+    /// SERVFAIL, REFUSED and other error codes. Temporary.
+    #[error("{name}: DNS server answered {code}")]
+    ServerFailure { name: String, code: String },
+    /// The name cannot be asked at all (bad syntax, too long). Definite.
+    #[error("'{0}' is not a valid DNS name")]
+    InvalidName(String),
+    /// Anything else the resolver reports (I/O, no connection). Temporary.
+    #[error("{name}: DNS lookup failed: {message}")]
+    Other { name: String, message: String },
+    /// The resolver could not be built (e.g. no system configuration).
+    #[error("cannot set up the DNS resolver: {0}")]
+    Setup(String),
+}
+
+impl DnsError {
+    /// True when asking again later may give a different answer.
+    pub fn is_temporary(&self) -> bool {
+        matches!(
+            self,
+            DnsError::Timeout(_) | DnsError::ServerFailure { .. } | DnsError::Other { .. }
+        )
+    }
+
+    /// True for NXDOMAIN and NODATA: the name has no such record.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, DnsError::NxDomain(_) | DnsError::NoRecords(_))
+    }
+
+    /// The metric label: a closed set.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DnsError::NxDomain(_) => "nxdomain",
+            DnsError::NoRecords(_) => "nodata",
+            DnsError::Timeout(_) => "timeout",
+            DnsError::ServerFailure { .. } => "servfail",
+            DnsError::InvalidName(_) => "invalid_name",
+            DnsError::Other { .. } => "other",
+            DnsError::Setup(_) => "setup",
+        }
+    }
+
+    fn from_net(name: &str, error: NetError) -> Self {
+        let name = name.to_string();
+        match error {
+            NetError::Dns(HickoryDnsError::NoRecordsFound(no)) => match no.response_code {
+                ResponseCode::NXDomain => DnsError::NxDomain(name),
+                ResponseCode::NoError => DnsError::NoRecords(name),
+                code => DnsError::ServerFailure {
+                    name,
+                    code: code.to_string(),
+                },
+            },
+            NetError::Dns(HickoryDnsError::ResponseCode(code)) => DnsError::ServerFailure {
+                name,
+                code: code.to_string(),
+            },
+            NetError::Timeout => DnsError::Timeout(name),
+            other => DnsError::Other {
+                name,
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+/// The shared resolver. Cheap to clone: clones share the resolver, its
+/// cache and its connections.
+#[derive(Clone)]
+pub struct Dns {
+    auth: MessageAuthenticator,
+    metrics: Metrics,
+}
+
+impl Dns {
+    /// Builds the resolver: the configured name servers, or the system's
+    /// (`/etc/resolv.conf`) when the list is empty.
+    pub fn new(config: &DnsConfig, metrics: &Metrics) -> Result<Dns, DnsError> {
+        let (resolver_config, mut opts) = match config.nameservers.is_empty() {
+            true => hickory_resolver::system_conf::read_system_conf()
+                .map_err(|e| DnsError::Setup(e.to_string()))?,
+            false => (explicit_servers(config), ResolverOpts::default()),
+        };
+        tune(&mut opts, config);
+        let auth = MessageAuthenticator::new(resolver_config, opts)
+            .map_err(|e| DnsError::Setup(e.to_string()))?;
+        Ok(Dns {
+            auth,
+            metrics: metrics.clone(),
+        })
+    }
+
+    /// The `mail-auth` verifier, built on this same resolver.
+    pub fn authenticator(&self) -> &MessageAuthenticator {
+        &self.auth
+    }
+
+    /// The metrics the resolver reports into (so verifiers can count too).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    fn resolver(&self) -> &TokioResolver {
+        self.auth.resolver()
+    }
+
+    /// TXT records of `name`, each record's strings joined (RFC 7208 3.3).
+    pub async fn txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        let lookup = self.timed("txt", name, self.resolver().txt_lookup(fqdn(name)?)).await?;
+        Ok(records(&lookup, |data| match data {
+            RData::TXT(txt) => Some(txt_text(&txt.txt_data)),
+            _ => None,
+        }))
+    }
+
+    /// A records of `name`.
+    pub async fn ipv4(&self, name: &str) -> Result<Vec<Ipv4Addr>, DnsError> {
+        let lookup = self.timed("a", name, self.resolver().ipv4_lookup(fqdn(name)?)).await?;
+        Ok(records(&lookup, |data| match data {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        }))
+    }
+
+    /// AAAA records of `name`.
+    pub async fn ipv6(&self, name: &str) -> Result<Vec<Ipv6Addr>, DnsError> {
+        let lookup = self.timed("aaaa", name, self.resolver().ipv6_lookup(fqdn(name)?)).await?;
+        Ok(records(&lookup, |data| match data {
+            RData::AAAA(aaaa) => Some(aaaa.0),
+            _ => None,
+        }))
+    }
+
+    /// PTR names of `ip`, lowercased, without the trailing dot.
+    pub async fn ptr(&self, ip: IpAddr) -> Result<Vec<String>, DnsError> {
+        let name = ip.to_string();
+        let lookup = self.timed("ptr", &name, self.resolver().reverse_lookup(ip)).await?;
+        Ok(records(&lookup, |data| match data {
+            RData::PTR(ptr) => Some(
+                ptr.0
+                    .to_lowercase()
+                    .to_ascii()
+                    .trim_end_matches('.')
+                    .to_string(),
+            ),
+            _ => None,
+        }))
+    }
+
+    /// Runs one lookup, recording its duration and any error worth counting.
+    async fn timed(
+        &self,
+        record_type: &'static str,
+        name: &str,
+        lookup: impl std::future::Future<Output = Result<Lookup, NetError>>,
+    ) -> Result<Lookup, DnsError> {
+        let started = Instant::now();
+        let result = lookup.await;
+        self.metrics.dns_lookup(record_type, started.elapsed());
+        result.map_err(|e| {
+            let error = DnsError::from_net(name, e);
+            self.metrics.dns_error(error.kind());
+            error
+        })
+    }
+}
+
+fn explicit_servers(config: &DnsConfig) -> ResolverConfig {
+    let servers = config
+        .nameservers
+        .iter()
+        .map(|addr| {
+            let mut udp = ConnectionConfig::udp();
+            udp.port = addr.port();
+            let mut tcp = ConnectionConfig::tcp();
+            tcp.port = addr.port();
+            NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
+        })
+        .collect();
+    ResolverConfig::from_name_servers(servers)
+}
+
+/// Applies the configured limits; names are always asked as given (no
+/// search list, no hosts file), since mail names are fully qualified.
+fn tune(opts: &mut ResolverOpts, config: &DnsConfig) {
+    opts.timeout = config.timeout;
+    opts.attempts = config.attempts;
+    opts.cache_size = config.cache_size as u64;
+    opts.ndots = 0;
+    opts.use_hosts_file = ResolveHosts::Never;
+    opts.try_tcp_on_error = true;
+}
+
+/// The name as an absolute DNS name: mail domains never take a search suffix.
+fn fqdn(name: &str) -> Result<Name, DnsError> {
+    let absolute = match name.ends_with('.') {
+        true => name.to_string(),
+        false => format!("{name}."),
+    };
+    Name::from_str_relaxed(&absolute).map_err(|_| DnsError::InvalidName(name.to_string()))
+}
+
+fn records<T>(lookup: &Lookup, pick: impl Fn(&RData) -> Option<T>) -> Vec<T> {
+    lookup.answers().iter().filter_map(|r| pick(&r.data)).collect()
+}
+
+fn txt_text(strings: &[Box<[u8]>]) -> String {
+    let joined: Vec<u8> = strings.iter().flat_map(|s| s.iter().copied()).collect();
+    String::from_utf8_lossy(&joined).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_classes() {
+        let cases = [
+            (DnsError::NxDomain("a".into()), false, true, "nxdomain"),
+            (DnsError::NoRecords("a".into()), false, true, "nodata"),
+            (DnsError::Timeout("a".into()), true, false, "timeout"),
+            (
+                DnsError::ServerFailure {
+                    name: "a".into(),
+                    code: "SERVFAIL".into(),
+                },
+                true,
+                false,
+                "servfail",
+            ),
+            (DnsError::InvalidName("a".into()), false, false, "invalid_name"),
+        ];
+        for (error, temporary, not_found, kind) in cases {
+            assert_eq!(error.is_temporary(), temporary, "{error}");
+            assert_eq!(error.is_not_found(), not_found, "{error}");
+            assert_eq!(error.kind(), kind);
+        }
+    }
+
+    #[test]
+    fn names_are_absolute() {
+        assert_eq!(fqdn("example.com").unwrap().to_ascii(), "example.com.");
+        assert_eq!(fqdn("example.com.").unwrap().to_ascii(), "example.com.");
+        assert!(fqdn(&"a".repeat(300)).is_err());
+    }
+}

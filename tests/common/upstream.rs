@@ -1,0 +1,329 @@
+//! A recording upstream MTA for tests: a real SMTP server on a loopback
+//! port that stores exactly what it receives and can be told to fail at
+//! any step, so tests can prove what did (and did not) reach the upstream.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// A step of the upstream dialogue where a fault can be injected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Greeting,
+    Ehlo,
+    Mail,
+    Rcpt,
+    Data,
+    /// After the message's final dot, before the reply.
+    Dot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Close the connection without a reply.
+    Close,
+    /// Never answer (spamgate's timeout must fire).
+    Stall,
+    /// Answer with this code (e.g. 451, 554).
+    Reply(u16),
+}
+
+#[derive(Debug, Clone)]
+pub struct Behaviour {
+    pub xclient: bool,
+    pub smtputf8: bool,
+    /// Recipients refused with `550 5.1.1`.
+    pub unknown_rcpts: Vec<String>,
+    pub fault: Option<(Step, Fault)>,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Behaviour {
+            xclient: true,
+            smtputf8: true,
+            unknown_rcpts: Vec::new(),
+            fault: None,
+        }
+    }
+}
+
+/// One message the upstream accepted with 250.
+#[derive(Debug, Clone, Default)]
+pub struct Received {
+    pub mail_from: String,
+    pub rcpts: Vec<String>,
+    /// The DATA phase exactly as it came over the wire, final dot included.
+    pub wire: Vec<u8>,
+    /// The message after removing dot-stuffing and the final dot.
+    pub message: Vec<u8>,
+    /// The XCLIENT lines sent in this upstream session, in order.
+    pub xclient: Vec<String>,
+}
+
+#[derive(Default)]
+struct Log {
+    accepted: Vec<Received>,
+    commands: Vec<String>,
+    connections: usize,
+}
+
+pub struct Recorder {
+    pub addr: SocketAddr,
+    log: Arc<Mutex<Log>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Recorder {
+    pub async fn start(behaviour: Behaviour) -> Recorder {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let log = Arc::new(Mutex::new(Log::default()));
+        let task = tokio::spawn(accept_loop(listener, behaviour, log.clone()));
+        Recorder { addr, log, task }
+    }
+
+    /// Messages accepted so far.
+    pub fn accepted(&self) -> Vec<Received> {
+        self.log.lock().unwrap().accepted.clone()
+    }
+
+    /// Every command line received, across connections.
+    pub fn commands(&self) -> Vec<String> {
+        self.log.lock().unwrap().commands.clone()
+    }
+
+    pub fn connections(&self) -> usize {
+        self.log.lock().unwrap().connections
+    }
+
+    /// Waits until `n` messages were accepted (or fails after 10 s).
+    pub async fn wait_accepted(&self, n: usize) -> Vec<Received> {
+        for _ in 0..1000 {
+            let accepted = self.accepted();
+            if accepted.len() >= n {
+                return accepted;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "upstream accepted {} messages, expected {n}",
+            self.accepted().len()
+        );
+    }
+}
+
+/// An address where nothing listens: connecting is refused.
+pub async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+async fn accept_loop(listener: TcpListener, behaviour: Behaviour, log: Arc<Mutex<Log>>) {
+    while let Ok((stream, _)) = listener.accept().await {
+        log.lock().unwrap().connections += 1;
+        tokio::spawn(Conn::new(stream, behaviour.clone(), log.clone()).serve());
+    }
+}
+
+struct Conn {
+    stream: BufReader<TcpStream>,
+    behaviour: Behaviour,
+    log: Arc<Mutex<Log>>,
+    tx: Received,
+    xclient: Vec<String>,
+}
+
+enum Next {
+    Continue,
+    Stop,
+}
+
+impl Conn {
+    fn new(stream: TcpStream, behaviour: Behaviour, log: Arc<Mutex<Log>>) -> Conn {
+        Conn {
+            stream: BufReader::new(stream),
+            behaviour,
+            log,
+            tx: Received::default(),
+            xclient: Vec::new(),
+        }
+    }
+
+    async fn serve(mut self) {
+        if let Next::Stop = self
+            .answer(Step::Greeting, "220 upstream.test ESMTP recorder")
+            .await
+        {
+            return;
+        }
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match self.stream.read_line(&mut line).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let command = line.trim_end_matches(['\r', '\n']).to_string();
+            self.log.lock().unwrap().commands.push(command.clone());
+            if let Next::Stop = self.command(&command).await {
+                return;
+            }
+        }
+    }
+
+    async fn command(&mut self, command: &str) -> Next {
+        let verb = command
+            .split([' ', ':'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        match verb.as_str() {
+            "EHLO" => self.answer(Step::Ehlo, &self.ehlo_reply()).await,
+            "HELO" => self.answer(Step::Ehlo, "250 upstream.test").await,
+            "XCLIENT" => {
+                self.xclient.push(command.to_string());
+                self.answer(Step::Greeting, "220 upstream.test ESMTP recorder")
+                    .await
+            }
+            "MAIL" => {
+                self.tx = Received {
+                    mail_from: between_brackets(command),
+                    ..Received::default()
+                };
+                self.answer(Step::Mail, "250 2.1.0 Ok").await
+            }
+            "RCPT" => self.rcpt(command).await,
+            "DATA" => self.data().await,
+            "RSET" => {
+                self.tx = Received::default();
+                self.write("250 2.0.0 Ok").await
+            }
+            "QUIT" => {
+                self.write("221 2.0.0 Bye").await;
+                Next::Stop
+            }
+            _ => self.write("502 5.5.2 Error: command not recognized").await,
+        }
+    }
+
+    fn ehlo_reply(&self) -> String {
+        let mut lines = vec![
+            "250-upstream.test",
+            "250-PIPELINING",
+            "250-SIZE 52428800",
+            "250-8BITMIME",
+        ];
+        if self.behaviour.xclient {
+            lines.push("250-XCLIENT NAME ADDR PROTO HELO PORT LOGIN");
+        }
+        if self.behaviour.smtputf8 {
+            lines.push("250-SMTPUTF8");
+        }
+        lines.push("250 ENHANCEDSTATUSCODES");
+        lines.join("\r\n")
+    }
+
+    async fn rcpt(&mut self, command: &str) -> Next {
+        let rcpt = between_brackets(command);
+        if self.behaviour.unknown_rcpts.contains(&rcpt) {
+            return self
+                .write("550 5.1.1 <unknown>: Recipient address rejected")
+                .await;
+        }
+        let next = self.answer(Step::Rcpt, "250 2.1.5 Ok").await;
+        self.tx.rcpts.push(rcpt);
+        next
+    }
+
+    async fn data(&mut self) -> Next {
+        if let Next::Stop = self
+            .answer(Step::Data, "354 End data with <CR><LF>.<CR><LF>")
+            .await
+        {
+            return Next::Stop;
+        }
+        let Some(wire) = self.read_data().await else {
+            return Next::Stop;
+        };
+        self.tx.message = unstuff(&wire);
+        self.tx.wire = wire;
+        self.tx.xclient = self.xclient.clone();
+        let faulted = matches!(self.behaviour.fault, Some((Step::Dot, _)));
+        let next = self.answer(Step::Dot, "250 2.0.0 Ok: queued as REC1").await;
+        if let (Next::Continue, false) = (&next, faulted) {
+            self.log
+                .lock()
+                .unwrap()
+                .accepted
+                .push(std::mem::take(&mut self.tx));
+        }
+        next
+    }
+
+    async fn read_data(&mut self) -> Option<Vec<u8>> {
+        let mut wire = Vec::new();
+        loop {
+            let mut chunk = [0u8; 8192];
+            let n = self.stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            wire.extend_from_slice(&chunk[..n]);
+            if wire == b".\r\n" || wire.ends_with(b"\r\n.\r\n") {
+                return Some(wire);
+            }
+        }
+    }
+
+    /// Gives `reply` unless a fault is set for `step`.
+    async fn answer(&mut self, step: Step, reply: &str) -> Next {
+        match self.behaviour.fault {
+            Some((at, Fault::Close)) if at == step => Next::Stop,
+            Some((at, Fault::Stall)) if at == step => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Next::Stop
+            }
+            Some((at, Fault::Reply(code))) if at == step => {
+                let class = code / 100;
+                self.write(&format!("{code} {class}.0.0 injected fault"))
+                    .await
+            }
+            _ => self.write(reply).await,
+        }
+    }
+
+    async fn write(&mut self, reply: &str) -> Next {
+        let wire = format!("{reply}\r\n");
+        match self.stream.get_mut().write_all(wire.as_bytes()).await {
+            Ok(()) => Next::Continue,
+            Err(_) => Next::Stop,
+        }
+    }
+}
+
+fn between_brackets(command: &str) -> String {
+    let start = command.find('<').map_or(0, |i| i + 1);
+    let end = command.rfind('>').unwrap_or(command.len());
+    command.get(start..end).unwrap_or("").to_string()
+}
+
+/// Removes the final dot and the dot-stuffing from a DATA payload.
+pub fn unstuff(wire: &[u8]) -> Vec<u8> {
+    let body = wire.strip_suffix(b".\r\n").unwrap_or(wire);
+    let mut out = Vec::with_capacity(body.len());
+    for line in body.split_inclusive(|&b| b == b'\n') {
+        out.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
+    }
+    out
+}
