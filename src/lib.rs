@@ -12,6 +12,8 @@
 //! - [`checks`]: the [`checks::Check`] trait, the [`checks::Pipeline`] that
 //!   runs checks per stage, and the checks themselves, one file each.
 //! - [`dns`]: the one shared DNS resolver, typed answers, DNS metrics.
+//! - [`state`]: rate-limit counters, greylist triplets and the DNS list
+//!   cache, in memory or shared through Redis.
 //! - [`upstream`]: the lockstep client to the upstream MTA, with XCLIENT.
 //! - [`metrics`]: Prometheus metrics and the `/metrics` endpoint.
 //! - [`proxy_protocol`]: PROXY v1/v2 headers from load balancers, read
@@ -28,6 +30,7 @@ pub mod metrics;
 pub mod proxy_protocol;
 pub mod server;
 pub mod smtp;
+pub mod state;
 pub mod upstream;
 
 pub use config::Config;

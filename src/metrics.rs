@@ -55,6 +55,29 @@ pub struct AuthResultLabels {
     pub result: &'static str,
 }
 
+/// A DNS list zone: from the configuration, so a closed set.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ZoneLabel {
+    pub zone: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ZoneErrorLabels {
+    pub zone: String,
+    pub kind: &'static str,
+}
+
+/// A rate limit's configured name: a closed set.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabel {
+    pub limit: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabel {
+    pub op: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VersionLabel {
     pub version: &'static str,
@@ -79,6 +102,11 @@ pub struct Metrics {
     pub dns_lookup_duration: Family<RecordTypeLabel, Histogram>,
     pub dns_errors: Family<KindLabel, Counter>,
     pub auth_results: Family<AuthResultLabels, Counter>,
+    pub dnsbl_hits: Family<ZoneLabel, Counter>,
+    pub dnsbl_errors: Family<ZoneErrorLabels, Counter>,
+    pub ratelimit_hits: Family<LimitLabel, Counter>,
+    pub greylist: Family<ResultLabel, Counter>,
+    pub state_errors: Family<OpLabel, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -105,6 +133,11 @@ impl Metrics {
             dns_lookup_duration: Family::new_with_constructor(latency_histogram),
             dns_errors: Family::default(),
             auth_results: Family::default(),
+            dnsbl_hits: Family::default(),
+            dnsbl_errors: Family::default(),
+            ratelimit_hits: Family::default(),
+            greylist: Family::default(),
+            state_errors: Family::default(),
         };
         m.register(&mut registry);
         m.initialise_closed_sets();
@@ -190,6 +223,31 @@ impl Metrics {
             "Sender authentication results, by method and result",
             self.auth_results.clone(),
         );
+        r.register(
+            "spamgate_dnsbl_hits",
+            "DNS list listings found, by zone",
+            self.dnsbl_hits.clone(),
+        );
+        r.register(
+            "spamgate_dnsbl_errors",
+            "DNS list lookups that gave an error instead of an answer, by zone and kind",
+            self.dnsbl_errors.clone(),
+        );
+        r.register(
+            "spamgate_ratelimit_hits",
+            "Events refused by a rate limit, by limit",
+            self.ratelimit_hits.clone(),
+        );
+        r.register(
+            "spamgate_greylist",
+            "Greylist decisions, by result",
+            self.greylist.clone(),
+        );
+        r.register(
+            "spamgate_state_errors",
+            "Failures of the shared state backend, by operation",
+            self.state_errors.clone(),
+        );
         let build = Family::<VersionLabel, Gauge>::default();
         build
             .get_or_create(&VersionLabel {
@@ -255,6 +313,33 @@ impl Metrics {
 
     pub fn dns_error(&self, kind: &'static str) {
         self.dns_errors.get_or_create(&KindLabel { kind }).inc();
+    }
+
+    pub fn dnsbl_hit(&self, zone: &str) {
+        let zone = zone.to_string();
+        self.dnsbl_hits.get_or_create(&ZoneLabel { zone }).inc();
+    }
+
+    pub fn dnsbl_error(&self, zone: &str, kind: &'static str) {
+        let zone = zone.to_string();
+        self.dnsbl_errors
+            .get_or_create(&ZoneErrorLabels { zone, kind })
+            .inc();
+    }
+
+    pub fn ratelimit_hit(&self, limit: &str) {
+        let limit = limit.to_string();
+        self.ratelimit_hits
+            .get_or_create(&LimitLabel { limit })
+            .inc();
+    }
+
+    pub fn greylist_result(&self, result: &'static str) {
+        self.greylist.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    pub fn state_error(&self, op: &'static str) {
+        self.state_errors.get_or_create(&OpLabel { op }).inc();
     }
 
     pub fn auth_result(&self, method: &'static str, result: &'static str) {

@@ -106,7 +106,7 @@ mod tests {
 
     use crate::config::Config;
 
-    fn errors(yaml: &str) -> Vec<(usize, String, String)> {
+    fn errors(yaml: &str) -> Vec<(u64, String, String)> {
         match Config::from_yaml(yaml, Path::new("t.yaml")) {
             Ok(_) => Vec::new(),
             Err(errors) => errors
@@ -141,7 +141,7 @@ mod tests {
 
     #[test]
     fn errors_point_at_lines() {
-        let cases: &[(&str, usize, &str)] = &[
+        let cases: &[(&str, u64, &str)] = &[
             (
                 "listen: ['127.0.0.1:2525']\nproxy_protocol:\n  listeners: ['127.0.0.1:2526']\n  trusted: ['10.0.0.0/8']\n",
                 3,

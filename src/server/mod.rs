@@ -162,7 +162,7 @@ fn admit<S>(
     limiter: &ConnectionLimiter,
     sessions: &TaskTracker,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
 {
     match limiter.acquire(peer.ip()) {
         Ok(permit) => {

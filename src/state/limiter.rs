@@ -155,3 +155,72 @@ fn quota(limit: &RateLimit) -> Quota {
         .expect("period is positive")
         .allow_burst(burst)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use governor::clock::FakeRelativeClock;
+
+    use super::*;
+    use crate::config::reputation::{Counted, LimitKey};
+
+    fn limit(per: Duration, burst: u32) -> RateLimit {
+        RateLimit {
+            name: "test".into(),
+            key: LimitKey::Ip,
+            count: Counted::Messages,
+            period: per,
+            burst,
+            reply_code: 450,
+        }
+    }
+
+    #[test]
+    fn burst_then_one_per_period() {
+        let clock = FakeRelativeClock::default();
+        let l = KeyedLimiter::with_clock(&limit(Duration::from_secs(6), 10), 1000, clock.clone());
+        let allowed = (0..50).filter(|_| l.allow("192.0.2.1")).count();
+        assert_eq!(allowed, 10, "the burst, then nothing");
+        assert!(l.allow("192.0.2.2"), "other keys have their own budget");
+        clock.advance(Duration::from_secs(5));
+        assert!(!l.allow("192.0.2.1"), "less than one period later");
+        clock.advance(Duration::from_secs(1));
+        assert!(l.allow("192.0.2.1"), "one period later: one more");
+        assert!(!l.allow("192.0.2.1"));
+        clock.advance(Duration::from_secs(60));
+        let allowed = (0..50).filter(|_| l.allow("192.0.2.1")).count();
+        assert_eq!(allowed, 10, "a full burst after burst x period");
+    }
+
+    #[test]
+    fn idle_keys_are_evicted_when_full() {
+        let clock = FakeRelativeClock::default();
+        let l = KeyedLimiter::with_clock(&limit(Duration::from_secs(1), 2), 1000, clock.clone());
+        for i in 0..999 {
+            assert!(l.allow(&format!("k{i}")));
+        }
+        assert_eq!(l.len(), 999);
+        clock.advance(Duration::from_secs(10));
+        for i in 0..10 {
+            assert!(l.allow(&format!("new{i}")));
+        }
+        assert!(l.len() <= 11, "{} keys after the sweep", l.len());
+    }
+
+    #[test]
+    fn memory_stays_bounded_with_active_keys() {
+        let clock = FakeRelativeClock::default();
+        let l = KeyedLimiter::with_clock(&limit(Duration::from_secs(3600), 5), 1000, clock.clone());
+        for i in 0..20_000 {
+            l.allow(&format!("k{i}"));
+            clock.advance(Duration::from_millis(1));
+        }
+        assert!(l.len() <= 1000, "{} keys", l.len());
+        // the most recent keys are still limited after eviction
+        for _ in 0..4 {
+            assert!(l.allow("k19999"));
+        }
+        assert!(!l.allow("k19999"));
+    }
+}

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod dns;
+pub mod postfix;
 pub mod upstream;
 
 use std::net::SocketAddr;
