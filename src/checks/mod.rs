@@ -63,6 +63,12 @@ pub struct Envelope {
 pub struct Facts {
     /// The client is on an allow list: checks that only judge reputation skip it.
     pub allowlisted: bool,
+    /// The client's name, confirmed by forward-confirmed reverse DNS (sent
+    /// upstream as XCLIENT NAME).
+    pub client_name: Option<String>,
+    /// The DNS list that put the client over the threshold, when the
+    /// refusal waits for RCPT so that the envelope is logged.
+    pub dnsbl_listed: Option<String>,
 }
 
 /// Everything a check may look at. Fields not yet known at a stage are `None`.

@@ -9,6 +9,7 @@ mod duration;
 mod error;
 pub mod proxy;
 mod raw;
+pub mod auth;
 pub mod reputation;
 pub mod state;
 mod validate;
@@ -44,6 +45,7 @@ pub struct Config {
     pub checks: ChecksConfig,
     pub proxy_protocol: proxy::ProxyProtocolConfig,
     pub reputation: reputation::ReputationConfig,
+    pub auth: auth::AuthConfig,
     pub state: state::StateConfig,
 }
 
@@ -224,6 +226,7 @@ fn validate_raw(raw: RawConfig, file: &Path) -> Result<Config, ConfigErrors> {
             },
         },
         reputation: reputation::validate(&mut v, &raw.reputation),
+        auth: auth::validate(&mut v, &raw.auth, &hostname),
         state: state::validate(&mut v, &raw.state),
         hostname,
     };

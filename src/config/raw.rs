@@ -22,6 +22,7 @@ pub struct RawConfig {
     pub checks: RawChecks,
     pub proxy_protocol: super::proxy::RawProxyProtocol,
     pub reputation: super::reputation::RawReputation,
+    pub auth: super::auth::RawAuth,
     pub state: super::state::RawState,
 }
 

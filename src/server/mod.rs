@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::metrics::{self, Metrics};
 use crate::smtp::reply::{canned, Reply};
 use crate::smtp::session::Session;
+use crate::upstream::Upstream;
 pub use limiter::{ConnectionLimiter, Permit, Refused};
 pub use shared::{Shared, Shutdown};
 
@@ -87,6 +88,7 @@ pub async fn run_shared(
         c.limits.max_connections_per_ip,
     ));
     let sessions = TaskTracker::new();
+    tokio::spawn(probe_upstream(shared.clone()));
     if let Some(listener) = listeners.metrics {
         tokio::spawn(metrics::serve(
             listener,
@@ -100,6 +102,19 @@ pub async fn run_shared(
     }
     shutdown.await;
     drain(&shared, &sessions).await;
+}
+
+async fn probe_upstream(shared: Arc<Shared>) {
+    let c = &shared.config;
+    match Upstream::probe(&c.upstream, &c.timeouts, &shared.upstream_caps).await {
+        Ok(caps) => {
+            tracing::info!(upstream = %c.upstream.address, xclient = caps.xclient.is_some(), smtputf8 = caps.smtputf8, "upstream reachable")
+        }
+        Err(error) => {
+            shared.metrics.upstream_error(error.kind());
+            tracing::warn!(upstream = %c.upstream.address, %error, "upstream not reachable at startup; clients will get 451 until it is");
+        }
+    }
 }
 
 async fn drain(shared: &Shared, sessions: &TaskTracker) {

@@ -38,7 +38,13 @@ pub(super) async fn admit(
             shared.metrics.proxy_header(header.label());
             let client = header.source().unwrap_or(peer);
             tracing::debug!(peer = %peer.ip(), client = %client.ip(), kind = header.label(), "PROXY header");
-            super::admit(Rewound::new(early, stream), client, &shared, &limiter, &sessions);
+            super::admit(
+                Rewound::new(early, stream),
+                client,
+                &shared,
+                &limiter,
+                &sessions,
+            );
         }
         Err(error) => {
             shared.metrics.proxy_header(error.label());

@@ -294,6 +294,46 @@ pub mod canned {
     pub fn client_denied() -> Reply {
         Reply::new(554, Status(5, 7, 1), "Access denied for your address")
     }
+    /// postscreen's wording, so operators recognise it.
+    pub fn dnsbl_listed(ip: &str, zone: &str) -> Reply {
+        Reply::new(
+            554,
+            Status(5, 7, 1),
+            format!("Service unavailable; client host [{ip}] blocked using {zone}"),
+        )
+    }
+    pub fn early_talker() -> Reply {
+        Reply::new(
+            554,
+            Status(5, 5, 1),
+            "Protocol error: you talked before the greeting",
+        )
+    }
+    /// `code` is 421 (and the client should go away) or 450.
+    pub fn rate_limited(code: u16) -> Reply {
+        match code {
+            421 => Reply::new(
+                421,
+                Status(4, 7, 0),
+                "Rate limit exceeded; closing connection, try again later",
+            ),
+            _ => Reply::new(450, Status(4, 7, 1), "Rate limit exceeded; try again later"),
+        }
+    }
+    pub fn greylisted() -> Reply {
+        Reply::new(
+            450,
+            Status(4, 7, 1),
+            "Greylisted; please try again in a few minutes",
+        )
+    }
+    pub fn state_unavailable() -> Reply {
+        Reply::new(
+            451,
+            Status(4, 3, 0),
+            "Temporary local problem; try again later",
+        )
+    }
     pub fn check_failed(check: &str) -> Reply {
         Reply::new(
             451,
@@ -306,6 +346,48 @@ pub mod canned {
             550,
             Status(5, 7, 1),
             format!("Message rejected as spam (ref {reference})"),
+        )
+    }
+    // Sender authentication (RFC 7372 codes where one exists).
+    pub fn dmarc_rejected(domain: &str) -> Reply {
+        Reply::new(
+            550,
+            Status(5, 7, 1),
+            format!("Message rejected: DMARC policy of {domain} says reject"),
+        )
+    }
+    pub fn unauthenticated_protected(domain: &str) -> Reply {
+        Reply::new(
+            550,
+            Status(5, 7, 1),
+            format!("Message claims to be from {domain} but is not authenticated"),
+        )
+    }
+    pub fn bad_from_header(why: &str) -> Reply {
+        Reply::new(
+            550,
+            Status(5, 7, 1),
+            format!("{why}; exactly one From header with one address is required"),
+        )
+    }
+    pub fn spf_rejected(domain: &str) -> Reply {
+        Reply::new(
+            550,
+            Status(5, 7, 23),
+            format!("SPF check failed: {domain} does not authorize this host"),
+        )
+    }
+    pub fn dkim_rejected() -> Reply {
+        Reply::new(550, Status(5, 7, 20), "No valid DKIM signature found")
+    }
+    pub fn arc_rejected() -> Reply {
+        Reply::new(550, Status(5, 7, 29), "ARC validation failed")
+    }
+    pub fn auth_dns_tempfail(method: &str, domain: &str) -> Reply {
+        Reply::new(
+            451,
+            Status(4, 7, 5),
+            format!("Temporary DNS failure checking {method} for {domain}; try again later"),
         )
     }
 }

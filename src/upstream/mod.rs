@@ -131,6 +131,35 @@ impl Upstream {
         client: &ClientIdentity,
         shared: &SharedCapabilities,
     ) -> Result<Upstream, UpstreamError> {
+        let mut upstream = Upstream::greet(config, timeouts).await?;
+        if let Some(offered) = upstream.caps.xclient.clone().filter(|_| config.xclient) {
+            upstream
+                .xclient(client, &offered, &config.helo_name)
+                .await?;
+        }
+        shared.learn(&upstream.caps);
+        Ok(upstream)
+    }
+
+    /// Learns the upstream's extensions at startup, so that the first
+    /// clients are offered SMTPUTF8 when the upstream has it, and so that an
+    /// unreachable upstream shows in the log before mail does.
+    pub async fn probe(
+        config: &UpstreamConfig,
+        timeouts: &Timeouts,
+        shared: &SharedCapabilities,
+    ) -> Result<Capabilities, UpstreamError> {
+        let upstream = Upstream::greet(config, timeouts).await?;
+        shared.learn(&upstream.caps);
+        let caps = upstream.caps.clone();
+        upstream.quit().await;
+        Ok(caps)
+    }
+
+    async fn greet(
+        config: &UpstreamConfig,
+        timeouts: &Timeouts,
+    ) -> Result<Upstream, UpstreamError> {
         let stream = open(&config.address, timeouts.upstream_connect).await?;
         let mut upstream = Upstream {
             stream: SmtpStream::new(stream),
@@ -140,12 +169,6 @@ impl Upstream {
         };
         upstream.expect(Phase::Greeting, 220).await?;
         upstream.ehlo(&config.helo_name).await?;
-        if let Some(offered) = upstream.caps.xclient.clone().filter(|_| config.xclient) {
-            upstream
-                .xclient(client, &offered, &config.helo_name)
-                .await?;
-        }
-        shared.learn(&upstream.caps);
         Ok(upstream)
     }
 

@@ -107,7 +107,10 @@ impl SmtpSink {
 
     /// A sink with extra `smtp-sink` options (e.g. `["-C"]`: no XCLIENT).
     pub async fn start_with(options: &[&str]) -> SmtpSink {
-        let dumps = tempfile::Builder::new().prefix("spamgate-sink").tempdir().unwrap();
+        let dumps = tempfile::Builder::new()
+            .prefix("spamgate-sink")
+            .tempdir()
+            .unwrap();
         let template = dumps.path().join("msg.");
         let (child, addr) = spawn_listening("smtp-sink", |port| {
             let mut command = Command::new("/usr/sbin/smtp-sink");
@@ -144,7 +147,11 @@ impl SmtpSink {
     pub async fn wait_count(&self, n: usize) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         while self.count() < n {
-            assert!(Instant::now() < deadline, "smtp-sink has {} messages, expected {n}", self.count());
+            assert!(
+                Instant::now() < deadline,
+                "smtp-sink has {} messages, expected {n}",
+                self.count()
+            );
             tokio::time::sleep(POLL).await;
         }
         self.messages()
@@ -171,9 +178,15 @@ pub struct Postfix {
 
 impl Drop for Postfix {
     fn drop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         if !self.namespaced {
-            let _ = Command::new("postfix").arg("-c").arg(self.dir.path().join("etc")).arg("stop").status();
+            let _ = Command::new("postfix")
+                .arg("-c")
+                .arg(self.dir.path().join("etc"))
+                .arg("stop")
+                .status();
         }
         // In a namespace the master is its init: killing it kills them all.
         kill_tree(&mut child);
@@ -183,8 +196,14 @@ impl Drop for Postfix {
 impl Postfix {
     /// Starts Postfix and waits for its smtpd's 220 banner. Needs root.
     pub async fn start() -> Postfix {
-        assert!(is_root(), "a private Postfix instance needs root (master runs as root)");
-        let dir = tempfile::Builder::new().prefix("spamgate-postfix").tempdir().unwrap();
+        assert!(
+            is_root(),
+            "a private Postfix instance needs root (master runs as root)"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("spamgate-postfix")
+            .tempdir()
+            .unwrap();
         prepare_dirs(dir.path());
         let namespaced = pid_namespaces_work();
         let etc = dir.path().join("etc");
@@ -215,7 +234,11 @@ impl Postfix {
             if let Some(line) = self.log().lines().find(|l| l.contains(needle)) {
                 return line.to_string();
             }
-            assert!(Instant::now() < deadline, "no log line with {needle:?} in:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needle:?} in:\n{}",
+                self.log()
+            );
             tokio::time::sleep(POLL).await;
         }
     }
@@ -225,7 +248,10 @@ impl Postfix {
         let maildir = self.dir.path().join("vmail/user");
         let mut paths = files_in(&maildir.join("new"));
         paths.extend(files_in(&maildir.join("cur")));
-        paths.iter().map(|p| std::fs::read_to_string(p).unwrap_or_default()).collect()
+        paths
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect()
     }
 
     /// Waits until [`MAILBOX`] holds at least `n` messages.
@@ -312,7 +338,10 @@ fn master_cf(port: u16) -> String {
         "scache unix - - n - 1 scache",
         "postlog unix-dgram n - n - 1 postlogd",
     ];
-    format!("127.0.0.1:{port} inet n - n - - smtpd\n{}\n", services.join("\n"))
+    format!(
+        "127.0.0.1:{port} inet n - n - - smtpd\n{}\n",
+        services.join("\n")
+    )
 }
 
 /// `postfix start-fg` keeps the master in the foreground; as the init of a
@@ -325,7 +354,11 @@ fn postfix_command(etc: &Path, root: &Path, namespaced: bool) -> Command {
     } else {
         Command::new("postfix")
     };
-    command.arg("-c").arg(etc).arg("start-fg").stdin(Stdio::null());
+    command
+        .arg("-c")
+        .arg(etc)
+        .arg("start-fg")
+        .stdin(Stdio::null());
     let out = std::fs::File::create(root.join("master.out")).unwrap();
     command.stdout(out.try_clone().unwrap()).stderr(out);
     command
@@ -346,11 +379,16 @@ fn pid_namespaces_work() -> bool {
 /// Starts a server on a free port and waits for its 220 banner; picks
 /// another port if the server died (the port may have been taken between
 /// our probe and its bind).
-async fn spawn_listening(what: &str, mut command: impl FnMut(u16) -> Command) -> (Child, SocketAddr) {
+async fn spawn_listening(
+    what: &str,
+    mut command: impl FnMut(u16) -> Command,
+) -> (Child, SocketAddr) {
     let mut failures = Vec::new();
     for _ in 0..3 {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let mut child = command(addr.port()).spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let mut child = command(addr.port())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
         match wait_banner(addr, &mut child).await {
             Ok(()) => return (child, addr),
             Err(why) => {
@@ -396,11 +434,20 @@ pub fn free_port() -> u16 {
 }
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
     let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| (e.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH), e.path()))
+        .map(|e| {
+            (
+                e.metadata()
+                    .and_then(|m| m.modified())
+                    .unwrap_or(std::time::UNIX_EPOCH),
+                e.path(),
+            )
+        })
         .collect();
     files.sort();
     files.into_iter().map(|(_, path)| path).collect()
@@ -416,13 +463,17 @@ fn is_root() -> bool {
 fn uid_of(user: &str) -> u32 {
     let output = Command::new("id").args(["-u", user]).output().unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
-    text.trim().parse().unwrap_or_else(|_| panic!("no user {user:?} (is postfix installed?)"))
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no user {user:?} (is postfix installed?)"))
 }
 
 /// Kills a process and its direct children, and reaps the process.
 fn kill_tree(child: &mut Child) {
     for pid in children_of(child.id()) {
-        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
     }
     let _ = child.kill();
     let _ = child.wait();
@@ -430,7 +481,9 @@ fn kill_tree(child: &mut Child) {
 
 /// Direct children of `pid`, from `/proc/*/stat`.
 fn children_of(pid: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     entries
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
@@ -441,5 +494,10 @@ fn children_of(pid: u32) -> Vec<u32> {
 fn parent_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // "pid (comm) state ppid ...": comm may hold spaces, so split after ')'.
-    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }

@@ -63,6 +63,8 @@ pub struct Received {
     pub message: Vec<u8>,
     /// The XCLIENT lines sent in this upstream session, in order.
     pub xclient: Vec<String>,
+    /// Which upstream connection carried it (1 for the first accepted).
+    pub connection: usize,
 }
 
 #[derive(Default)]
@@ -131,12 +133,17 @@ pub async fn closed_port() -> SocketAddr {
 
 async fn accept_loop(listener: TcpListener, behaviour: Behaviour, log: Arc<Mutex<Log>>) {
     while let Ok((stream, _)) = listener.accept().await {
-        log.lock().unwrap().connections += 1;
-        tokio::spawn(Conn::new(stream, behaviour.clone(), log.clone()).serve());
+        let id = {
+            let mut log = log.lock().unwrap();
+            log.connections += 1;
+            log.connections
+        };
+        tokio::spawn(Conn::new(stream, id, behaviour.clone(), log.clone()).serve());
     }
 }
 
 struct Conn {
+    id: usize,
     stream: BufReader<TcpStream>,
     behaviour: Behaviour,
     log: Arc<Mutex<Log>>,
@@ -150,8 +157,9 @@ enum Next {
 }
 
 impl Conn {
-    fn new(stream: TcpStream, behaviour: Behaviour, log: Arc<Mutex<Log>>) -> Conn {
+    fn new(stream: TcpStream, id: usize, behaviour: Behaviour, log: Arc<Mutex<Log>>) -> Conn {
         Conn {
+            id,
             stream: BufReader::new(stream),
             behaviour,
             log,
@@ -259,6 +267,7 @@ impl Conn {
         self.tx.message = unstuff(&wire);
         self.tx.wire = wire;
         self.tx.xclient = self.xclient.clone();
+        self.tx.connection = self.id;
         let faulted = matches!(self.behaviour.fault, Some((Step::Dot, _)));
         let next = self.answer(Step::Dot, "250 2.0.0 Ok: queued as REC1").await;
         if let (Next::Continue, false) = (&next, faulted) {

@@ -1,0 +1,151 @@
+//! DNSBL and DNSWL on the client address, at connect: every zone is asked
+//! at once under one time budget, listed zones add their weight, and a
+//! total at or above the threshold refuses the client. A zone that is slow
+//! or broken costs at most the budget and counts as not listed.
+
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use futures_util::future::join_all;
+
+use super::dnslist::{reversed, ListAnswer, ListLookup};
+use super::{Check, CheckContext, CheckError, Outcome, Stage};
+use crate::config::reputation::{DnsZone, DnsblConfig, RejectAt};
+use crate::smtp::reply::canned;
+
+pub struct Dnsbl {
+    config: DnsblConfig,
+    lookup: ListLookup,
+}
+
+/// The zones that listed the client and the weights they add up to.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct DnsblResult {
+    pub score: f64,
+    /// (zone, weight, answers), in configuration order.
+    pub listed: Vec<(String, f64, String)>,
+    pub errors: Vec<(String, &'static str)>,
+}
+
+impl DnsblResult {
+    /// The positive-weight zone that weighs most: the one named to the client.
+    fn worst_zone(&self) -> Option<&str> {
+        self.listed
+            .iter()
+            .filter(|(_, w, _)| *w > 0.0)
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(zone, _, _)| zone.as_str())
+    }
+
+    fn summary(&self) -> String {
+        let parts: Vec<String> = self
+            .listed
+            .iter()
+            .map(|(zone, weight, answers)| format!("{zone}={answers} ({weight:+})"))
+            .collect();
+        parts.join(", ")
+    }
+}
+
+impl Dnsbl {
+    pub fn new(config: &DnsblConfig, lookup: ListLookup) -> Self {
+        Dnsbl {
+            config: config.clone(),
+            lookup,
+        }
+    }
+
+    /// Asks every zone about `ip` within the time budget.
+    pub async fn ask(&self, ip: IpAddr) -> DnsblResult {
+        let item = reversed(ip);
+        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        let asks = self.config.zones.iter().map(|zone| {
+            let item = &item;
+            async move {
+                let answer = tokio::time::timeout_at(deadline, self.lookup.query(zone, item)).await;
+                (zone, answer.unwrap_or(ListAnswer::Error("timeout")))
+            }
+        });
+        let mut result = DnsblResult::default();
+        for (zone, answer) in join_all(asks).await {
+            add(&mut result, zone, answer);
+        }
+        result
+    }
+
+    fn judge(&self, ctx: &mut CheckContext<'_>, result: DnsblResult) -> Vec<Outcome> {
+        if result.score < 0.0 {
+            ctx.facts.allowlisted = true;
+        }
+        let zone = result.worst_zone().map(str::to_string);
+        match (result.score >= self.config.threshold, zone) {
+            (true, Some(zone)) if self.config.reject_at == RejectAt::Connect => {
+                vec![refusal(ctx.client.addr.ip(), &zone, &result)]
+            }
+            (true, Some(zone)) => {
+                ctx.facts.dnsbl_listed = Some(zone);
+                Vec::new()
+            }
+            _ if result.score != 0.0 => vec![Outcome::AddScore {
+                score: result.score,
+                reason: format!("DNS lists: {}", result.summary()),
+            }],
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn add(result: &mut DnsblResult, zone: &DnsZone, answer: ListAnswer) {
+    match answer {
+        ListAnswer::Listed(ips) => {
+            let answers: Vec<String> = ips.iter().map(ToString::to_string).collect();
+            result.score += zone.weight;
+            result
+                .listed
+                .push((zone.zone.clone(), zone.weight, answers.join("+")));
+        }
+        ListAnswer::Error(kind) => result.errors.push((zone.zone.clone(), kind)),
+        ListAnswer::NotListed => {}
+    }
+}
+
+fn refusal(ip: IpAddr, zone: &str, result: &DnsblResult) -> Outcome {
+    Outcome::Reject {
+        reply: canned::dnsbl_listed(&ip.to_string(), zone),
+        reason: format!("DNS lists score {:+}: {}", result.score, result.summary()),
+    }
+}
+
+#[async_trait]
+impl Check for Dnsbl {
+    fn name(&self) -> &'static str {
+        "dnsbl"
+    }
+
+    fn stages(&self) -> &'static [Stage] {
+        &[Stage::Connect, Stage::Rcpt]
+    }
+
+    async fn check(&self, ctx: &mut CheckContext<'_>) -> Result<Vec<Outcome>, CheckError> {
+        if ctx.facts.allowlisted && ctx.stage == Stage::Connect {
+            return Ok(Vec::new());
+        }
+        match ctx.stage {
+            Stage::Connect => {
+                let result = self.ask(ctx.client.addr.ip()).await;
+                if !result.errors.is_empty() {
+                    tracing::debug!(errors = ?result.errors, "DNS list errors");
+                }
+                Ok(self.judge(ctx, result))
+            }
+            // Reject at RCPT: the envelope so far is logged with the refusal.
+            _ => Ok(match &ctx.facts.dnsbl_listed {
+                Some(zone) => vec![Outcome::Reject {
+                    reply: canned::dnsbl_listed(&ctx.client.addr.ip().to_string(), zone),
+                    reason: format!("client listed on {zone}"),
+                }],
+                None => Vec::new(),
+            }),
+        }
+    }
+}

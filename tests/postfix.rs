@@ -1,0 +1,235 @@
+//! End-to-end tests with Postfix's own programs around spamgate:
+//! `smtp-source` and `swaks` as clients, `smtp-sink` and a private, real
+//! Postfix (master, smtpd, cleanup, qmgr, virtual) as the upstream.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::client::{message, Client, Reply};
+use common::postfix::{smtp_source, swaks, Postfix, Run, SmtpSink, MAILBOX, POSTFIX_DOMAIN};
+use common::{test_config, Spamgate};
+
+const ACCEPTED: &str = "spamgate_messages_total{verdict=\"accept\"}";
+
+/// The test client's own address: distinct from 127.0.0.1, where spamgate
+/// connects to the upstream from, so that the upstream can only know it
+/// through XCLIENT.
+const CLIENT_IP: &str = "127.0.0.2";
+const CLIENT_HELO: &str = "real-client.example";
+
+async fn spamgate_for(upstream: SocketAddr) -> Spamgate {
+    Spamgate::start(&test_config(upstream, "limits:\n  max_connections_per_ip: 200")).await
+}
+
+/// smtp-source sends `messages` in `sessions` parallel sessions (one
+/// message per session unless `-d` is among `extra`); every one must reach
+/// smtp-sink intact, and spamgate must count each as accepted.
+async fn smtp_source_delivers_all(messages: usize, sessions: usize, extra: &[&str]) {
+    let sink = SmtpSink::start().await;
+    let gate = spamgate_for(sink.addr).await;
+    let (m, s) = (messages.to_string(), sessions.to_string());
+    let mut args = vec!["-s", &s, "-m", &m, "-l", "4096", "-M", "source.example"];
+    args.extend_from_slice(&["-f", "sender@example.com", "-t", "rcpt@example.net"]);
+    args.extend_from_slice(extra);
+    let run = smtp_source(gate.addr, &args).await;
+    assert!(run.success(), "smtp-source failed: {}", run.output());
+
+    let dumps = sink.wait_count(messages).await;
+    assert_eq!(dumps.len(), messages, "smtp-sink got more messages than were sent");
+    let mut ids: Vec<String> = dumps.iter().filter_map(|d| header(d, "Message-Id:")).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), messages, "each message arrived exactly once");
+    for dump in &dumps {
+        assert!(dump.contains("X-Mail-Args: <sender@example.com>"), "{dump}");
+        assert!(dump.contains("X-Rcpt-Args: <rcpt@example.net>"), "{dump}");
+        assert_eq!(payload_bytes(dump), 4096, "payload damaged:\n{dump}");
+    }
+    assert_eq!(gate.metric(ACCEPTED).await, messages as f64);
+}
+
+#[tokio::test]
+async fn smtp_source_one_message_per_session_all_reach_smtp_sink() {
+    smtp_source_delivers_all(40, 5, &[]).await;
+}
+
+#[tokio::test]
+async fn smtp_source_many_messages_per_session_all_reach_smtp_sink() {
+    smtp_source_delivers_all(60, 3, &["-d"]).await;
+}
+
+/// swaks from a distinct loopback address, with a body line that starts
+/// with a dot (dot-stuffing must survive both hops).
+async fn swaks_message_reaches_smtp_sink(subject: &str, extra: &[&str]) {
+    let sink = SmtpSink::start().await;
+    let gate = spamgate_for(sink.addr).await;
+    let header = format!("Subject: {subject}");
+    let mut args = vec!["--from", "alice@example.com", "--to", "bob@example.net"];
+    args.extend_from_slice(&["--ehlo", CLIENT_HELO, "--local-interface", CLIENT_IP]);
+    args.extend_from_slice(&["--header", &header, "--body", "line one\n.leading dot\nlast line"]);
+    args.extend_from_slice(extra);
+    let run = swaks(gate.addr, &args).await;
+    assert!(run.success(), "swaks failed:\n{}", run.output());
+    assert!(final_reply(&run).starts_with("250 2.0.0"), "{}", run.output());
+
+    let dumps = sink.wait_count(1).await;
+    assert_eq!(dumps.len(), 1);
+    let dump = &dumps[0];
+    assert!(dump.contains(&format!("\n{header}\n")), "{dump}");
+    assert!(dump.contains("\nline one\n.leading dot\nlast line\n"), "{dump}");
+    // smtp-sink speaks XCLIENT too: it must have been told the real client.
+    assert_eq!(header_value(dump, "X-Client-Addr:").as_deref(), Some(CLIENT_IP), "{dump}");
+    assert_eq!(gate.metric(ACCEPTED).await, 1.0);
+}
+
+#[tokio::test]
+async fn swaks_message_reaches_smtp_sink_through_spamgate() {
+    swaks_message_reaches_smtp_sink("plain", &[]).await;
+}
+
+#[tokio::test]
+async fn swaks_pipelined_message_reaches_smtp_sink_through_spamgate() {
+    swaks_message_reaches_smtp_sink("pipelined", &["--pipeline"]).await;
+}
+
+/// A real Postfix behind spamgate learns the real client through XCLIENT:
+/// its Received header and its log name the client's address and HELO,
+/// not spamgate's.
+#[tokio::test]
+async fn postfix_sees_the_real_client_through_xclient() {
+    let postfix = Postfix::start().await;
+    let gate = spamgate_for(postfix.addr).await;
+    let mut args = vec!["--from", "alice@example.com", "--to", MAILBOX];
+    args.extend_from_slice(&["--ehlo", CLIENT_HELO, "--local-interface", CLIENT_IP]);
+    args.extend_from_slice(&["--header", "Subject: through spamgate"]);
+    let run = swaks(gate.addr, &args).await;
+    assert!(run.success(), "swaks failed:\n{}\nPostfix log:\n{}", run.output(), postfix.log());
+
+    let delivered = postfix.wait_mailbox(1).await;
+    let message = &delivered[0];
+    assert!(message.contains("Subject: through spamgate"), "{message}");
+    let received = header(message, "Received:").expect("Postfix adds Received");
+    assert!(received.contains(&format!("[{CLIENT_IP}])")), "client address: {received}");
+    assert!(
+        received.starts_with(&format!("Received: from {CLIENT_HELO} (")),
+        "Postfix must name the client's HELO, not spamgate's: {received}"
+    );
+    let logged = postfix.wait_log(": client=").await;
+    assert!(logged.contains(&format!("[{CLIENT_IP}]")), "Postfix log: {logged}");
+}
+
+/// Postfix refuses an unknown recipient; spamgate hands that refusal to the
+/// client at RCPT, in real time, and still relays the good recipient.
+#[tokio::test]
+async fn postfix_refuses_unknown_recipient_at_rcpt_in_real_time() {
+    let postfix = Postfix::start().await;
+    let gate = spamgate_for(postfix.addr).await;
+    let mut client = Client::ready(gate.addr).await;
+    assert_eq!(client.cmd("MAIL FROM:<alice@example.com>").await.code, 250);
+
+    let unknown = client.cmd(&format!("RCPT TO:<nobody@{POSTFIX_DOMAIN}>")).await;
+    assert_eq!(unknown.code, 550, "{unknown:?}");
+    assert_eq!(unknown.status(), Some("5.1.1"), "{unknown:?}");
+    assert!(unknown.text().contains("User unknown in virtual mailbox table"), "{unknown:?}");
+    let refusal = postfix.wait_log("NOQUEUE: reject: RCPT").await;
+    assert!(refusal.contains(&format!("to=<nobody@{POSTFIX_DOMAIN}>")), "{refusal}");
+
+    assert_eq!(client.cmd(&format!("RCPT TO:<{MAILBOX}>")).await.code, 250);
+    assert_eq!(client.cmd("DATA").await.code, 354);
+    client.send(common::client::dot_stuffed(&message("known-rcpt")).as_bytes()).await;
+    let done = client.reply().await;
+    assert_eq!(done.code, 250, "{done:?}");
+    let delivered = postfix.wait_mailbox(1).await;
+    assert!(delivered[0].contains("Subject: known-rcpt"), "{}", delivered[0]);
+    assert_eq!(client.cmd("QUIT").await.code, 221);
+}
+
+/// smtp-sink dies (SIGKILL) while smtp-source is sending through spamgate
+/// and while other clients are mid-transaction: every client gets a 4xx,
+/// and no client got a 250 for a message the sink does not have.
+#[tokio::test]
+async fn smtp_sink_killed_mid_run_gives_4xx_and_never_a_false_250() {
+    let mut sink = SmtpSink::start().await;
+    let gate = spamgate_for(sink.addr).await;
+    let mut done = Client::ready(gate.addr).await;
+    assert_eq!(done.send_mail("a@example.com", &["b@example.net"], &message("before")).await.code, 250);
+    assert_eq!(done.cmd("MAIL FROM:<a@example.com>").await.code, 250);
+    assert_eq!(done.cmd("RCPT TO:<b@example.net>").await.code, 250);
+    let mut in_data = Client::ready(gate.addr).await;
+    assert_eq!(in_data.cmd("MAIL FROM:<a@example.com>").await.code, 250);
+    assert_eq!(in_data.cmd("RCPT TO:<b@example.net>").await.code, 250);
+    assert_eq!(in_data.cmd("DATA").await.code, 354);
+    in_data.send(b"Subject: cut\r\n\r\nfirst half\r\n").await;
+
+    let source = tokio::spawn(smtp_source(gate.addr, &["-v", "-d", "-s", "4", "-m", "100000", "-l", "4096"]));
+    sink.wait_count(21).await;
+    sink.kill();
+    let kept = sink.count();
+
+    let after_kill = finish(&mut done).await;
+    assert!(after_kill.code / 100 == 4, "open transaction: {after_kill:?}");
+    in_data.send(b"second half\r\n.\r\n").await;
+    let cut = in_data.reply().await;
+    assert!(cut.code / 100 == 4, "message in DATA: {cut:?}");
+    let mut late = Client::ready(gate.addr).await;
+    let refused = late.cmd("MAIL FROM:<a@example.com>").await;
+    assert!(refused.code / 100 == 4, "new session: {refused:?}");
+
+    let run = source.await.unwrap();
+    let told_accepted = count_lines(&run, "<<< 250 2.0.0");
+    assert!(!run.success(), "smtp-source cannot have succeeded:\n{}", run.output());
+    assert!(count_lines(&run, "<<< 4") > 0, "smtp-source saw no 4xx:\n{}", run.output());
+    assert!(told_accepted + 1 <= kept, "{told_accepted} + 1 accepted, the sink kept {kept}");
+    assert_eq!(gate.metric(ACCEPTED).await, (told_accepted + 1) as f64);
+    assert!(gate.metric("spamgate_upstream_errors_total{kind=\"connect\"}").await >= 1.0);
+}
+
+/// Sends DATA and a message if DATA is accepted; returns the final reply
+/// (or the refusal of DATA).
+async fn finish(client: &mut Client) -> Reply {
+    let data = client.cmd("DATA").await;
+    if data.code != 354 {
+        return data;
+    }
+    client.send(common::client::dot_stuffed(&message("after-kill")).as_bytes()).await;
+    client.reply().await
+}
+
+fn count_lines(run: &Run, prefix: &str) -> usize {
+    run.output().lines().filter(|l| l.contains(prefix)).count()
+}
+
+/// The reply swaks got after the message's final dot.
+fn final_reply(run: &Run) -> String {
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    let dot = lines.iter().rposition(|l| l.trim_end() == " -> .").unwrap_or(0);
+    lines[dot..]
+        .iter()
+        .find_map(|l| l.strip_prefix("<-  ").or_else(|| l.strip_prefix("<** ")))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The first header `name` of a message, continuation lines included.
+fn header(message: &str, name: &str) -> Option<String> {
+    let mut lines = message.lines().skip_while(|l| !l.starts_with(name));
+    let mut field = lines.next()?.to_string();
+    for continuation in lines.take_while(|l| l.starts_with([' ', '\t'])) {
+        field.push('\n');
+        field.push_str(continuation);
+    }
+    Some(field)
+}
+
+fn header_value(message: &str, name: &str) -> Option<String> {
+    header(message, name)?.strip_prefix(name).map(|v| v.trim().to_string())
+}
+
+/// The size of smtp-source's payload as it counts it (`-l`): the line
+/// ends between lines count, the one after the last line does not.
+fn payload_bytes(dump: &str) -> usize {
+    let body = dump.split_once("\n\n").map_or("", |(_, body)| body);
+    let lines = body.lines().filter(|l| !l.is_empty());
+    lines.map(|l| l.len() + 2).sum::<usize>().saturating_sub(2)
+}
