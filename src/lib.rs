@@ -16,6 +16,7 @@
 //!   cache, in memory or shared through Redis.
 //! - [`upstream`]: the lockstep client to the upstream MTA, with XCLIENT.
 //! - [`metrics`]: Prometheus metrics and the `/metrics` endpoint.
+//! - [`tls`]: certificates, STARTTLS and implicit TLS towards clients.
 //! - [`proxy_protocol`]: PROXY v1/v2 headers from load balancers, read
 //!   before the session starts so the real client IP drives every check.
 //! - [`logging`]: text or JSON logs.
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod proxy_protocol;
 pub mod server;
 pub mod smtp;
+pub mod tls;
 pub mod state;
 pub mod upstream;
 

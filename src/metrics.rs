@@ -271,6 +271,13 @@ impl Metrics {
         for kind in ["connect", "timeout", "disconnect", "protocol", "refused"] {
             let _ = self.upstream_errors.get_or_create(&KindLabel { kind });
         }
+        for result in ["ok", "error"] {
+            let _ = self.upstream_connections.get_or_create(&ResultLabel { result });
+        }
+        let proxy = ["proxied", "local", "unknown", "untrusted", "invalid", "timeout", "closed"];
+        for result in proxy {
+            let _ = self.proxy_headers.get_or_create(&ResultLabel { result });
+        }
     }
 
     pub fn message(&self, verdict: &'static str) {

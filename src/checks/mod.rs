@@ -3,7 +3,16 @@
 //! which checks exist; it hands over what it learned and gets a
 //! [`Judgement`] back.
 
+pub mod auth;
+pub mod dnsbl;
+pub mod dnslist;
+pub mod domain_lists;
+pub mod fcrdns;
+pub mod greylist;
+pub mod helo;
 mod ip_lists;
+pub mod rate_limit;
+pub mod reputation;
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -69,6 +78,8 @@ pub struct Facts {
     /// The DNS list that put the client over the threshold, when the
     /// refusal waits for RCPT so that the envelope is logged.
     pub dnsbl_listed: Option<String>,
+    /// SPF, DKIM, ARC and DMARC results (see [`auth::AuthFacts`]).
+    pub auth: auth::AuthFacts,
 }
 
 /// Everything a check may look at. Fields not yet known at a stage are `None`.
@@ -129,6 +140,8 @@ pub enum Outcome {
 pub enum SetupError {
     #[error(transparent)]
     Dns(#[from] DnsError),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -313,7 +326,8 @@ impl Pipeline {
         if !lists.allow.is_empty() || !lists.deny.is_empty() {
             checks.push(Arc::new(IpLists::new(lists)));
         }
-        let _ = &dns;
+        checks.extend(reputation::checks(config, &dns, metrics)?);
+        checks.extend(auth::checks(&config.auth, &config.hostname, &dns));
         Ok(Pipeline::new(checks))
     }
 

@@ -9,8 +9,10 @@ mod duration;
 mod error;
 pub mod proxy;
 mod raw;
+mod tls;
 pub mod auth;
 pub mod reputation;
+pub mod rules;
 pub mod state;
 mod validate;
 
@@ -22,6 +24,7 @@ use ipnet::IpNet;
 
 pub use duration::parse_duration;
 pub use error::{ConfigError, ConfigErrors};
+pub use tls::TlsConfig;
 use raw::RawConfig;
 use validate::Validator;
 
@@ -43,10 +46,12 @@ pub struct Config {
     pub log: LogConfig,
     pub scoring: Scoring,
     pub checks: ChecksConfig,
+    pub tls: TlsConfig,
     pub proxy_protocol: proxy::ProxyProtocolConfig,
     pub reputation: reputation::ReputationConfig,
     pub auth: auth::AuthConfig,
     pub state: state::StateConfig,
+    pub rules: rules::RulesConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -204,6 +209,7 @@ fn validate_raw(raw: RawConfig, file: &Path) -> Result<Config, ConfigErrors> {
     let listen = listen(&mut v, &raw);
     let config = Config {
         proxy_protocol: proxy::validate(&mut v, &raw.proxy_protocol, &listen),
+        tls: tls::validate(&mut v, &raw.tls, &listen),
         listen,
         upstream: upstream(&mut v, &raw, &hostname),
         metrics: MetricsConfig {
@@ -228,6 +234,7 @@ fn validate_raw(raw: RawConfig, file: &Path) -> Result<Config, ConfigErrors> {
         reputation: reputation::validate(&mut v, &raw.reputation),
         auth: auth::validate(&mut v, &raw.auth, &hostname),
         state: state::validate(&mut v, &raw.state),
+        rules: rules::validate(&mut v, &raw.rules, file),
         hostname,
     };
     if v.errors.is_empty() {

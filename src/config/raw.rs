@@ -20,10 +20,12 @@ pub struct RawConfig {
     pub log: RawLog,
     pub scoring: RawScoring,
     pub checks: RawChecks,
+    pub tls: super::tls::RawTls,
     pub proxy_protocol: super::proxy::RawProxyProtocol,
     pub reputation: super::reputation::RawReputation,
     pub auth: super::auth::RawAuth,
     pub state: super::state::RawState,
+    pub rules: super::rules::RawRules,
 }
 
 #[derive(Debug, Default, Deserialize)]

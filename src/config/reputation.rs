@@ -9,7 +9,8 @@ use serde::Deserialize;
 
 use super::duration::parse_duration;
 use super::raw::S;
-use super::validate::{is_hostname, Validator};
+pub use super::validate::is_hostname;
+use super::validate::Validator;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::metrics::{self, Metrics};
 use crate::smtp::reply::{canned, Reply};
 use crate::smtp::session::Session;
+use crate::tls::TlsMode;
 use crate::upstream::Upstream;
 pub use limiter::{ConnectionLimiter, Permit, Refused};
 pub use shared::{Shared, Shutdown};
@@ -35,7 +36,7 @@ impl Listeners {
     /// Binds every address the configuration names.
     pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
         let mut smtp = Vec::new();
-        for addr in &config.listen {
+        for addr in config.listen.iter().chain(&config.tls.implicit_listen) {
             smtp.push(bind(*addr).await?);
         }
         let metrics = match config.metrics.listen {
@@ -141,6 +142,7 @@ async fn accept_loop(
 ) {
     let local = listener.local_addr().ok();
     let proxied = local.is_some_and(|a| shared.config.proxy_protocol.expects_header(a));
+    let tls = local.map(|a| shared.config.tls.mode_for(a)).unwrap_or_default();
     if let Some(addr) = local {
         tracing::info!(%addr, proxy_protocol = proxied, "smtp listening");
     }
@@ -154,9 +156,9 @@ async fn accept_loop(
                 let _ = stream.set_nodelay(true);
                 if proxied {
                     let (s, l, t) = (shared.clone(), limiter.clone(), sessions.clone());
-                    sessions.spawn(proxied::admit(stream, peer, s, l, t));
+                    sessions.spawn(proxied::admit(stream, peer, tls, s, l, t));
                 } else {
-                    admit(stream, peer, &shared, &limiter, &sessions);
+                    admit(stream, peer, tls, &shared, &limiter, &sessions);
                 }
             }
             Err(error) => {
@@ -173,6 +175,7 @@ async fn accept_loop(
 fn admit<S>(
     stream: S,
     peer: SocketAddr,
+    tls: TlsMode,
     shared: &Arc<Shared>,
     limiter: &ConnectionLimiter,
     sessions: &TaskTracker,
@@ -181,7 +184,7 @@ fn admit<S>(
 {
     match limiter.acquire(peer.ip()) {
         Ok(permit) => {
-            let session = Session::new(stream, peer, shared.clone());
+            let session = Session::new(stream, peer, shared.clone()).with_tls_mode(tls);
             sessions.spawn(async move {
                 session.run().await;
                 drop(permit);

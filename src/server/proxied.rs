@@ -10,6 +10,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{ConnectionLimiter, Shared};
 use crate::proxy_protocol::{self, Rewound};
+use crate::tls::TlsMode;
 
 /// Reads the header and admits the session, or drops the connection.
 ///
@@ -19,6 +20,7 @@ use crate::proxy_protocol::{self, Rewound};
 pub(super) async fn admit(
     mut stream: TcpStream,
     peer: SocketAddr,
+    tls: TlsMode,
     shared: Arc<Shared>,
     limiter: Arc<ConnectionLimiter>,
     sessions: TaskTracker,
@@ -41,6 +43,7 @@ pub(super) async fn admit(
             super::admit(
                 Rewound::new(early, stream),
                 client,
+                tls,
                 &shared,
                 &limiter,
                 &sessions,

@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use crate::checks::Pipeline;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::tls::Tls;
 use crate::upstream::SharedCapabilities;
 
 /// The two moments of a graceful shutdown.
@@ -23,6 +24,8 @@ pub struct Shared {
     pub pipeline: Pipeline,
     pub metrics: Metrics,
     pub upstream_caps: SharedCapabilities,
+    /// The certificate for STARTTLS and implicit TLS, when configured.
+    pub tls: Option<Tls>,
     pub shutdown: Shutdown,
     /// Tells this process's transaction ids apart from another's (or an
     /// earlier run's) in shared logs: the start time in seconds, base 36.
@@ -33,6 +36,7 @@ pub struct Shared {
 impl Shared {
     pub fn new(config: Config, pipeline: Pipeline, metrics: Metrics) -> Self {
         Shared {
+            tls: load_tls(&config),
             config,
             pipeline,
             metrics,
@@ -64,4 +68,13 @@ fn base36(mut n: u64) -> String {
     }
     out.reverse();
     String::from_utf8(out).expect("ascii digits")
+}
+
+/// The files were loaded once by config validation; failing now means they
+/// changed in between, and running without TLS is logged loudly.
+fn load_tls(config: &Config) -> Option<Tls> {
+    let (cert, key) = config.tls.files.as_ref()?;
+    Tls::load(cert, key)
+        .inspect_err(|error| tracing::error!(%error, "TLS disabled: certificate failed to load"))
+        .ok()
 }

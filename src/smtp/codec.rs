@@ -88,6 +88,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpStream<S> {
         self.io
     }
 
+    /// The underlying stream, for an in-place TLS upgrade. The read buffer
+    /// must be empty then (the caller refused pipelined bytes).
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.io
+    }
+
     async fn fill(&mut self) -> Result<(), ReadError> {
         self.rbuf.reserve(READ_CHUNK);
         match self.io.read_buf(&mut self.rbuf).await? {

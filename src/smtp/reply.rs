@@ -118,6 +118,45 @@ impl Reply {
     }
 }
 
+/// Why a reply an operator wrote (in a rule file) cannot be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    #[error("code {0} is not a {1}xx code")]
+    Code(u16, u8),
+    #[error("'{0}' is not an enhanced status code X.Y.Z of class {1}")]
+    Status(String, u8),
+    #[error("the text must be one line of printable ASCII, at most 400 characters")]
+    Text,
+}
+
+impl Reply {
+    /// A refusal worded by an operator: `class` is 4 (tempfail) or 5
+    /// (reject); the code, status and text are checked here once, at load,
+    /// so that nothing malformed ever reaches a client.
+    pub fn operator(
+        class: u8,
+        code: u16,
+        status: Option<&str>,
+        text: &str,
+    ) -> Result<Reply, ReplyError> {
+        if code / 100 != u16::from(class) || !(400..600).contains(&code) {
+            return Err(ReplyError::Code(code, class));
+        }
+        let status = match status {
+            None => Status(class, 7, 1),
+            Some(s) => match Status::parse_prefix(s.trim()) {
+                Some((status, "")) if status.0 == class => status,
+                _ => return Err(ReplyError::Status(s.to_string(), class)),
+            },
+        };
+        let printable = text.bytes().all(|b| (b' '..=b'~').contains(&b));
+        if !printable || text.is_empty() || text.len() > 400 {
+            return Err(ReplyError::Text);
+        }
+        Ok(Reply::new(code, status, text))
+    }
+}
+
 fn default_status(code: u16) -> Option<Status> {
     match code / 100 {
         2 => Some(Status(2, 0, 0)),
@@ -171,6 +210,12 @@ pub mod canned {
     }
     pub fn not_implemented() -> Reply {
         Reply::new(502, Status(5, 5, 1), "Command not implemented")
+    }
+    pub fn ready_for_tls() -> Reply {
+        Reply::new(220, Status(2, 0, 0), "Ready to start TLS")
+    }
+    pub fn tls_required() -> Reply {
+        Reply::new(530, Status(5, 7, 0), "Must issue a STARTTLS command first")
     }
     pub fn unknown_command() -> Reply {
         Reply::new(500, Status(5, 5, 1), "Command unrecognized")
@@ -341,6 +386,18 @@ pub mod canned {
             format!("Temporary failure in the {check} check; try again later"),
         )
     }
+    /// A rule's `reject` without its own text.
+    pub fn rule_rejected() -> Reply {
+        Reply::new(550, Status(5, 7, 1), "Message rejected by local policy")
+    }
+    /// A rule's `tempfail` without its own text.
+    pub fn rule_tempfailed() -> Reply {
+        Reply::new(
+            451,
+            Status(4, 7, 1),
+            "Message deferred by local policy; try again later",
+        )
+    }
     pub fn spam_rejected(reference: &str) -> Reply {
         Reply::new(
             550,
@@ -429,6 +486,30 @@ mod tests {
             let mut out = Vec::new();
             reply.write_to(&mut out);
             assert_eq!(String::from_utf8(out).unwrap(), wire);
+        }
+    }
+
+    #[test]
+    fn operator_replies() {
+        let cases: &[(u8, u16, Option<&str>, &str, Result<&str, ReplyError>)] = &[
+            (5, 550, None, "No", Ok("550 5.7.1 No\r\n")),
+            (5, 554, Some("5.7.0"), "Go away", Ok("554 5.7.0 Go away\r\n")),
+            (4, 451, Some("4.7.1"), "Later", Ok("451 4.7.1 Later\r\n")),
+            (5, 451, None, "x", Err(ReplyError::Code(451, 5))),
+            (4, 250, None, "x", Err(ReplyError::Code(250, 4))),
+            (5, 650, None, "x", Err(ReplyError::Code(650, 5))),
+            (5, 550, Some("4.7.1"), "x", Err(ReplyError::Status("4.7.1".into(), 5))),
+            (5, 550, Some("5.7"), "x", Err(ReplyError::Status("5.7".into(), 5))),
+            (5, 550, None, "two\r\nlines", Err(ReplyError::Text)),
+            (5, 550, None, "", Err(ReplyError::Text)),
+        ];
+        for (class, code, status, text, want) in cases {
+            let got = Reply::operator(*class, *code, *status, text).map(|r| {
+                let mut out = Vec::new();
+                r.write_to(&mut out);
+                String::from_utf8(out).unwrap()
+            });
+            assert_eq!(got, want.clone().map(String::from), "{code} {status:?} {text:?}");
         }
     }
 

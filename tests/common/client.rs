@@ -30,17 +30,31 @@ impl Reply {
     }
 }
 
+/// Any byte stream the client can talk over: plain TCP or TLS.
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 pub struct Client {
-    stream: BufReader<TcpStream>,
+    stream: BufReader<Box<dyn Io>>,
 }
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).await.expect("connect to spamgate");
         stream.set_nodelay(true).unwrap();
+        Client::over(Box::new(stream))
+    }
+
+    pub fn over(stream: Box<dyn Io>) -> Client {
         Client {
             stream: BufReader::new(stream),
         }
+    }
+
+    /// The underlying stream (for a TLS upgrade); nothing may be buffered.
+    pub fn into_inner(self) -> Box<dyn Io> {
+        assert!(self.stream.buffer().is_empty(), "bytes after the reply");
+        self.stream.into_inner()
     }
 
     /// Connects and reads the banner, which must be a 220.

@@ -5,6 +5,8 @@
 pub mod client;
 pub mod dns;
 pub mod postfix;
+pub mod prometheus;
+pub mod tls;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -56,11 +58,17 @@ impl Spamgate {
 
     pub async fn start_config(config: Config) -> Spamgate {
         let smtp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Spamgate::start_on(vec![smtp], config).await
+    }
+
+    /// Starts on listeners the test bound itself (so that the configuration
+    /// can name their addresses); `addr` is the first one.
+    pub async fn start_on(smtp: Vec<TcpListener>, config: Config) -> Spamgate {
         let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = smtp.local_addr().unwrap();
+        let addr = smtp[0].local_addr().unwrap();
         let metrics_addr = metrics.local_addr().unwrap();
         let listeners = spamgate::Listeners {
-            smtp: vec![smtp],
+            smtp,
             metrics: Some(metrics),
         };
         let (stop, stopped) = oneshot::channel::<()>();

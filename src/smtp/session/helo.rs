@@ -42,6 +42,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if self.shared.upstream_caps.smtputf8() {
             extensions.push("SMTPUTF8".to_string());
         }
+        if self.shared.tls.is_some() && self.tls.is_none() {
+            extensions.push("STARTTLS".to_string());
+        }
         extensions
     }
 }

@@ -38,6 +38,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             State::Transaction(_) => return Some(canned::bad_sequence("nested MAIL command")),
             State::Ready => {}
         }
+        if self.tls_mode.required && self.tls.is_none() {
+            return Some(canned::tls_required());
+        }
         if params.size.is_some_and(|size| size > max as u64) {
             return Some(canned::message_too_big(max));
         }

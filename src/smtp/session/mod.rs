@@ -11,6 +11,7 @@ mod log;
 mod mail;
 mod rcpt;
 mod relay;
+mod starttls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use super::command::{Command, CommandError};
 use super::reply::{canned, Reply};
 use crate::checks::{ClientInfo, Envelope, Facts, Judgement};
 use crate::server::Shared;
+use crate::tls::{ClientIo, TlsInfo, TlsMode};
 use crate::upstream::Upstream;
 
 /// Where the dialogue stands.
@@ -62,7 +64,11 @@ enum Flow {
 }
 
 pub struct Session<S> {
-    stream: SmtpStream<S>,
+    stream: SmtpStream<ClientIo<S>>,
+    /// How this listener does TLS.
+    tls_mode: TlsMode,
+    /// Set once a TLS handshake succeeded.
+    tls: Option<TlsInfo>,
     shared: Arc<Shared>,
     id: u64,
     client: ClientInfo,
@@ -80,7 +86,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub fn new(io: S, peer: SocketAddr, shared: Arc<Shared>) -> Self {
         let deadline = Deadline::now() + shared.config.timeouts.session;
         Session {
-            stream: SmtpStream::new(io),
+            stream: SmtpStream::new(ClientIo::Plain(io)),
+            tls_mode: TlsMode::default(),
+            tls: None,
             id: shared.next_session_id(),
             shared,
             client: ClientInfo {
@@ -99,6 +107,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
     }
 
+    /// Sets how this listener does TLS.
+    pub fn with_tls_mode(mut self, mode: TlsMode) -> Self {
+        self.tls_mode = mode;
+        self
+    }
+
     /// Runs the whole session; never panics on client input, never hangs
     /// past the configured timeouts.
     pub async fn run(mut self) {
@@ -107,13 +121,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             self.shared.metrics.sessions.inc();
             self.shared.metrics.active_sessions.inc();
             tracing::debug!("connected");
-            if self.connect().await == Flow::Continue {
+            if self.open().await == Flow::Continue {
                 self.command_loop().await;
             }
             self.finish().await;
         }
         .instrument(span)
         .await
+    }
+
+    /// Implicit TLS (if this listener does it), then the connect stage.
+    async fn open(&mut self) -> Flow {
+        if self.tls_mode.implicit && self.implicit_tls().await == Flow::Close {
+            return Flow::Close;
+        }
+        self.connect().await
     }
 
     async fn command_loop(&mut self) {
@@ -155,9 +177,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.reply(canned::bye(&self.shared.config.hostname));
                 Flow::Close
             }
-            Command::Expn | Command::StartTls | Command::Auth => {
-                self.error(canned::not_implemented())
-            }
+            Command::StartTls => self.starttls().await,
+            Command::Expn | Command::Auth => self.error(canned::not_implemented()),
             Command::Unknown(_) => self.error(canned::unknown_command()),
         }
     }

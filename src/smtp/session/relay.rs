@@ -54,7 +54,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let identity = ClientIdentity {
             addr: self.client.addr.ip(),
             port: self.client.addr.port(),
-            name: None,
+            name: self.conn_facts.client_name.clone(),
             helo: self.client.helo.clone(),
             esmtp: self.client.esmtp,
         };

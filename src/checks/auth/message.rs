@@ -1,0 +1,301 @@
+//! The end-of-DATA checks on the message itself: the From header (RFC 5322
+//! wants exactly one), every DKIM signature, and the ARC chain.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use mail_auth::dkim::DkimError;
+use mail_auth::{AuthenticatedMessage, DkimOutput, DkimResult, Error as AuthError};
+
+use super::headers::header_fields;
+use super::{count, AuthResult, DkimFact};
+use crate::checks::{Check, CheckContext, CheckError, Outcome, Stage};
+use crate::config::auth::{AuthConfig, Mode, TempErrorAction};
+use crate::dns::Dns;
+use crate::metrics::Metrics;
+use crate::smtp::reply::{canned, Reply};
+
+const DATA: &[Stage] = &[Stage::Data];
+
+/// Exactly one From field, naming addresses of exactly one domain.
+pub struct FromHeaderCheck {
+    config: Arc<AuthConfig>,
+    metrics: Metrics,
+}
+
+impl FromHeaderCheck {
+    pub fn new(config: Arc<AuthConfig>, metrics: &Metrics) -> Self {
+        FromHeaderCheck {
+            config,
+            metrics: metrics.clone(),
+        }
+    }
+}
+
+/// The From domain, or why there is no single one.
+pub fn from_domain(message: &[u8]) -> Result<String, &'static str> {
+    let count = header_fields(message)
+        .iter()
+        .filter(|f| f.is("From"))
+        .count();
+    match count {
+        0 => return Err("No From header"),
+        1 => {}
+        _ => return Err("Several From headers"),
+    }
+    let parsed = AuthenticatedMessage::parse(message).ok_or("Unparsable From header")?;
+    let domains: BTreeSet<&str> = parsed
+        .from_addresses()
+        .iter()
+        .map(|a| a.rsplit_once('@').map_or("", |(_, d)| d.trim()))
+        .collect();
+    let mut domains = domains.into_iter();
+    match (domains.next(), domains.next()) {
+        (Some(domain), None) if valid_domain(domain) => Ok(domain.to_string()),
+        (Some(_), Some(_)) => Err("From header with several domains"),
+        _ => Err("Unparsable From header"),
+    }
+}
+
+fn valid_domain(domain: &str) -> bool {
+    !domain.is_empty()
+        && domain.split('.').all(|label| !label.is_empty())
+        && domain
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '.')
+}
+
+#[async_trait]
+impl Check for FromHeaderCheck {
+    fn name(&self) -> &'static str {
+        "from_header"
+    }
+
+    fn stages(&self) -> &'static [Stage] {
+        DATA
+    }
+
+    async fn check(&self, ctx: &mut CheckContext<'_>) -> Result<Vec<Outcome>, CheckError> {
+        let message = ctx.message.unwrap_or_default();
+        let why = match from_domain(message) {
+            Ok(domain) => {
+                ctx.facts.auth.from_domain = Some(domain);
+                return Ok(Vec::new());
+            }
+            Err(why) => why,
+        };
+        self.metrics.auth_result("from_header", "fail");
+        let reason = why.to_string();
+        Ok(match self.config.from_header {
+            Mode::Enforce => vec![Outcome::Reject {
+                reply: canned::bad_from_header(why),
+                reason,
+            }],
+            Mode::Tag => score(self.config.dmarc.fail_score, reason),
+            Mode::Off => Vec::new(),
+        })
+    }
+}
+
+/// Every DKIM signature (RFC 6376), RSA and Ed25519.
+pub struct DkimCheck {
+    config: Arc<AuthConfig>,
+    dns: Dns,
+}
+
+impl DkimCheck {
+    pub fn new(config: Arc<AuthConfig>, dns: Dns) -> Self {
+        DkimCheck { config, dns }
+    }
+
+    fn outcomes(&self, result: AuthResult) -> Vec<Outcome> {
+        let dkim = &self.config.dkim;
+        let reason = format!("dkim={}", result.as_str());
+        let reply = match result {
+            AuthResult::Fail | AuthResult::PermError => canned::dkim_rejected(),
+            AuthResult::TempError => canned::auth_dns_tempfail("DKIM", "the signing domain"),
+            _ => return Vec::new(),
+        };
+        refuse_or_score(&self.config, dkim.mode, dkim.fail_score, reply, reason)
+    }
+}
+
+/// A result word for one signature. A body that does not match its hash
+/// is a failed signature (RFC 6376 6.1.3), though `mail-auth` says neutral.
+pub fn dkim_word(result: &DkimResult) -> AuthResult {
+    match result {
+        DkimResult::Pass => AuthResult::Pass,
+        DkimResult::Neutral(AuthError::Dkim(DkimError::BodyHashMismatch)) => AuthResult::Fail,
+        DkimResult::Neutral(_) => AuthResult::Neutral,
+        DkimResult::Fail(_) => AuthResult::Fail,
+        DkimResult::PermError(_) => AuthResult::PermError,
+        DkimResult::TempError(_) => AuthResult::TempError,
+        DkimResult::None => AuthResult::None,
+    }
+}
+
+fn dkim_fact(output: &DkimOutput<'_>) -> DkimFact {
+    let (domain, selector) = output
+        .signature()
+        .map(|s| (s.d.to_ascii_lowercase(), s.s.clone()))
+        .unwrap_or_default();
+    DkimFact {
+        result: dkim_word(output.result()),
+        domain,
+        selector,
+    }
+}
+
+#[async_trait]
+impl Check for DkimCheck {
+    fn name(&self) -> &'static str {
+        "dkim"
+    }
+
+    fn stages(&self) -> &'static [Stage] {
+        DATA
+    }
+
+    async fn check(&self, ctx: &mut CheckContext<'_>) -> Result<Vec<Outcome>, CheckError> {
+        let Some(parsed) = AuthenticatedMessage::parse(ctx.message.unwrap_or_default()) else {
+            return Ok(Vec::new());
+        };
+        let outputs = self.dns.authenticator().verify_dkim(&parsed).await;
+        ctx.facts.auth.dkim = outputs.iter().map(dkim_fact).collect();
+        let result = ctx.facts.auth.dkim_result();
+        count(self.dns.metrics(), "dkim", result);
+        Ok(self.outcomes(result))
+    }
+}
+
+/// The ARC chain (RFC 8617): none, pass or fail.
+pub struct ArcCheck {
+    config: Arc<AuthConfig>,
+    dns: Dns,
+}
+
+impl ArcCheck {
+    pub fn new(config: Arc<AuthConfig>, dns: Dns) -> Self {
+        ArcCheck { config, dns }
+    }
+
+    /// The chain validation result of a whole message.
+    pub async fn evaluate(&self, message: &[u8]) -> AuthResult {
+        let Some(parsed) = AuthenticatedMessage::parse(message) else {
+            return AuthResult::None;
+        };
+        let output = self.dns.authenticator().verify_arc(&parsed).await;
+        arc_word(output.result())
+    }
+}
+
+/// ARC knows only none, pass and fail; a chain that cannot be evaluated
+/// (broken, malformed, bad key) is a failed one.
+pub fn arc_word(result: &DkimResult) -> AuthResult {
+    match result {
+        DkimResult::Pass => AuthResult::Pass,
+        DkimResult::None => AuthResult::None,
+        DkimResult::TempError(_) => AuthResult::TempError,
+        _ => AuthResult::Fail,
+    }
+}
+
+#[async_trait]
+impl Check for ArcCheck {
+    fn name(&self) -> &'static str {
+        "arc"
+    }
+
+    fn stages(&self) -> &'static [Stage] {
+        DATA
+    }
+
+    async fn check(&self, ctx: &mut CheckContext<'_>) -> Result<Vec<Outcome>, CheckError> {
+        let result = self.evaluate(ctx.message.unwrap_or_default()).await;
+        ctx.facts.auth.arc = Some(result);
+        count(self.dns.metrics(), "arc", result);
+        let arc = &self.config.arc;
+        let reason = format!("arc={}", result.as_str());
+        let reply = match result {
+            AuthResult::Fail => canned::arc_rejected(),
+            AuthResult::TempError => canned::auth_dns_tempfail("ARC", "the sealing domain"),
+            _ => return Ok(Vec::new()),
+        };
+        Ok(refuse_or_score(
+            &self.config,
+            arc.mode,
+            arc.fail_score,
+            reply,
+            reason,
+        ))
+    }
+}
+
+/// Under `enforce`, a permanent reply refuses and a temporary one
+/// tempfails (unless temporary errors are to be accepted); under `tag`, a
+/// permanent failure scores.
+fn refuse_or_score(
+    config: &AuthConfig,
+    mode: Mode,
+    fail_score: f64,
+    reply: Reply,
+    reason: String,
+) -> Vec<Outcome> {
+    let temporary = reply.is_transient();
+    match (mode, temporary) {
+        (Mode::Enforce, false) => vec![Outcome::Reject { reply, reason }],
+        (Mode::Enforce, true) if config.temperror == TempErrorAction::Tempfail => {
+            vec![Outcome::Tempfail { reply, reason }]
+        }
+        (Mode::Tag, false) => score(fail_score, reason),
+        _ => Vec::new(),
+    }
+}
+
+fn score(score: f64, reason: String) -> Vec<Outcome> {
+    match score == 0.0 {
+        true => Vec::new(),
+        false => vec![Outcome::AddScore { score, reason }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_header_table() {
+        let cases: &[(&str, Result<&str, &str>)] = &[
+            ("From: a@Example.COM\r\n\r\nx", Ok("example.com")),
+            ("From: \"A\" <a@b.example>\r\n\r\nx", Ok("b.example")),
+            ("From: a@x.example, b@x.example\r\n\r\nx", Ok("x.example")),
+            ("To: a@b.example\r\n\r\nx", Err("No From header")),
+            (
+                "From: a@b.example\r\nFrom: c@d.example\r\n\r\nx",
+                Err("Several From headers"),
+            ),
+            (
+                "From: a@x.example, b@y.example\r\n\r\nx",
+                Err("From header with several domains"),
+            ),
+            ("From: nobody\r\n\r\nx", Err("Unparsable From header")),
+            ("From: a@\r\n\r\nx", Err("Unparsable From header")),
+            ("From: a@b..c\r\n\r\nx", Err("Unparsable From header")),
+        ];
+        for (message, want) in cases {
+            let got = from_domain(message.as_bytes());
+            assert_eq!(got.as_deref().map_err(|e| *e), *want, "{message:?}");
+        }
+    }
+
+    #[test]
+    fn body_hash_mismatch_is_a_failure() {
+        let neutral = DkimResult::Neutral(AuthError::Dkim(DkimError::BodyHashMismatch));
+        assert_eq!(dkim_word(&neutral), AuthResult::Fail);
+        let expired = DkimResult::Neutral(AuthError::Dkim(DkimError::SignatureExpired));
+        assert_eq!(dkim_word(&expired), AuthResult::Neutral);
+        let revoked = DkimResult::PermError(AuthError::Dkim(DkimError::PublicKeyRevoked));
+        assert_eq!(dkim_word(&revoked), AuthResult::PermError);
+    }
+}

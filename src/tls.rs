@@ -1,0 +1,195 @@
+//! TLS towards clients: STARTTLS (RFC 3207) on plain listeners and
+//! implicit-TLS listeners (port 465). Certificates are read at start and
+//! again on reload (SIGHUP) without dropping sessions.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read certificate chain {path}: {message}")]
+    Certificate { path: PathBuf, message: String },
+    #[error("cannot read private key {path}: {message}")]
+    Key { path: PathBuf, message: String },
+    #[error("certificate and key do not fit together: {0}")]
+    Mismatch(String),
+}
+
+/// The certificate in use, swappable at reload.
+pub struct Tls {
+    cert: PathBuf,
+    key: PathBuf,
+    acceptor: RwLock<TlsAcceptor>,
+}
+
+impl Tls {
+    pub fn load(cert: &Path, key: &Path) -> Result<Tls, TlsError> {
+        let acceptor = acceptor(cert, key)?;
+        Ok(Tls {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            acceptor: RwLock::new(acceptor),
+        })
+    }
+
+    pub fn acceptor(&self) -> TlsAcceptor {
+        self.acceptor.read().expect("tls lock").clone()
+    }
+
+    /// Re-reads the files; on error the old certificate stays in use.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let fresh = acceptor(&self.cert, &self.key)?;
+        *self.acceptor.write().expect("tls lock") = fresh;
+        Ok(())
+    }
+}
+
+/// Checks that the files load, for `spamgate check` and config validation.
+pub fn validate(cert: &Path, key: &Path) -> Result<(), TlsError> {
+    acceptor(cert, key).map(|_| ())
+}
+
+fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
+    let chain = read_chain(cert)?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
+        path: key.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Mismatch(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)
+        .map_err(|e| TlsError::Mismatch(e.to_string()))?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let error = |message: String| TlsError::Certificate {
+        path: path.to_path_buf(),
+        message,
+    };
+    let chain = CertificateDer::pem_file_iter(path)
+        .map_err(|e| error(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| error(e.to_string()))?;
+    match chain.is_empty() {
+        true => Err(error("no certificate in file".into())),
+        false => Ok(chain),
+    }
+}
+
+/// The TLS behaviour of the listener a session came in on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TlsMode {
+    /// TLS from the first byte (port 465).
+    pub implicit: bool,
+    /// MAIL is refused until STARTTLS.
+    pub required: bool,
+}
+
+/// What the handshake settled on, for the trace headers and the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    pub version: String,
+    pub cipher: String,
+}
+
+/// A client connection that can turn into TLS in place, so the session
+/// keeps one stream type across STARTTLS.
+pub enum ClientIo<S> {
+    Plain(S),
+    Tls(Box<TlsStream<S>>),
+    /// Only during a handshake; any I/O on it is an error.
+    Upgrading,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> ClientIo<S> {
+    /// Runs the server handshake on the plain stream.
+    pub async fn start_tls(&mut self, acceptor: TlsAcceptor) -> io::Result<TlsInfo> {
+        let ClientIo::Plain(plain) = std::mem::replace(self, ClientIo::Upgrading) else {
+            return Err(io::Error::other("TLS already active"));
+        };
+        let tls = acceptor.accept(plain).await?;
+        let info = info(&tls);
+        *self = ClientIo::Tls(Box::new(tls));
+        Ok(info)
+    }
+
+    pub fn tls_info(&self) -> Option<TlsInfo> {
+        match self {
+            ClientIo::Tls(tls) => Some(info(tls)),
+            _ => None,
+        }
+    }
+}
+
+fn info<S>(tls: &TlsStream<S>) -> TlsInfo {
+    let (_, conn) = tls.get_ref();
+    let version = conn
+        .protocol_version()
+        .map_or("unknown".into(), |v| format!("{v:?}").replace('_', "."));
+    let cipher = conn
+        .negotiated_cipher_suite()
+        .map_or("unknown".into(), |c| format!("{:?}", c.suite()));
+    TlsInfo { version, cipher }
+}
+
+fn upgrading() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "TLS handshake in progress")
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ClientIo<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            ClientIo::Upgrading => Poll::Ready(Err(upgrading())),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ClientIo::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            ClientIo::Upgrading => Poll::Ready(Err(upgrading())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientIo::Plain(s) => Pin::new(s).poll_flush(cx),
+            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            ClientIo::Upgrading => Poll::Ready(Err(upgrading())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            ClientIo::Upgrading => Poll::Ready(Ok(())),
+        }
+    }
+}
