@@ -11,10 +11,13 @@
 //!   we send), [`smtp::session`] (the state machine, one file per stage).
 //! - [`checks`]: the [`checks::Check`] trait, the [`checks::Pipeline`] that
 //!   runs checks per stage, and the checks themselves, one file each.
+//! - [`rules`]: the operators' YAML rules: loading with every error
+//!   located, one-pass evaluation per stage, hot reload, offline replay.
 //! - [`dns`]: the one shared DNS resolver, typed answers, DNS metrics.
 //! - [`state`]: rate-limit counters, greylist triplets and the DNS list
 //!   cache, in memory or shared through Redis.
 //! - [`upstream`]: the lockstep client to the upstream MTA, with XCLIENT.
+//! - [`offline`]: `spamgate test`, the pipeline run on one message file.
 //! - [`metrics`]: Prometheus metrics and the `/metrics` endpoint.
 //! - [`tls`]: certificates, STARTTLS and implicit TLS towards clients.
 //! - [`proxy_protocol`]: PROXY v1/v2 headers from load balancers, read
@@ -28,7 +31,9 @@ pub mod config;
 pub mod dns;
 pub mod logging;
 pub mod metrics;
+pub mod offline;
 pub mod proxy_protocol;
+pub mod rules;
 pub mod server;
 pub mod smtp;
 pub mod tls;

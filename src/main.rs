@@ -31,6 +31,28 @@ enum Cmd {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Run every check on one message offline and print the verdict as JSON.
+    Test(TestArgs),
+}
+
+#[derive(clap::Args)]
+struct TestArgs {
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// The client's IP address.
+    #[arg(long)]
+    ip: std::net::IpAddr,
+    /// The HELO/EHLO name the client gave.
+    #[arg(long)]
+    helo: String,
+    /// The MAIL FROM address (empty for the null sender).
+    #[arg(long, allow_hyphen_values = true)]
+    from: String,
+    /// A RCPT TO address; repeat for more.
+    #[arg(long = "rcpt", required = true)]
+    rcpts: Vec<String>,
+    /// The message file (RFC 5322, LF or CRLF line ends).
+    message: PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -41,6 +63,7 @@ fn main() -> ExitCode {
             println!("configuration ok");
             Ok(())
         }),
+        Cmd::Test(args) => load(args.config.as_deref()).map(|config| test(config, args)),
     };
     match result {
         Ok(Ok(())) => ExitCode::SUCCESS,
@@ -73,6 +96,22 @@ fn run(config: Config) -> anyhow::Result<()> {
         spamgate::server::try_run(listeners, config, shutdown_signal()).await?;
         Ok(())
     })
+}
+
+fn test(config: Config, args: TestArgs) -> anyhow::Result<()> {
+    let message = std::fs::read(&args.message)
+        .with_context(|| format!("reading {}", args.message.display()))?;
+    let input = spamgate::offline::TestInput {
+        ip: args.ip,
+        helo: args.helo,
+        mail_from: args.from,
+        rcpts: args.rcpts,
+        message,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let report = runtime.block_on(spamgate::offline::run(&config, &input))?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
 }
 
 async fn shutdown_signal() {

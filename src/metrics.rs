@@ -7,12 +7,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Metric, Registry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -73,6 +74,13 @@ pub struct LimitLabel {
     pub limit: String,
 }
 
+/// A rule's name (from the operator's rule files: a closed set) and mode.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleHitLabels {
+    pub rule: String,
+    pub mode: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OpLabel {
     pub op: &'static str,
@@ -81,6 +89,35 @@ pub struct OpLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VersionLabel {
     pub version: &'static str,
+}
+
+/// Registers metrics so that every family is declared (`# HELP`, `# TYPE`)
+/// from the start: prometheus-client leaves a label family out of the
+/// exposition until its first sample, and then neither operators nor
+/// dashboard tests can tell a quiet metric from a missing one.
+struct Declaring<'a>(&'a mut Registry);
+
+impl Declaring<'_> {
+    fn register(&mut self, name: &str, help: &str, metric: impl Metric) {
+        self.0.register(name, help, Declared(metric));
+    }
+}
+
+#[derive(Debug)]
+struct Declared<M>(M);
+
+impl<M: EncodeMetric> EncodeMetric for Declared<M> {
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.0.metric_type()
+    }
+
+    fn is_empty(&self) -> bool {
+        false
+    }
 }
 
 /// Every metric spamgate exports. Cheap to clone (all handles are shared).
@@ -107,7 +144,16 @@ pub struct Metrics {
     pub ratelimit_hits: Family<LimitLabel, Counter>,
     pub greylist: Family<ResultLabel, Counter>,
     pub state_errors: Family<OpLabel, Counter>,
+    pub rule_hits: Family<RuleHitLabels, Counter>,
+    pub rules_loaded: Gauge,
+    pub rules_reloads: Family<ResultLabel, Counter>,
+    pub score: Histogram,
 }
+
+/// Spam scores: negative (allow rules) to well past a typical reject_score.
+const SCORE_BUCKETS: [f64; 14] = [
+    -5.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 50.0,
+];
 
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
@@ -138,8 +184,12 @@ impl Metrics {
             ratelimit_hits: Family::default(),
             greylist: Family::default(),
             state_errors: Family::default(),
+            rule_hits: Family::default(),
+            rules_loaded: Gauge::default(),
+            rules_reloads: Family::default(),
+            score: Histogram::new(SCORE_BUCKETS.into_iter()),
         };
-        m.register(&mut registry);
+        m.register(&mut Declaring(&mut registry));
         m.initialise_closed_sets();
         Metrics {
             registry: Arc::new(registry),
@@ -147,7 +197,7 @@ impl Metrics {
         }
     }
 
-    fn register(&self, r: &mut Registry) {
+    fn register(&self, r: &mut Declaring) {
         r.register(
             "spamgate_sessions",
             "SMTP sessions accepted",
@@ -248,6 +298,26 @@ impl Metrics {
             "Failures of the shared state backend, by operation",
             self.state_errors.clone(),
         );
+        r.register(
+            "spamgate_rule_hits",
+            "Rule matches, by rule and mode (enforce or monitor)",
+            self.rule_hits.clone(),
+        );
+        r.register(
+            "spamgate_rules_loaded",
+            "Rules in the rule set in use",
+            self.rules_loaded.clone(),
+        );
+        r.register(
+            "spamgate_rules_reload",
+            "Rule set reloads, by result (error: the previous set stays in use)",
+            self.rules_reloads.clone(),
+        );
+        r.register(
+            "spamgate_score",
+            "Spam score of each message at the end of DATA (when rules are configured)",
+            self.score.clone(),
+        );
         let build = Family::<VersionLabel, Gauge>::default();
         build
             .get_or_create(&VersionLabel {
@@ -273,6 +343,9 @@ impl Metrics {
         }
         for result in ["ok", "error"] {
             let _ = self.upstream_connections.get_or_create(&ResultLabel { result });
+        }
+        for result in ["ok", "error"] {
+            let _ = self.rules_reloads.get_or_create(&ResultLabel { result });
         }
         let proxy = ["proxied", "local", "unknown", "untrusted", "invalid", "timeout", "closed"];
         for result in proxy {
@@ -347,6 +420,21 @@ impl Metrics {
 
     pub fn state_error(&self, op: &'static str) {
         self.state_errors.get_or_create(&OpLabel { op }).inc();
+    }
+
+    pub fn rule_hit(&self, rule: &str, mode: &'static str) {
+        let labels = RuleHitLabels {
+            rule: rule.to_string(),
+            mode,
+        };
+        self.rule_hits.get_or_create(&labels).inc();
+    }
+
+    /// `result` is `ok` or `error`.
+    pub fn rules_reload(&self, result: &'static str) {
+        self.rules_reloads
+            .get_or_create(&ResultLabel { result })
+            .inc();
     }
 
     pub fn auth_result(&self, method: &'static str, result: &'static str) {

@@ -486,3 +486,22 @@ fn occupy(cells: &mut BTreeSet<(u64, u64)>, pos: &Value) -> bool {
     assert!(x + w <= 24, "panel wider than the grid: {pos}");
     (y..y + h).all(|row| (x..x + w).all(|col| cells.insert((row, col))))
 }
+
+#[tokio::test]
+async fn every_exported_metric_is_documented() {
+    let upstream = Recorder::start(Behaviour::default()).await;
+    let instance = Instance::start(upstream.addr, "", false).await;
+    let exposition = instance.exposition().await;
+    let docs = std::fs::read_to_string(repo("docs/metrics.md")).unwrap();
+    let undocumented: Vec<String> = exposition
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(family, kind)| match kind {
+            "counter" => format!("{family}_total"),
+            _ => family.to_string(),
+        })
+        .filter(|name| !docs.contains(&format!("| `{name}` |")))
+        .collect();
+    assert!(undocumented.is_empty(), "missing from docs/metrics.md: {undocumented:?}");
+}

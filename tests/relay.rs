@@ -17,7 +17,8 @@ async fn setup(behaviour: Behaviour, extra: &str) -> (Recorder, Spamgate) {
 async fn relays_a_message_with_xclient_and_exact_content() {
     let (upstream, spamgate) = setup(Behaviour::default(), "").await;
     let mut client = Client::ready(spamgate.addr).await;
-    let body = "Subject: dots\r\n\r\n.leading dot\r\n..two dots\r\n.\r\nend\r\n";
+    let body =
+        "From: a@example.com\r\nSubject: dots\r\n\r\n.leading dot\r\n..two dots\r\n.\r\nend\r\n";
     let reply = client
         .send_mail("a@example.com", &["b@example.net"], body)
         .await;
@@ -30,10 +31,18 @@ async fn relays_a_message_with_xclient_and_exact_content() {
     let got = upstream.wait_accepted(1).await.remove(0);
     assert_eq!(got.mail_from, "a@example.com");
     assert_eq!(got.rcpts, ["b@example.net"]);
-    assert_eq!(got.message, body.as_bytes(), "content arrives unchanged");
-    assert!(got
-        .wire
-        .starts_with(b"Subject: dots\r\n\r\n..leading dot\r\n...two dots\r\n..\r\n"));
+    let text = String::from_utf8(got.message.clone()).unwrap();
+    let start = text.find("Received: ").expect("our Received header");
+    let (trace, rest) = text[start..].split_once(";\r\n\t").unwrap();
+    let expected = "Received: from client.example ([127.0.0.1])\r\n\tby spamgate.test (spamgate) with ESMTP id ";
+    assert!(trace.starts_with(expected), "{trace}");
+    assert!(trace.ends_with("for <b@example.net>"), "{trace}");
+    assert!(
+        rest.ends_with(body),
+        "content arrives unchanged after our headers: {rest:?}"
+    );
+    let wire = String::from_utf8(got.wire.clone()).unwrap();
+    assert!(wire.ends_with("\r\nFrom: a@example.com\r\nSubject: dots\r\n\r\n..leading dot\r\n...two dots\r\n..\r\nend\r\n.\r\n"), "dot-stuffed: {wire:?}");
     assert_eq!(got.xclient.len(), 1, "{:?}", got.xclient);
     let xclient = &got.xclient[0];
     for attribute in [
@@ -165,7 +174,9 @@ async fn upstream_judges_recipients_in_real_time() {
     assert!(unknown.text().contains("Recipient address rejected"));
     assert_eq!(client.cmd("RCPT TO:<b@example.net>").await.code, 250);
     assert_eq!(client.cmd("DATA").await.code, 354);
-    client.send(b"Subject: x\r\n\r\nhi\r\n.\r\n").await;
+    client
+        .send(b"From: a@example.com\r\nSubject: x\r\n\r\nhi\r\n.\r\n")
+        .await;
     assert_eq!(client.reply().await.code, 250);
     assert_eq!(upstream.wait_accepted(1).await[0].rcpts, ["b@example.net"]);
 }
@@ -280,7 +291,9 @@ async fn recipient_limit_gives_452() {
     let third = client.cmd("RCPT TO:<r3@example.net>").await;
     assert_eq!((third.code, third.status()), (452, Some("4.5.3")));
     assert_eq!(client.cmd("DATA").await.code, 354);
-    client.send(b"Subject: two\r\n\r\nx\r\n.\r\n").await;
+    client
+        .send(b"From: a@example.com\r\nSubject: two\r\n\r\nx\r\n.\r\n")
+        .await;
     assert_eq!(client.reply().await.code, 250);
     assert_eq!(upstream.wait_accepted(1).await[0].rcpts.len(), 2);
 }
@@ -368,7 +381,9 @@ async fn pipelined_transaction_after_ehlo_is_fine() {
     for want in [250, 250, 250, 354] {
         assert_eq!(client.reply().await.code, want);
     }
-    client.send(b"Subject: p\r\n\r\nx\r\n.\r\nQUIT\r\n").await;
+    client
+        .send(b"From: a@example.com\r\nSubject: p\r\n\r\nx\r\n.\r\nQUIT\r\n")
+        .await;
     assert_eq!(client.reply().await.code, 250);
     assert_eq!(client.reply().await.code, 221);
     assert_eq!(upstream.wait_accepted(1).await[0].rcpts.len(), 2);
@@ -415,7 +430,7 @@ async fn smuggle(client: &mut Client, sequence: &[u8]) -> (u16, u16) {
     assert_eq!(client.cmd("MAIL FROM:<a@example.com>").await.code, 250);
     assert_eq!(client.cmd("RCPT TO:<b@example.net>").await.code, 250);
     assert_eq!(client.cmd("DATA").await.code, 354);
-    let mut data = b"Subject: carrier\r\n\r\nfirst".to_vec();
+    let mut data = b"From: a@example.com\r\nSubject: carrier\r\n\r\nfirst".to_vec();
     data.extend_from_slice(sequence);
     data.extend_from_slice(b"MAIL FROM:<evil@example.org>\r\nRCPT TO:<victim@example.net>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled\r\n.\r\n");
     client.send(&data).await;
@@ -584,7 +599,8 @@ async fn shutdown_lets_a_transaction_finish_and_closes_idle_sessions() {
     let bye = idle.reply().await;
     assert_eq!((bye.code, bye.status()), (421, Some("4.3.2")));
     assert_eq!(busy.cmd("DATA").await.code, 354);
-    busy.send(b"Subject: in flight\r\n\r\nx\r\n.\r\n").await;
+    busy.send(b"From: a@example.com\r\nSubject: in flight\r\n\r\nx\r\n.\r\n")
+        .await;
     assert_eq!(
         busy.reply().await.code,
         250,

@@ -59,7 +59,11 @@ async fn starttls_resets_the_session_and_mail_flows_over_tls() {
         .send_mail("a@example.com", &["b@example.net"], &message("tls"))
         .await;
     assert_eq!(reply.code, 250, "{reply:?}");
-    assert_eq!(upstream.wait_accepted(1).await[0].rcpts, ["b@example.net"]);
+    let got = upstream.wait_accepted(1).await.remove(0);
+    assert_eq!(got.rcpts, ["b@example.net"]);
+    let text = String::from_utf8(got.message).unwrap();
+    assert!(text.contains("Received: from c.example ([127.0.0.1])\r\n\tby spamgate.test (spamgate) with ESMTPS id"), "{text}");
+    assert!(text.contains("(version=TLSv1.3 cipher=TLS13_"), "{text}");
 }
 
 #[tokio::test]

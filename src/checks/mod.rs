@@ -13,6 +13,7 @@ pub mod helo;
 mod ip_lists;
 pub mod rate_limit;
 pub mod reputation;
+pub mod rules;
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -80,6 +81,11 @@ pub struct Facts {
     pub dnsbl_listed: Option<String>,
     /// SPF, DKIM, ARC and DMARC results (see [`auth::AuthFacts`]).
     pub auth: auth::AuthFacts,
+    /// The score so far: what every check that ran before added (rules
+    /// with a `score` condition read it).
+    pub score: f64,
+    /// The rule set this transaction uses and the rules that matched.
+    pub rules: crate::rules::RuleFacts,
 }
 
 /// Everything a check may look at. Fields not yet known at a stage are `None`.
@@ -140,6 +146,8 @@ pub enum Outcome {
 pub enum SetupError {
     #[error(transparent)]
     Dns(#[from] DnsError),
+    #[error("rule files:\n{0}")]
+    Rules(#[from] crate::rules::RuleErrors),
     #[error(transparent)]
     State(#[from] crate::state::StateError),
 }
@@ -165,6 +173,17 @@ pub struct Reason {
     pub check: &'static str,
     pub text: String,
     pub score: f64,
+}
+
+impl Reason {
+    /// The name listed in `X-Spam-Status: ... tests=`: the rule's name for
+    /// a rule hit (its reason text), the check's name otherwise.
+    pub fn test_name(&self) -> &str {
+        match self.check {
+            rules::CHECK_NAME => &self.text,
+            check => check,
+        }
+    }
 }
 
 /// A refusal decided by a check: which one, and what the client is told.
@@ -310,11 +329,16 @@ impl Judgement {
 #[derive(Clone, Default)]
 pub struct Pipeline {
     checks: Vec<Arc<dyn Check>>,
+    /// The live rule set, for the reloader.
+    rules: Option<crate::rules::RulesHandle>,
 }
 
 impl Pipeline {
     pub fn new(checks: Vec<Arc<dyn Check>>) -> Self {
-        Pipeline { checks }
+        Pipeline {
+            checks,
+            rules: None,
+        }
     }
 
     /// The checks the configuration turns on, sharing one DNS resolver
@@ -328,7 +352,20 @@ impl Pipeline {
         }
         checks.extend(reputation::checks(config, &dns, metrics)?);
         checks.extend(auth::checks(&config.auth, &config.hostname, &dns));
-        Ok(Pipeline::new(checks))
+        // Last: rules read what every other check found.
+        let rules = match config.rules.is_on() {
+            true => Some(crate::rules::RulesHandle::load(&config.rules, metrics)?),
+            false => None,
+        };
+        if let Some(handle) = &rules {
+            checks.push(Arc::new(rules::RulesCheck::new(handle.clone())));
+        }
+        Ok(Pipeline { checks, rules })
+    }
+
+    /// The live rule set, when rule files are configured.
+    pub fn rules(&self) -> Option<&crate::rules::RulesHandle> {
+        self.rules.as_ref()
     }
 
     pub fn names(&self) -> Vec<&'static str> {
@@ -346,9 +383,12 @@ impl Pipeline {
         let stage = ctx.stage;
         for check in self.checks.iter().filter(|c| c.stages().contains(&stage)) {
             match check.check(ctx).await {
-                Ok(outcomes) => outcomes
-                    .into_iter()
-                    .for_each(|o| judgement.apply(check.name(), o)),
+                Ok(outcomes) => outcomes.into_iter().for_each(|o| {
+                    if let Outcome::AddScore { score, .. } = &o {
+                        ctx.facts.score += score;
+                    }
+                    judgement.apply(check.name(), o)
+                }),
                 Err(error) => {
                     tracing::warn!(check = check.name(), %error, "check failed; tempfailing");
                     judgement.refuse(

@@ -10,7 +10,7 @@ use serde_saphyr::Location;
 
 use super::condition::{AuthMethod, Bounds, Condition, Field, AUTH_WORDS};
 use super::error::RuleError;
-use super::raw::{RawAction, RawAddHeader, RawCondition, RawRange, RawReply, RawRule, S};
+use super::raw::{RawAction, RawAddHeader, RawCondition, RawHeader, RawRange, RawReply, RawRule, S};
 use super::{Action, Effect, Rule};
 use crate::checks::Stage;
 use crate::config::rules::RuleMode;

@@ -4,6 +4,7 @@
 //! names and types) only when a rule asks for that field.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::net::IpAddr;
 
 use mail_parser::{html_to_text, HeaderForm, Message, MessageParser, PartKind};
@@ -20,7 +21,8 @@ pub struct Input<'a> {
     /// The number of recipients, the one being judged included.
     pub recipient_count: usize,
     pub raw: Option<&'a [u8]>,
-    parsed: Option<Message<'a>>,
+    /// Parsed on first use: stages without content rules never pay for it.
+    parsed: OnceCell<Option<Message<'a>>>,
 }
 
 impl<'a> Input<'a> {
@@ -32,15 +34,19 @@ impl<'a> Input<'a> {
             recipients: Vec::new(),
             recipient_count: 0,
             raw: None,
-            parsed: None,
+            parsed: OnceCell::new(),
         }
     }
 
-    /// Adds the message (at DATA); it is parsed once, here.
+    /// Adds the message (at DATA); it is parsed once, when first needed.
     pub fn with_message(mut self, raw: &'a [u8]) -> Self {
         self.raw = Some(raw);
-        self.parsed = MessageParser::new().parse(raw);
         self
+    }
+
+    fn parsed(&self) -> Option<&Message<'a>> {
+        let parse = || self.raw.and_then(|raw| MessageParser::new().parse(raw));
+        self.parsed.get_or_init(parse).as_ref()
     }
 
     pub fn size(&self) -> usize {
@@ -48,7 +54,7 @@ impl<'a> Input<'a> {
     }
 
     /// The texts a field's regexes are matched against, one per occurrence.
-    pub fn texts(&self, field: &Field) -> Vec<Cow<'a, str>> {
+    pub fn texts(&self, field: &Field) -> Vec<Cow<'_, str>> {
         let borrowed = |s: Option<&'a str>| s.map(Cow::Borrowed).into_iter().collect();
         match field {
             Field::Helo => borrowed(self.helo),
@@ -59,12 +65,12 @@ impl<'a> Input<'a> {
                 .map(String::from_utf8_lossy)
                 .into_iter()
                 .collect(),
-            _ => self.parsed.as_ref().map_or_else(Vec::new, |m| message_texts(m, field)),
+            _ => self.parsed().map_or_else(Vec::new, |m| message_texts(m, field)),
         }
     }
 }
 
-fn message_texts<'a>(message: &Message<'a>, field: &Field) -> Vec<Cow<'a, str>> {
+fn message_texts<'m>(message: &'m Message<'_>, field: &Field) -> Vec<Cow<'m, str>> {
     match field {
         Field::Header(name) => header_values(message, Some(name)),
         Field::AnyHeader => header_values(message, None),
@@ -85,7 +91,7 @@ fn message_texts<'a>(message: &Message<'a>, field: &Field) -> Vec<Cow<'a, str>> 
 
 /// The top-level header fields, decoded (RFC 2047) and unfolded: one text
 /// per occurrence of `name`, or `Name: value` for every field.
-fn header_values<'a>(message: &Message<'a>, name: Option<&str>) -> Vec<Cow<'a, str>> {
+fn header_values<'m>(message: &'m Message<'_>, name: Option<&str>) -> Vec<Cow<'m, str>> {
     let headers = message.root().headers();
     headers
         .iter()
@@ -103,7 +109,7 @@ fn header_values<'a>(message: &Message<'a>, name: Option<&str>) -> Vec<Cow<'a, s
 
 /// Every text part of the message and of messages inside it: transfer
 /// encodings and charsets decoded, HTML reduced to its text.
-fn body_texts<'a>(message: &Message<'a>) -> Vec<Cow<'a, str>> {
+fn body_texts<'m>(message: &'m Message<'_>) -> Vec<Cow<'m, str>> {
     message
         .parts()
         .filter(|p| p.attachment_name().is_none())
@@ -116,10 +122,10 @@ fn body_texts<'a>(message: &Message<'a>) -> Vec<Cow<'a, str>> {
 }
 
 /// One text per attachment of the message or of messages inside it.
-fn attachments<'a>(
-    message: &Message<'a>,
-    text: impl Fn(&mail_parser::MessagePart<'a>) -> Option<String>,
-) -> Vec<Cow<'a, str>> {
+fn attachments<'m>(
+    message: &'m Message<'_>,
+    text: impl Fn(&mail_parser::MessagePart<'m>) -> Option<String>,
+) -> Vec<Cow<'m, str>> {
     message
         .messages()
         .flat_map(|m| m.attachments())

@@ -21,7 +21,7 @@ use crate::smtp::session::Session;
 use crate::tls::TlsMode;
 use crate::upstream::Upstream;
 pub use limiter::{ConnectionLimiter, Permit, Refused};
-pub use shared::{Shared, Shutdown};
+pub use shared::{Reload, Shared, Shutdown};
 
 /// How long sessions still running after the drain get to say 421.
 const ABORT_GRACE: Duration = Duration::from_secs(5);
@@ -70,10 +70,21 @@ pub async fn try_run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), SetupError> {
+    try_run_reloadable(listeners, config, shutdown, Reload::default()).await
+}
+
+/// Like [`try_run`], reloading the rule files whenever `reload` is triggered.
+pub async fn try_run_reloadable(
+    listeners: Listeners,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    reload: Reload,
+) -> Result<(), SetupError> {
     let metrics = Metrics::new();
     let pipeline = Pipeline::from_config(&config, &metrics)?;
-    let shared = Arc::new(Shared::new(config, pipeline, metrics));
-    run_shared(listeners, shared, shutdown).await;
+    let mut shared = Shared::new(config, pipeline, metrics);
+    shared.reload = reload;
+    run_shared(listeners, Arc::new(shared), shutdown).await;
     Ok(())
 }
 
@@ -90,6 +101,10 @@ pub async fn run_shared(
     ));
     let sessions = TaskTracker::new();
     tokio::spawn(probe_upstream(shared.clone()));
+    if let Some(rules) = shared.pipeline.rules() {
+        let (trigger, stop) = (shared.reload.subscribe(), shared.shutdown.stop.clone());
+        tokio::spawn(crate::rules::reload::watch(rules.clone(), trigger, stop));
+    }
     if let Some(listener) = listeners.metrics {
         tokio::spawn(metrics::serve(
             listener,

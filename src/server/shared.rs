@@ -1,7 +1,9 @@
 //! Process-wide state that every session reads.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::checks::Pipeline;
@@ -19,6 +21,28 @@ pub struct Shutdown {
     pub abort: CancellationToken,
 }
 
+/// Asks the running server to reload what can change at run time (the
+/// rule files): SIGHUP in `main`, or a test. Every part that reloads
+/// subscribes and sees each request. Cheap to clone.
+#[derive(Clone)]
+pub struct Reload(Arc<watch::Sender<u64>>);
+
+impl Default for Reload {
+    fn default() -> Self {
+        Reload(Arc::new(watch::Sender::new(0)))
+    }
+}
+
+impl Reload {
+    pub fn trigger(&self) {
+        self.0.send_modify(|generation| *generation = generation.wrapping_add(1));
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.0.subscribe()
+    }
+}
+
 pub struct Shared {
     pub config: Config,
     pub pipeline: Pipeline,
@@ -27,6 +51,7 @@ pub struct Shared {
     /// The certificate for STARTTLS and implicit TLS, when configured.
     pub tls: Option<Tls>,
     pub shutdown: Shutdown,
+    pub reload: Reload,
     /// Tells this process's transaction ids apart from another's (or an
     /// earlier run's) in shared logs: the start time in seconds, base 36.
     pub instance: String,
@@ -42,6 +67,7 @@ impl Shared {
             metrics,
             upstream_caps: SharedCapabilities::default(),
             shutdown: Shutdown::default(),
+            reload: Reload::default(),
             instance: base36(
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)

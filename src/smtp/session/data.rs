@@ -5,10 +5,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant as Deadline;
 
 use super::{Flow, ReadEnd, Session, State};
-use crate::checks::{CheckContext, Judgement, Refusal, Stage, Verdict};
+use crate::checks::{CheckContext, ClientInfo, Judgement, Refusal, Stage, Verdict};
 use crate::config::BareNewline;
 use crate::smtp::codec::{DataBody, DataFlaw, DataLimits};
 use crate::smtp::reply::{canned, Reply};
+use crate::tls::TlsInfo;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub(super) async fn data(&mut self) -> Flow {
@@ -73,11 +74,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let judgement = self.shared.pipeline.judge(ctx).await;
         tx.judgement.merge(judgement);
         let verdict = tx.judgement.verdict(&self.shared.config.scoring, &tx.id);
-        let headers = match &verdict {
+        let mut headers = match &verdict {
             Verdict::Refuse(refusal) => return self.refuse_message(refusal.clone()).await,
             Verdict::Tag => added_headers(&tx.judgement, true),
             Verdict::Accept => added_headers(&tx.judgement, false),
         };
+        let host = &self.shared.config.hostname;
+        let received = received_header(
+            &self.client,
+            self.tls.as_ref(),
+            host,
+            &tx.id,
+            &tx.envelope.rcpts,
+        );
+        headers.extend_from_slice(received.as_bytes());
         let forwarded = tx.judgement.forwarded(&message);
         let reply = self.relay_data(&headers, &forwarded).await;
         self.message_relayed(verdict.label(), &reply);
@@ -130,6 +140,52 @@ fn flaw_refusal(flaw: DataFlaw, limits: &crate::config::Limits) -> Refusal {
         DataFlaw::Nul => ("nul_byte", canned::nul_in_data()),
     };
     Refusal { check, reply }
+}
+
+/// Our trace header (RFC 5321 §4.4), with the TLS version and cipher
+/// when the client used TLS (`ESMTPS`, RFC 3848).
+fn received_header(
+    client: &ClientInfo,
+    tls: Option<&TlsInfo>,
+    host: &str,
+    id: &str,
+    rcpts: &[String],
+) -> String {
+    let helo = client.helo.as_deref().unwrap_or("unknown");
+    let ip = client.addr.ip();
+    let (with, tls) = match (tls, client.esmtp) {
+        (Some(t), _) => (
+            "ESMTPS",
+            format!("\r\n\t(version={} cipher={})", t.version, t.cipher),
+        ),
+        (None, true) => ("ESMTP", String::new()),
+        (None, false) => ("SMTP", String::new()),
+    };
+    let date = mail_parser::DateTime::from_timestamp(unix_now()).to_rfc822();
+    let rcpt = match rcpts {
+        [one] => format!("\r\n\tfor <{one}>"),
+        _ => String::new(),
+    };
+    let helo = sanitize(helo);
+    format!("Received: from {helo} ([{ip}])\r\n\tby {host} (spamgate) with {with} id {id}{tls}{rcpt};\r\n\t{date}\r\n")
+}
+
+fn unix_now() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Keeps client-supplied text from breaking a header: no controls, no
+/// parentheses or brackets that would end a comment or address early.
+fn sanitize(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            c if c.is_control() => '?',
+            '(' | ')' | '[' | ']' | ';' | '\\' => '?',
+            c => c,
+        })
+        .take(255)
+        .collect()
 }
 
 /// Header lines the checks asked for, plus the spam verdict when tagging.

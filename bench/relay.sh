@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# Relay benchmark: Postfix's smtp-source sends to smtp-sink directly, then
+# through spamgate (release build, no checks, XCLIENT off), for each message
+# size and number of parallel sessions; prints msgs/s for both, their ratio
+# and spamgate's peak RSS (VmHWM, one fresh spamgate per measurement).
+#
+#   bench/relay.sh                 # 20,000 messages per measurement
+#   QUICK=1 bench/relay.sh         # 1,000 messages: a smoke run
+#   MESSAGES=5000 SIZES="4096" SESSIONS="100" bench/relay.sh
+#   RECONNECT=1 bench/relay.sh     # one message per connection (no smtp-source -d)
+#
+# Needs the Debian package postfix (smtp-source, smtp-sink) and cargo.
+set -euo pipefail
+shopt -s inherit_errexit
+
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/spamgate-target}"
+
+if [[ "${QUICK:-0}" == 1 ]]; then
+    MESSAGES="${MESSAGES:-1000}"
+else
+    MESSAGES="${MESSAGES:-20000}"
+fi
+SIZES="${SIZES:-4096 102400}"
+SESSIONS="${SESSIONS:-1 10 100}"
+# smtp-source -d keeps each session open for its next message, as a busy
+# relay does; RECONNECT=1 opens one connection per message instead.
+REUSE=(-d)
+[[ "${RECONNECT:-0}" == 1 ]] && REUSE=()
+
+SINK=/usr/sbin/smtp-sink
+SOURCE=/usr/sbin/smtp-source
+for tool in "$SINK" "$SOURCE"; do
+    [[ -x "$tool" ]] || { echo "missing $tool: apt-get install postfix" >&2; exit 1; }
+done
+SINK_USER=()
+[[ "$(id -u)" == 0 ]] && SINK_USER=(-u root)
+
+WORK="$(mktemp -d /tmp/spamgate-bench.XXXXXX)"
+PIDS=()
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# A port nothing listens on (a connection attempt is refused).
+free_port() {
+    local port
+    while :; do
+        port=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return
+        fi
+    done
+}
+
+wait_port() {
+    local port=$1 pid=$2 tries=0
+    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+        kill -0 "$pid" 2>/dev/null || { echo "process $pid died before listening on $port" >&2; return 1; }
+        tries=$((tries + 1))
+        ((tries < 500)) || { echo "nothing listens on $port after 10 s" >&2; return 1; }
+        sleep 0.02
+    done
+}
+
+stop() {
+    local pid=$1
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    local keep=()
+    for p in "${PIDS[@]}"; do [[ "$p" == "$pid" ]] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
+# Starts smtp-sink (no XCLIENT, counters on) and sets SINK_PID, SINK_PORT.
+start_sink() {
+    SINK_PORT=$(free_port)
+    "$SINK" "${SINK_USER[@]}" -c -C -h sink.bench "127.0.0.1:$SINK_PORT" 1024 >"$WORK/sink.out" 2>&1 &
+    SINK_PID=$!
+    PIDS+=("$SINK_PID")
+    wait_port "$SINK_PORT" "$SINK_PID"
+}
+
+# Messages smtp-sink counted (its -c counters, last update).
+sink_messages() {
+    tr '\r' '\n' <"$WORK/sink.out" | sed -n 's/.*mesg=\([0-9]*\).*/\1/p' | tail -1
+}
+
+# Starts spamgate relaying to the sink; sets GATE_PID, GATE_PORT.
+start_spamgate() {
+    GATE_PORT=$(free_port)
+    cat >"$WORK/spamgate.yaml" <<EOF
+hostname: spamgate.bench
+listen: ["127.0.0.1:$GATE_PORT"]
+upstream:
+  address: "127.0.0.1:$SINK_PORT"
+  xclient: false
+metrics:
+  listen: "127.0.0.1:$(free_port)"
+limits:
+  max_message_size: 10485760
+  max_connections: 2000
+  max_connections_per_ip: 2000
+log:
+  level: info
+auth:
+  spf: {mode: "off"}
+  dkim: {mode: "off"}
+  arc: {mode: "off"}
+  dmarc: {mode: "off"}
+  from_header: "off"
+EOF
+    "$SPAMGATE" check --config "$WORK/spamgate.yaml" >/dev/null
+    "$SPAMGATE" run --config "$WORK/spamgate.yaml" >"$WORK/spamgate.log" 2>&1 &
+    GATE_PID=$!
+    PIDS+=("$GATE_PID")
+    wait_port "$GATE_PORT" "$GATE_PID"
+}
+
+# Sends MESSAGES messages of $2 bytes in $3 sessions to port $1; sets RATE (msgs/s).
+measure() {
+    local port=$1 size=$2 sessions=$3 start end
+    start=$(date +%s.%N)
+    "$SOURCE" "${REUSE[@]}" -s "$sessions" -m "$MESSAGES" -l "$size" \
+        -f bench@source.example -t sink@sink.example -M source.example "127.0.0.1:$port" \
+        >"$WORK/source.out" 2>&1 || { cat "$WORK/source.out" >&2; return 1; }
+    end=$(date +%s.%N)
+    RATE=$(awk -v n="$MESSAGES" -v a="$start" -v b="$end" 'BEGIN { printf "%.0f", n / (b - a) }')
+}
+
+# Fails unless the sink got every message (nothing lost, nothing doubled).
+check_delivered() {
+    local tries=0 got
+    while got=$(sink_messages); [[ "${got:-0}" -lt "$MESSAGES" ]] && ((tries < 250)); do
+        tries=$((tries + 1))
+        sleep 0.02
+    done
+    [[ "$got" == "$MESSAGES" ]] || { echo "smtp-sink counted ${got:-0} messages, sent $MESSAGES" >&2; return 1; }
+}
+
+direct_rate() {
+    start_sink
+    measure "$SINK_PORT" "$1" "$2"
+    check_delivered
+    stop "$SINK_PID"
+}
+
+# Sets RATE and RSS (spamgate's peak resident set, kB).
+spamgate_rate() {
+    start_sink
+    start_spamgate
+    measure "$GATE_PORT" "$1" "$2"
+    check_delivered
+    RSS=$(awk '/^VmHWM:/ { print $2 }' "/proc/$GATE_PID/status")
+    stop "$GATE_PID"
+    stop "$SINK_PID"
+}
+
+log "building spamgate (release) into $CARGO_TARGET_DIR"
+cargo build --release --ignore-rust-version --bin spamgate >&2
+SPAMGATE="$CARGO_TARGET_DIR/release/spamgate"
+
+log "$(nproc) CPUs, $(uname -sr), spamgate $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+log "$MESSAGES messages per measurement, sessions ${REUSE[*]:+reused (smtp-source -d)}${REUSE[*]:-one connection per message}"
+
+ROWS=()
+for size in $SIZES; do
+    for sessions in $SESSIONS; do
+        log "size $size B, $sessions sessions: direct"
+        direct_rate "$size" "$sessions"
+        direct=$RATE
+        log "size $size B, $sessions sessions: through spamgate"
+        spamgate_rate "$size" "$sessions"
+        through=$RATE
+        rss=$RSS
+        ratio=$(awk -v a="$through" -v b="$direct" 'BEGIN { printf "%.1f%%", 100 * a / b }')
+        ROWS+=("$(printf '%-9s %8s %14s %16s %8s %12s' \
+            "$((size / 1024)) KB" "$sessions" "$direct" "$through" "$ratio" "$((rss / 1024)) MB")")
+        log "${ROWS[-1]}"
+    done
+done
+
+echo
+printf '%-9s %8s %14s %16s %8s %12s\n' size sessions "direct msg/s" "spamgate msg/s" ratio "peak RSS"
+printf '%s\n' "${ROWS[@]}"

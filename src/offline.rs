@@ -1,0 +1,229 @@
+//! `spamgate test`: the whole check pipeline on one message and envelope,
+//! without a network client or an upstream, so that an operator can see
+//! why a message gets the verdict it gets.
+//!
+//! The stages run in the order a session runs them (connect, HELO, MAIL,
+//! each RCPT, DATA) with the same facts passed along; the first refusal
+//! ends the run, as it would end the transaction.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::Serialize;
+
+use crate::checks::{
+    CheckContext, ClientInfo, Envelope, Facts, Judgement, Pipeline, Refusal, SetupError, Stage,
+    Verdict,
+};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::smtp::reply::Reply;
+
+/// The envelope and message to judge.
+#[derive(Debug, Clone)]
+pub struct TestInput {
+    pub ip: IpAddr,
+    pub helo: String,
+    pub mail_from: String,
+    pub rcpts: Vec<String>,
+    /// The message as read from the file; bare LF line ends become CRLF,
+    /// as they would on the wire.
+    pub message: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReasonReport {
+    pub check: &'static str,
+    pub text: String,
+    pub score: f64,
+}
+
+/// What `spamgate test` prints. Checks that leave facts add a field here
+/// and fill it in [`TestReport::add_facts`].
+#[derive(Debug, Clone, Serialize)]
+pub struct TestReport {
+    /// `accept`, `tag`, `reject` or `tempfail`.
+    pub verdict: &'static str,
+    /// The SMTP reply code the client would get at the deciding stage.
+    pub code: u16,
+    pub reply: String,
+    /// The stage that decided: `data` unless a check refused earlier.
+    pub stage: &'static str,
+    pub score: f64,
+    pub spf: &'static str,
+    pub dkim: &'static str,
+    pub dmarc: &'static str,
+    pub arc: &'static str,
+    pub reasons: Vec<ReasonReport>,
+    /// The header fields that would be prepended to the relayed message.
+    pub added_headers: Vec<String>,
+}
+
+impl TestReport {
+    fn new(stage: Stage, judgement: &Judgement, verdict: &Verdict, facts: &Facts) -> Self {
+        let reply = match verdict {
+            Verdict::Refuse(Refusal { reply, .. }) => reply.clone(),
+            _ => Reply::new(250, crate::smtp::reply::Status(2, 0, 0), "Accepted"),
+        };
+        let mut report = TestReport {
+            verdict: verdict.label(),
+            code: reply.code,
+            reply: reply.to_string(),
+            stage: stage.as_str(),
+            score: judgement.score,
+            spf: "none",
+            dkim: "none",
+            dmarc: "none",
+            arc: "none",
+            reasons: judgement.reasons.iter().map(reason).collect(),
+            added_headers: judgement
+                .headers
+                .iter()
+                .map(|(name, value)| format!("{name}: {value}"))
+                .collect(),
+        };
+        report.add_facts(facts);
+        report
+    }
+
+    /// Copies what the checks found into the report.
+    fn add_facts(&mut self, facts: &Facts) {
+        let auth = &facts.auth;
+        self.spf = auth.spf_result().as_str();
+        self.dkim = auth.dkim_result().as_str();
+        self.dmarc = auth.dmarc_result().as_str();
+        self.arc = auth.arc_result().as_str();
+    }
+}
+
+fn reason(r: &crate::checks::Reason) -> ReasonReport {
+    ReasonReport {
+        check: r.check,
+        text: r.text.clone(),
+        score: r.score,
+    }
+}
+
+/// Builds the configured pipeline and judges `input` with it.
+pub async fn run(config: &Config, input: &TestInput) -> Result<TestReport, SetupError> {
+    let pipeline = Pipeline::from_config(config, &Metrics::new())?;
+    Ok(judge(&pipeline, config, input).await)
+}
+
+/// Runs every stage; stops at the first refusal.
+pub async fn judge(pipeline: &Pipeline, config: &Config, input: &TestInput) -> TestReport {
+    let mut run = Run::new(input);
+    for stage in [Stage::Connect, Stage::Helo, Stage::Mail] {
+        if run.stage(pipeline, stage, None).await.is_some() {
+            return run.report(stage, config);
+        }
+    }
+    let mut accepted = 0;
+    for rcpt in &input.rcpts {
+        let refused = run.stage(pipeline, Stage::Rcpt, Some(rcpt)).await;
+        accepted += usize::from(refused.is_none());
+    }
+    if accepted == 0 {
+        return run.report(Stage::Rcpt, config);
+    }
+    run.judgement.refusal = None;
+    let message = canonical(&input.message);
+    run.data(pipeline, &message).await;
+    run.report(Stage::Data, config)
+}
+
+/// The state one session would carry.
+struct Run {
+    helo: String,
+    client: ClientInfo,
+    envelope: Envelope,
+    facts: Facts,
+    judgement: Judgement,
+}
+
+impl Run {
+    fn new(input: &TestInput) -> Self {
+        Run {
+            helo: input.helo.clone(),
+            client: ClientInfo {
+                addr: SocketAddr::new(input.ip, 0),
+                helo: None,
+                esmtp: true,
+            },
+            envelope: Envelope {
+                mail_from: input.mail_from.clone(),
+                rcpts: input.rcpts.clone(),
+                ..Envelope::default()
+            },
+            facts: Facts::default(),
+            judgement: Judgement::default(),
+        }
+    }
+
+    /// Runs one stage before DATA; returns the refusal, if any.
+    async fn stage(&mut self, pipeline: &Pipeline, stage: Stage, rcpt: Option<&str>) -> Option<Refusal> {
+        if stage == Stage::Helo {
+            self.client.helo = Some(self.helo.clone());
+        }
+        let mut ctx = CheckContext::new(stage, &self.client, &mut self.facts);
+        if matches!(stage, Stage::Mail | Stage::Rcpt) {
+            ctx = ctx.envelope(&self.envelope);
+        }
+        if let Some(rcpt) = rcpt {
+            ctx = ctx.rcpt(rcpt);
+        }
+        let judgement = pipeline.judge(ctx).await;
+        let refusal = judgement.refusal.clone();
+        match (stage, &refusal) {
+            // A refused recipient is dropped; the others go on.
+            (Stage::Rcpt, Some(_)) => self.judgement.reasons.extend(judgement.reasons),
+            _ => self.judgement.merge(judgement),
+        }
+        if stage == Stage::Rcpt && refusal.is_some() && self.judgement.refusal.is_none() {
+            self.judgement.refusal = refusal.clone();
+        }
+        refusal
+    }
+
+    async fn data(&mut self, pipeline: &Pipeline, message: &[u8]) {
+        let ctx = CheckContext::new(Stage::Data, &self.client, &mut self.facts)
+            .envelope(&self.envelope)
+            .message(message);
+        let judgement = pipeline.judge(ctx).await;
+        self.judgement.merge(judgement);
+    }
+
+    fn report(&self, stage: Stage, config: &Config) -> TestReport {
+        let verdict = self.judgement.verdict(&config.scoring, "offline");
+        TestReport::new(stage, &self.judgement, &verdict, &self.facts)
+    }
+}
+
+/// Every line end as CRLF, as the DATA reader hands messages to checks.
+pub fn canonical(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + message.len() / 32);
+    for (i, &b) in message.iter().enumerate() {
+        if b == b'\n' && (i == 0 || message[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_line_ends() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"a\nb\n", b"a\r\nb\r\n"),
+            (b"a\r\nb\r\n", b"a\r\nb\r\n"),
+            (b"\n", b"\r\n"),
+            (b"a\r\n\nb", b"a\r\n\r\nb"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(canonical(input), *want);
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! The rule engine: YAML rules that operators write, test and tune (see
+//! `docs/rules.md`).
+//!
+//! - [`raw`]: rule files as written; [`load`] reads them, [`compile`]
+//!   turns them into [`Rule`]s, reporting every error with file, line,
+//!   column and rule name.
+//! - [`condition`]: condition trees; regex conditions are atoms decided
+//!   for a whole stage in one scan ([`matcher`], prefiltered by the
+//!   [`literal`]s every match must contain).
+//! - [`input`]: what rules look at, taken from the SMTP transaction.
+//! - [`reload`]: the live rule set, swapped atomically on SIGHUP or when a
+//!   file changes; [`replay`]: offline runs over stored mail.
+
+pub mod compile;
+pub mod condition;
+mod error;
+pub mod files;
+pub mod input;
+pub mod literal;
+mod load;
+pub mod matcher;
+pub mod raw;
+pub mod reload;
+// pub mod replay;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use compile::{compile_regex, stage_index, AtomTable, PendingAtom};
+use condition::{Condition, Env, Field};
+use matcher::{FieldMatcher, MatcherBuilder};
+
+use crate::checks::{Facts, Stage};
+use crate::config::rules::{RuleMode, RulesConfig};
+use crate::smtp::reply::Reply;
+
+pub use error::{RuleError, RuleErrors};
+pub use input::Input;
+pub use reload::RulesHandle;
+
+/// What a rule does besides adding its score.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    None,
+    Reject(Reply),
+    Tempfail(Reply),
+    /// Skip the remaining rules of the transaction.
+    Accept,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Action {
+    pub score: f64,
+    pub effect: Effect,
+    pub header: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    pub description: String,
+    pub stage: Stage,
+    pub mode: RuleMode,
+    pub condition: Condition,
+    pub action: Action,
+    pub file: PathBuf,
+    pub line: u64,
+}
+
+/// One stage's rules, in load order, and the matchers deciding their regexes.
+#[derive(Default)]
+struct StagePlan {
+    rules: Vec<usize>,
+    matchers: Vec<(Field, FieldMatcher)>,
+    atoms: usize,
+}
+
+/// A loaded, validated rule set. Immutable: a reload builds a new one.
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    stages: [StagePlan; 5],
+    /// The global `rules.mode: monitor`.
+    monitor: bool,
+    files: Vec<PathBuf>,
+}
+
+impl fmt::Debug for RuleSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RuleSet({} rules from {} files)", self.rules.len(), self.files.len())
+    }
+}
+
+/// A rule that matched, and whether its action was carried out.
+#[derive(Debug, Clone, Copy)]
+pub struct Hit<'r> {
+    pub rule: &'r Rule,
+    pub enforced: bool,
+}
+
+/// What the rules did in a transaction, kept in [`Facts`]: the set the
+/// transaction started with, and every hit (for logs and `spamgate test`).
+#[derive(Clone, Default)]
+pub struct RuleFacts {
+    pub set: Option<Arc<RuleSet>>,
+    /// The `accept` rule that ended rule evaluation, if any.
+    pub accepted: Option<String>,
+    pub hits: Vec<RuleHit>,
+}
+
+impl fmt::Debug for RuleFacts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuleFacts")
+            .field("accepted", &self.accepted)
+            .field("hits", &self.hits)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleHit {
+    pub name: String,
+    pub stage: Stage,
+    /// The rule's score (counted only when enforced).
+    pub score: f64,
+    /// Evaluated in monitor mode: counted, not acted on.
+    pub monitor: bool,
+}
+
+impl RuleSet {
+    /// Loads every configured file; all problems are returned at once.
+    pub fn load(config: &RulesConfig) -> Result<RuleSet, RuleErrors> {
+        let mut errors = Vec::new();
+        let files = files::resolve(&config.files, &mut errors);
+        let mut tables: [AtomTable; 5] = Default::default();
+        let rules = load::read_rules(&files, &mut tables, &mut errors);
+        let stages = build_plans(&rules, tables, &mut errors);
+        if !errors.is_empty() {
+            return Err(RuleErrors(errors));
+        }
+        Ok(RuleSet {
+            rules,
+            stages,
+            monitor: config.mode == RuleMode::Monitor,
+            files,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    /// True if any rule runs at `stage`.
+    pub fn has_stage(&self, stage: Stage) -> bool {
+        !self.stages[stage_index(stage)].rules.is_empty()
+    }
+
+    /// Evaluates the rules of `stage` in load order. `score` is the score
+    /// before this stage; each enforced hit adds its own for the rules
+    /// after it. Stops at the first enforced reject, tempfail or accept.
+    pub fn evaluate(&self, stage: Stage, input: &Input<'_>, facts: &Facts, score: f64) -> Vec<Hit<'_>> {
+        let plan = &self.stages[stage_index(stage)];
+        if plan.rules.is_empty() {
+            return Vec::new();
+        }
+        let mut atoms = vec![false; plan.atoms];
+        for (field, matcher) in &plan.matchers {
+            for text in input.texts(field) {
+                matcher.scan(&text, &mut atoms);
+            }
+        }
+        let mut env = Env {
+            atoms: &atoms,
+            client_ip: input.client_ip,
+            size: input.size(),
+            recipients: input.recipient_count,
+            score,
+            facts,
+        };
+        let mut hits = Vec::new();
+        for rule in plan.rules.iter().map(|&i| &self.rules[i]) {
+            if !rule.condition.eval(&env) {
+                continue;
+            }
+            let enforced = rule.mode == RuleMode::Enforce && !self.monitor;
+            hits.push(Hit { rule, enforced });
+            if enforced {
+                env.score += rule.action.score;
+                if rule.action.effect != Effect::None {
+                    break;
+                }
+            }
+        }
+        hits
+    }
+}
+
+/// Compiles every pending regex (in parallel) and groups the atoms of each
+/// stage by field into matchers.
+fn build_plans(rules: &[Rule], tables: [AtomTable; 5], errors: &mut Vec<RuleError>) -> [StagePlan; 5] {
+    let mut plans: [StagePlan; 5] = Default::default();
+    for (i, rule) in rules.iter().enumerate() {
+        plans[stage_index(rule.stage)].rules.push(i);
+    }
+    for (plan, table) in plans.iter_mut().zip(tables) {
+        plan.atoms = table.pending.len();
+        let compiled = compile_all(&table.pending);
+        let mut builders: std::collections::BTreeMap<Field, MatcherBuilder> = Default::default();
+        for (id, (atom, regex)) in table.pending.iter().zip(compiled).enumerate() {
+            match regex {
+                Ok(regex) => {
+                    let literals = literal::required_literals(&atom.pattern);
+                    builders.entry(atom.field.clone()).or_default().add(id, regex, literals);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        plan.matchers = builders.into_iter().map(|(f, b)| (f, b.build())).collect();
+    }
+    plans
+}
+
+/// Regex compilation dominates load time with thousands of rules: spread
+/// it over the cores.
+fn compile_all(pending: &[PendingAtom]) -> Vec<Result<regex::Regex, RuleError>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let chunk = pending.len().div_ceil(threads).max(256);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = pending
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(compile_regex).collect::<Vec<_>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("regex compilation does not panic"))
+            .collect()
+    })
+}
+

@@ -1,0 +1,284 @@
+//! Hostile input and hostile load, end to end against spamgate in-process:
+//! NUL bytes and invalid UTF-8 in every field, input without newlines,
+//! slowloris clients, hundreds of idle connections, clients vanishing at
+//! every byte of the dialogue, and a small zero-loss ledger through an
+//! upstream that drops connections at random (the same code as
+//! `bench/ledger.sh`, which runs the 50,000-message version).
+
+mod common;
+#[path = "../examples/support/mod.rs"]
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::client::{message, Client};
+use common::upstream::{Behaviour, Recorder};
+use common::{test_config, Spamgate};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+async fn setup(extra: &str) -> (Recorder, Spamgate) {
+    let upstream = Recorder::start(Behaviour::default()).await;
+    let spamgate = Spamgate::start(&test_config(upstream.addr, extra)).await;
+    (upstream, spamgate)
+}
+
+/// Waits (with a deadline) until spamgate has no session left.
+async fn wait_no_sessions(spamgate: &Spamgate) {
+    for _ in 0..2000 {
+        if spamgate.metric("spamgate_active_sessions").await == 0.0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("sessions still active after 20 s");
+}
+
+/// Byte sequences that must never reach the upstream inside a command.
+const POISONS: &[(&str, &[u8])] = &[
+    ("nul", b"\x00"),
+    ("invalid", b"\xff"),
+    ("truncated", b"\xc3"),
+    ("overlong", b"\xc0\xaf"),
+    ("surrogate", b"\xed\xa0\x80"),
+    ("c1-control", b"\xc2\x85"),
+    ("del", b"\x7f"),
+    ("bare-cr", b"\r"),
+];
+
+/// Command templates; `X` is replaced by a poison.
+const OUTSIDE_TRANSACTION: &[&str] = &[
+    "EHLO aXb.example",
+    "HELO aXb.example",
+    "EHLO X",
+    "MAIL FROM:<aXb@example.com>",
+    "MAIL FROM:<a@exXample.com>",
+    "MAIL FROM:<\"aXb\"@example.com>",
+    "MAIL FROM:<@rXoute:a@example.com>",
+    "MAIL FROM:<a@example.com> SIZE=1X",
+    "MAIL FROM:<a@example.com> BODY=8BITMIMEX",
+    "MAIL FROM:<a@example.com> X",
+    "MAILX FROM:<a@example.com>",
+    "MAIL FROMX:<a@example.com>",
+    "X",
+];
+const INSIDE_TRANSACTION: &[&str] = &[
+    "RCPT TO:<bXc@example.net>",
+    "RCPT TO:<b@example.neXt>",
+    "RCPT TO:<b@[192.0.2.1X]>",
+    "RCPT TO:<b@example.net> X",
+    "RCPTX TO:<b@example.net>",
+    "DATAX",
+    "DATA aXb",
+    "RSETX",
+];
+
+fn poisoned(template: &str, poison: &[u8]) -> Vec<u8> {
+    let (head, tail) = template.split_once('X').expect("template has X");
+    [head.as_bytes(), poison, tail.as_bytes(), b"\r\n"].concat()
+}
+
+#[tokio::test]
+async fn nul_and_invalid_utf8_in_any_command_field_are_refused_and_never_relayed() {
+    let (upstream, spamgate) = setup("limits: {max_bad_commands: 1000}").await;
+    let mut client = Client::ready(spamgate.addr).await;
+    for (name, poison) in POISONS {
+        for template in OUTSIDE_TRANSACTION {
+            client.send(&poisoned(template, poison)).await;
+            let reply = client.reply().await;
+            assert!(reply.code >= 500, "{template} with {name}: {reply:?}");
+        }
+        assert_eq!(client.cmd("MAIL FROM:<a@example.com>").await.code, 250);
+        for template in INSIDE_TRANSACTION {
+            client.send(&poisoned(template, poison)).await;
+            let reply = client.reply().await;
+            assert!(reply.code >= 500, "{template} with {name}: {reply:?}");
+        }
+        assert_eq!(client.cmd("RSET").await.code, 250, "{name}");
+    }
+    let last = client.send_mail("a@example.com", &["b@example.net"], &message("clean")).await;
+    assert_eq!(last.code, 250, "the session survives the poison");
+    let accepted = upstream.wait_accepted(1).await;
+    assert_eq!(accepted.len(), 1);
+    for command in upstream.commands() {
+        assert!(
+            !command.chars().any(|c| c.is_control() || c == '\u{fffd}'),
+            "relayed {command:?}"
+        );
+        assert!(!command.contains('X'), "a poisoned command was relayed: {command:?}");
+    }
+}
+
+#[tokio::test]
+async fn eight_bit_message_content_is_relayed_verbatim_but_nul_is_refused() {
+    let (upstream, spamgate) = setup("").await;
+    let mut client = Client::ready(spamgate.addr).await;
+    let body = "Subject: 8bit\r\n\r\ncaf\u{e9} \u{1F600}\r\n";
+    let mut wire = b"Subject: raw\r\n\r\nlatin1 caf\xe9, broken \xc3\x28, lone \xff\r\n".to_vec();
+    assert_eq!(client.send_mail("a@example.com", &["b@example.net"], body).await.code, 250);
+    assert_eq!(client.cmd("MAIL FROM:<a@example.com> BODY=8BITMIME").await.code, 250);
+    assert_eq!(client.cmd("RCPT TO:<b@example.net>").await.code, 250);
+    assert_eq!(client.cmd("DATA").await.code, 354);
+    client.send(&[wire.as_slice(), b".\r\n"].concat()).await;
+    assert_eq!(client.reply().await.code, 250, "invalid UTF-8 is legal 8-bit content");
+    let nul = client.send_mail("a@example.com", &["b@example.net"], "Subject: n\r\n\r\na\0b\r\n").await;
+    assert_eq!(nul.code, 550);
+    let accepted = upstream.wait_accepted(2).await;
+    assert_eq!(accepted.len(), 2, "the NUL message never reached the upstream");
+    assert!(accepted[0].message.ends_with(body.split_once("\r\n\r\n").unwrap().1.as_bytes()));
+    wire.truncate(wire.len());
+    assert!(accepted[1].message.ends_with(&wire[16..]), "8-bit bytes changed on the way");
+}
+
+#[tokio::test]
+async fn megabytes_without_a_newline_are_refused_and_the_session_survives() {
+    let (upstream, spamgate) = setup("limits: {max_message_size: 65536}").await;
+    let mut client = Client::ready(spamgate.addr).await;
+    let flood = vec![b'A'; 4 << 20];
+    client.send(&flood).await;
+    client.send(b"\r\n").await;
+    assert_eq!(client.reply().await.code, 500, "overlong command");
+    assert_eq!(client.cmd("NOOP").await.code, 250);
+    assert_eq!(client.cmd("MAIL FROM:<a@example.com>").await.code, 250);
+    assert_eq!(client.cmd("RCPT TO:<b@example.net>").await.code, 250);
+    assert_eq!(client.cmd("DATA").await.code, 354);
+    client.send(&flood).await;
+    client.send(b"\r\n.\r\n").await;
+    let refused = client.reply().await;
+    assert!(refused.code >= 500, "overlong data line: {refused:?}");
+    let clean = client.send_mail("a@example.com", &["b@example.net"], &message("after")).await;
+    assert_eq!(clean.code, 250);
+    let accepted = upstream.wait_accepted(1).await;
+    assert_eq!(accepted.len(), 1);
+    assert_eq!(upstream.commands().iter().filter(|c| *c == "DATA").count(), 1);
+}
+
+/// Sends `NOOP ...` a byte every 200 ms and returns (bytes sent, what
+/// spamgate said) once spamgate closes the connection.
+async fn slowloris(addr: SocketAddr) -> (usize, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut heard = Vec::new();
+    let mut buf = [0u8; 512];
+    for (sent, byte) in b"NOOP slowly...........................................................".iter().enumerate() {
+        let read = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await;
+        match read {
+            Ok(Ok(0)) | Ok(Err(_)) => return (sent, String::from_utf8_lossy(&heard).into()),
+            Ok(Ok(n)) => heard.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+        if stream.write_all(&[*byte]).await.is_err() {
+            return (sent, String::from_utf8_lossy(&heard).into());
+        }
+    }
+    panic!("a slowloris client was never cut: {}", String::from_utf8_lossy(&heard));
+}
+
+#[tokio::test]
+async fn slowloris_clients_are_cut_at_the_idle_timeout_while_others_are_served() {
+    let timeouts = "timeouts: {idle: 1s, session: 1h, upstream_connect: 5s, upstream_command: 5s, upstream_data: 5s}";
+    let (upstream, spamgate) = setup(timeouts).await;
+    let slow: Vec<_> = (0..20).map(|_| tokio::spawn(slowloris(spamgate.addr))).collect();
+    for i in 0..3 {
+        let mut client = Client::ready(spamgate.addr).await;
+        let reply = client.send_mail("a@example.com", &["b@example.net"], &message(&format!("m{i}"))).await;
+        assert_eq!(reply.code, 250);
+    }
+    for task in slow {
+        let (sent, heard) = task.await.unwrap();
+        assert!(heard.starts_with("220 "), "banner first: {heard:?}");
+        assert!(heard.contains("\r\n421 "), "cut with a 421: {heard:?}");
+        assert!(sent < 40, "cut after {sent} bytes, long after the 1 s idle timeout");
+    }
+    assert_eq!(upstream.wait_accepted(3).await.len(), 3);
+    wait_no_sessions(&spamgate).await;
+}
+
+#[tokio::test]
+async fn hundreds_of_idle_connections_do_not_stop_service_and_all_end() {
+    let limits = "limits: {max_connections: 1000, max_connections_per_ip: 1000}";
+    let (upstream, spamgate) = setup(limits).await;
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(Client::greeted(spamgate.addr).await);
+    }
+    let mut client = Client::ready(spamgate.addr).await;
+    let reply = client.send_mail("a@example.com", &["b@example.net"], &message("busy")).await;
+    assert_eq!(reply.code, 250);
+    assert!(spamgate.metric("spamgate_active_sessions").await >= 301.0);
+    drop(idle);
+    drop(client);
+    wait_no_sessions(&spamgate).await;
+    assert_eq!(upstream.accepted().len(), 1);
+}
+
+/// The client's side of one lockstep dialogue: what to send, and whether a
+/// reply (with this code) follows.
+const DIALOGUE: &[(&[u8], Option<u16>)] = &[
+    (b"EHLO client.example\r\n", Some(250)),
+    (b"MAIL FROM:<a@example.com>\r\n", Some(250)),
+    (b"RCPT TO:<b@example.net>\r\n", Some(250)),
+    (b"DATA\r\n", Some(354)),
+    (b"Subject: cut\r\n\r\n..line one\r\nline two\r\n", None),
+    (b".\r\n", Some(250)),
+];
+
+/// Plays the dialogue but stops after `cut` bytes and disconnects.
+async fn play_until(addr: SocketAddr, cut: usize) {
+    let mut client = Client::greeted(addr).await;
+    let mut left = cut;
+    for (bytes, reply) in DIALOGUE {
+        let n = left.min(bytes.len());
+        client.send(&bytes[..n]).await;
+        left -= n;
+        if n < bytes.len() {
+            return;
+        }
+        if let Some(code) = reply {
+            assert_eq!(client.reply().await.code, *code);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_vanishing_at_any_byte_leaves_nothing_half_done_upstream() {
+    let (upstream, spamgate) = setup("").await;
+    let total: usize = DIALOGUE.iter().map(|(b, _)| b.len()).sum();
+    for cut in 0..total {
+        play_until(spamgate.addr, cut).await;
+        wait_no_sessions(&spamgate).await;
+    }
+    assert!(upstream.accepted().is_empty(), "a cut message was delivered");
+    let commands = upstream.commands();
+    assert!(!commands.iter().any(|c| c == "DATA"), "DATA relayed for a message never finished");
+    let mails = commands.iter().filter(|c| c.starts_with("MAIL")).count();
+    assert!(mails > 50, "the cuts inside the transaction reached the upstream ({mails})");
+    for (i, _) in commands.iter().enumerate().filter(|(_, c)| c.starts_with("MAIL")) {
+        let closed = commands[i + 1..]
+            .iter()
+            .take_while(|c| !c.starts_with("MAIL"))
+            .any(|c| c == "RSET" || c == "QUIT");
+        assert!(closed, "transaction at command {i} left open upstream: {commands:?}");
+    }
+    let quits = commands.iter().filter(|c| *c == "QUIT").count();
+    assert_eq!(quits, upstream.connections(), "every upstream session was closed with QUIT");
+    play_until(spamgate.addr, total).await;
+    assert_eq!(upstream.wait_accepted(1).await.len(), 1, "the uncut dialogue delivers");
+}
+
+#[tokio::test]
+async fn ledger_through_a_flaky_upstream_loses_nothing() {
+    let upstream = support::flaky::Flaky::start(0.02).await;
+    let limits = "limits: {max_connections: 200, max_connections_per_ip: 200}";
+    let spamgate = Spamgate::start(&test_config(upstream.addr, limits)).await;
+    let messages = 2000;
+    let client = support::ledger::send_all(spamgate.addr, messages, 20).await;
+    let report = support::ledger::Report::new(messages, &client, &upstream.log());
+    report.print();
+    assert!(report.zero_loss(), "{report:?}");
+    assert_eq!(report.refused_but_delivered, 0, "{report:?}");
+    assert!(report.upstream_drops > 0 && report.tempfailed > 0, "faults were injected: {report:?}");
+    assert!(report.accepted > messages / 2, "{report:?}");
+    let answered = report.accepted + report.tempfailed + report.permfailed + report.no_reply;
+    assert_eq!(answered, messages);
+}

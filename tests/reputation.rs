@@ -1,0 +1,352 @@
+//! End-to-end tests of client reputation: DNS lists served by a real DNS
+//! server (knot) on loopback, rate limits, the pre-greet test, reverse DNS
+//! and HELO scores, link domains, all over real SMTP sessions.
+//!
+//! Clients connect from several loopback addresses (127.0.0.0/8 is all
+//! local on Linux) so that listed and unlisted clients can be told apart.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::client::{message, Client};
+use common::dns::{DnsServer, Zones};
+use common::upstream::{Behaviour, Recorder};
+use common::{test_config, Spamgate};
+use tokio::net::TcpSocket;
+
+/// Connects to spamgate from the local address `from` (e.g. 127.0.0.5).
+async fn connect_from(from: &str, to: SocketAddr) -> Client {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let stream = socket.connect(to).await.expect("connect to spamgate");
+    stream.set_nodelay(true).unwrap();
+    Client::over(Box::new(stream))
+}
+
+fn dnsbl_zones() -> Zones {
+    Zones::new()
+        // bl.test lists 127.0.0.1, 127.0.0.9 and the CIDR 127.0.1.0/24.
+        .a("1.0.0.127.bl.test", "127.0.0.2")
+        .a("9.0.0.127.bl.test", "127.0.0.2")
+        .a("*.1.0.127.bl.test", "127.0.0.3")
+        // wl.test, an allow list, vouches for 127.0.0.9.
+        .a("9.0.0.127.wl.test", "127.0.0.2")
+        // err.test answers with a Spamhaus-style error code.
+        .a("1.0.0.127.err.test", "127.255.255.254")
+        .a("6.0.0.127.err.test", "127.255.255.254")
+        // filt.test: only 127.0.0.4 means listed.
+        .a("1.0.0.127.filt.test", "127.0.0.10")
+        .a("5.0.0.127.filt.test", "127.0.0.4")
+        .a("6.0.0.127.filt.test", "127.0.0.10")
+        // wild.test answers outside 127/8 (a hijacked zone).
+        .a("6.0.0.127.wild.test", "192.0.2.1")
+        .silent("slow.test")
+}
+
+fn dnsbl_yaml(dns: &DnsServer, reject_at: &str) -> String {
+    format!(
+        "{}\
+reputation:
+  dnsbl:
+    threshold: 3
+    reject_at: {reject_at}
+    timeout: 1s
+    zones:
+      - {{zone: bl.test, weight: 3}}
+      - {{zone: wl.test, weight: -5}}
+      - {{zone: err.test, weight: 3}}
+      - {{zone: filt.test, weight: 3, filter: ['127.0.0.4']}}
+      - {{zone: wild.test, weight: 3}}
+      - {{zone: slow.test, weight: 3}}
+",
+        dns.yaml("300ms")
+    )
+}
+
+async fn banner_from(from: &str, spamgate: &Spamgate) -> common::client::Reply {
+    let mut client = connect_from(from, spamgate.addr).await;
+    client.reply().await
+}
+
+#[tokio::test]
+async fn dnsbl_refuses_listed_clients_at_connect_and_counts_errors() {
+    let dns = DnsServer::start(&dnsbl_zones());
+    let upstream = Recorder::start(Behaviour::default()).await;
+    let spamgate = Spamgate::start(&test_config(upstream.addr, &dnsbl_yaml(&dns, "connect"))).await;
+
+    let cases = [
+        ("127.0.0.1", Some("bl.test")),
+        ("127.0.1.77", Some("bl.test")),
+        ("127.0.0.5", Some("filt.test")),
+        ("127.0.0.9", None),
+        ("127.0.0.6", None),
+        ("127.0.0.8", None),
+    ];
+    for (from, listed_on) in cases {
+        let mut client = connect_from(from, spamgate.addr).await;
+        let banner = client.reply().await;
+        match listed_on {
+            Some(zone) => {
+                assert_eq!(banner.code, 554, "{from}: {banner:?}");
+                assert_eq!(banner.status(), Some("5.7.1"), "{from}");
+                assert!(banner.text().contains(zone), "{from}: names {zone}: {banner:?}");
+                assert!(banner.text().contains(from), "{from}: {banner:?}");
+                assert!(client.is_closed().await, "{from}: closed after the refusal");
+            }
+            None => assert_eq!(banner.code, 220, "{from}: {banner:?}"),
+        }
+    }
+    let m = |s: &str| format!("spamgate_dnsbl_{s}");
+    assert_eq!(spamgate.metric(&m("hits_total{zone=\"bl.test\"}")).await, 3.0);
+    assert_eq!(spamgate.metric(&m("hits_total{zone=\"wl.test\"}")).await, 1.0);
+    assert_eq!(spamgate.metric(&m("hits_total{zone=\"filt.test\"}")).await, 1.0);
+    // 127.255.255.x and answers outside 127/8 are errors, never listings:
+    // 127.0.0.6 is "listed" only by such answers and was let in.
+    assert_eq!(spamgate.metric(&m("hits_total{zone=\"err.test\"}")).await, 0.0);
+    assert_eq!(spamgate.metric(&m("errors_total{zone=\"err.test\",kind=\"error_answer\"}")).await, 2.0);
+    assert_eq!(spamgate.metric(&m("errors_total{zone=\"wild.test\",kind=\"outside_loopback\"}")).await, 1.0);
+    assert_eq!(spamgate.metric(&m("errors_total{zone=\"slow.test\",kind=\"timeout\"}")).await, 6.0);
+    let refused = "spamgate_rejections_total{stage=\"connect\",reason=\"dnsbl\"}";
+    assert_eq!(spamgate.metric(refused).await, 3.0);
+    assert_eq!(upstream.connections(), 0, "nothing reached the upstream");
+}
+
+#[tokio::test]
+async fn dnsbl_answers_are_cached_and_misses_too() {
+    let dns = DnsServer::start(&dnsbl_zones());
+    let upstream = Recorder::start(Behaviour::default()).await;
+    let spamgate = Spamgate::start(&test_config(upstream.addr, &dnsbl_yaml(&dns, "connect"))).await;
+    let lookups = "spamgate_dns_lookup_duration_seconds_count{type=\"a\"}";
+
+    assert_eq!(banner_from("127.0.0.8", &spamgate).await.code, 220);
+    let first = spamgate.metric(lookups).await;
+    assert_eq!(first, 6.0, "one lookup per zone");
+    assert_eq!(banner_from("127.0.0.8", &spamgate).await.code, 220);
+    let second = spamgate.metric(lookups).await;
+    // Only the zone that timed out is asked again: answers and NXDOMAIN are cached.
+    assert_eq!(second - first, 1.0);
+    assert_eq!(banner_from("127.0.0.1", &spamgate).await.code, 554);
+    let third = spamgate.metric(lookups).await;
+    assert_eq!(banner_from("127.0.0.1", &spamgate).await.code, 554);
+    assert_eq!(spamgate.metric(lookups).await - third, 1.0);
+}
+
+#[tokio::test]
+async fn dnsbl_can_wait_for_rcpt_so_the_envelope_is_logged() {
+    let dns = DnsServer::start(&dnsbl_zones());
+    let upstream = Recorder::start(Behaviour::default()).await;
+    let spamgate = Spamgate::start(&test_config(upstream.addr, &dnsbl_yaml(&dns, "rcpt"))).await;
+
+    let mut client = connect_from("127.0.0.1", spamgate.addr).await;
+    assert_eq!(client.reply().await.code, 220);
+    assert_eq!(client.cmd("EHLO client.example").await.code, 250);
+    assert_eq!(client.cmd("MAIL FROM:<a@example.com>").await.code, 250);
+    let rcpt = client.cmd("RCPT TO:<b@example.net>").await;
+    assert_eq!(rcpt.code, 554, "{rcpt:?}");
+    assert_eq!(rcpt.status(), Some("5.7.1"));
+    assert!(rcpt.text().contains("bl.test"), "{rcpt:?}");
+    let data = client.cmd("DATA").await;
+    assert!(data.code >= 500, "no recipient, no DATA: {data:?}");
+    assert!(
+        !upstream.commands().iter().any(|c| c.starts_with("RCPT")),
+        "the refused recipient never reached the upstream: {:?}",
+        upstream.commands()
+    );
+    assert!(upstream.accepted().is_empty());
+}
+
+fn rate_yaml(limits: &str) -> String {
+    format!("reputation:\n  rate_limits:\n    limits:\n{limits}")
+}
+
+#[tokio::test]
+async fn fifty_messages_with_a_limit_of_ten() {
+    let upstream = Recorder::start(Behaviour::default()).await;
+    let yaml = rate_yaml("      - {name: messages_per_ip, key: ip, count: messages, rate: 10/1h, burst: 10}\n");
+    let spamgate = Spamgate::start(&test_config(upstream.addr, &yaml)).await;
+
+    let mut accepted = 0;
+    let mut deferred = 0;
+    for round in 0..5 {
+        let mut client = Client::ready(spamgate.addr).await;
+        for i in 0..10 {
+            let body = message(&format!("m{round}-{i}"));
+            let reply = client.send_mail("a@example.com", &["b@example.net"], &body).await;
+            match reply.code {
+                250 => accepted += 1,
+                450 => {
+                    assert_eq!(reply.status(), Some("4.7.1"), "{reply:?}");
+                    deferred += 1;
+                }
+                other => panic!("unexpected {other}: {reply:?}"),
+            }
+        }
+        client.cmd("QUIT").await;
+    }
+    assert_eq!((accepted, deferred), (10, 40));
+    assert_eq!(upstream.accepted().len(), 10, "nothing over the limit reached the upstream");
+    let mails = upstream.commands().iter().filter(|c| c.starts_with("MAIL")).count();
+    assert_eq!(mails, 10, "refused transactions were never opened upstream");
+    let hits = "spamgate_ratelimit_hits_total{limit=\"messages_per_ip\"}";
+    assert_eq!(spamgate.metric(hits).await, 40.0);
+    let rejections = "spamgate_rejections_total{stage=\"mail\",reason=\"rate_limit\"}";
+    assert_eq!(spamgate.metric(rejections).await, 40.0);
+}
+
+#[tokio::test]
+async fn connection_and_recipient_limits() {
+    let upstream = Recorder::start(Behaviour::default()).await;
+    let yaml = rate_yaml(
+        "      - {name: conn_per_net, key: network, count: connections, rate: 3/1h}
+      - {name: rcpt_per_ip, key: ip, count: recipients, rate: 4/1h}
+      - {name: per_rcpt, key: recipient, count: messages, rate: 1/1h}
+",
+    );
+    let spamgate = Spamgate::start(&test_config(upstream.addr, &yaml)).await;
+
+    let mut client = connect_from("127.0.3.1", spamgate.addr).await;
+    assert_eq!(client.reply().await.code, 220);
+    assert_eq!(client.cmd("EHLO client.example").await.code, 250);
+    assert_eq!(client.cmd("MAIL FROM:<a@example.com>").await.code, 250);
+    let codes: Vec<u16> = {
+        let mut codes = Vec::new();
+        for rcpt in ["r1@x.example", "r1@x.example", "r2@x.example", "r3@x.example", "r4@x.example", "r5@x.example"] {
+            codes.push(client.cmd(&format!("RCPT TO:<{rcpt}>")).await.code);
+        }
+        codes
+    };
+    // r1 twice: the second is over "one message per recipient"; the
+    // recipient budget of 4 is spent by r1, r1, r2, r3.
+    assert_eq!(codes, [250, 450, 250, 250, 450, 450]);
+    client.cmd("QUIT").await;
+
+    // Three connections per /24 (the first one above counts): the fourth is refused.
+    for from in ["127.0.3.2", "127.0.3.3"] {
+        assert_eq!(banner_from(from, &spamgate).await.code, 220, "{from}");
+    }
+    let mut fourth = connect_from("127.0.3.4", spamgate.addr).await;
+    let refused = fourth.reply().await;
+    assert_eq!((refused.code, refused.status()), (421, Some("4.7.0")), "{refused:?}");
+    assert!(fourth.is_closed().await);
+    assert_eq!(banner_from("127.0.4.1", &spamgate).await.code, 220, "another /24");
+    let hits = "spamgate_ratelimit_hits_total{limit=\"conn_per_net\"}";
+    assert_eq!(spamgate.metric(hits).await, 1.0);
+}
+
+#[tokio::test]
+async fn early_talker_is_refused() {
+    let upstream = Recorder::start(Behaviour::default()).await;
+    let yaml = "reputation:\n  greet_delay: 400ms\n";
+    let spamgate = Spamgate::start(&test_config(upstream.addr, yaml)).await;
+
+    let mut rude = Client::connect(spamgate.addr).await;
+    rude.send(b"EHLO bot.example\r\n").await;
+    let reply = rude.reply().await;
+    assert_eq!((reply.code, reply.status()), (554, Some("5.5.1")), "{reply:?}");
+    assert!(rude.is_closed().await);
+
+    // A partial line counts as talking too.
+    let mut partial = Client::connect(spamgate.addr).await;
+    partial.send(b"EH").await;
+    assert_eq!(partial.reply().await.code, 554);
+
+    let mut polite = Client::ready(spamgate.addr).await;
+    let reply = polite.send_mail("a@example.com", &["b@example.net"], &message("polite")).await;
+    assert_eq!(reply.code, 250);
+    let early = "spamgate_rejections_total{stage=\"connect\",reason=\"early_talker\"}";
+    assert_eq!(spamgate.metric(early).await, 2.0);
+}
+
+#[tokio::test]
+async fn reverse_dns_and_helo_scores_and_xclient_name() {
+    let zones = Zones::new()
+        .record("1.0.0.127.in-addr.arpa", "PTR", "client.test.")
+        .a("client.test", "127.0.0.1")
+        .record("2.0.0.127.in-addr.arpa", "PTR", "liar.test.")
+        .a("liar.test", "192.0.2.1");
+    let dns = DnsServer::start(&zones);
+    let upstream = Recorder::start(Behaviour::default()).await;
+    let yaml = format!(
+        "{}scoring: {{tag_score: 0.5, reject_score: 100}}
+reputation:
+  fcrdns: {{enabled: true, no_ptr_score: 1.5, mismatch_score: 1.3}}
+  helo: {{enabled: true, our_name_score: 3, literal_mismatch_score: 2}}
+",
+        dns.yaml("500ms")
+    );
+    let spamgate = Spamgate::start(&test_config(upstream.addr, &yaml)).await;
+
+    let cases = [
+        ("127.0.0.1", "client.test", None),
+        ("127.0.0.2", "liar.test", Some(("1.3", "fcrdns"))),
+        ("127.0.0.3", "client.example", Some(("1.5", "fcrdns"))),
+        ("127.0.0.1", "spamgate.test", Some(("3.0", "helo"))),
+        ("127.0.0.1", "[127.0.0.99]", Some(("2.0", "helo"))),
+    ];
+    for (n, (from, helo, tagged)) in cases.into_iter().enumerate() {
+        let mut client = connect_from(from, spamgate.addr).await;
+        assert_eq!(client.reply().await.code, 220);
+        assert_eq!(client.cmd(&format!("EHLO {helo}")).await.code, 250);
+        let reply = client.send_mail("a@example.com", &["b@example.net"], &message(&format!("m{n}"))).await;
+        assert_eq!(reply.code, 250, "{reply:?}");
+        let got = upstream.wait_accepted(n + 1).await.remove(n);
+        let text = String::from_utf8_lossy(&got.message).to_string();
+        match tagged {
+            None => assert!(!text.contains("X-Spam-Status"), "{from} {helo}: {text}"),
+            Some((score, test)) => {
+                let status = format!("X-Spam-Status: Yes, score={score}");
+                assert!(text.contains(&status), "{from} {helo}: wants {status}: {text}");
+                assert!(text.contains(test), "{from} {helo}: {text}");
+            }
+        }
+        let name = got.xclient.iter().any(|x| x.contains("NAME=client.test"));
+        assert_eq!(name, from == "127.0.0.1", "{from}: {:?}", got.xclient);
+    }
+}
+
+#[tokio::test]
+async fn listed_link_and_sender_domains_add_to_the_score() {
+    let zones = Zones::new()
+        .a("evil.example.dbl.test", "127.0.1.2")
+        .a("spammer.example.dbl.test", "127.0.1.2")
+        .a("harmless.example.dbl.test", "127.0.1.255");
+    let dns = DnsServer::start(&zones);
+    let upstream = Recorder::start(Behaviour::default()).await;
+    let yaml = format!(
+        "{}scoring: {{tag_score: 3, reject_score: 5}}
+reputation:
+  domain_lists:
+    zones:
+      - {{zone: dbl.test, weight: 3, filter: ['127.0.1.2-99']}}
+",
+        dns.yaml("500ms")
+    );
+    let spamgate = Spamgate::start(&test_config(upstream.addr, &yaml)).await;
+    let link = |host: &str| {
+        format!(
+            "From: a@example.com\r\nSubject: offer\r\nMIME-Version: 1.0\r\nContent-Type: text/html\r\n\
+             Content-Transfer-Encoding: quoted-printable\r\n\r\n\
+             <a href=3D\"https://{host}/buy\">buy</a>\r\n"
+        )
+    };
+    let cases = [
+        ("a@good.example", link("harmless.example"), 250, false),
+        ("a@good.example", link("evil.example"), 250, true),
+        ("a@spammer.example", link("harmless.example"), 250, true),
+        ("a@spammer.example", link("evil.example"), 550, false),
+    ];
+    let mut relayed = 0;
+    for (from, body, code, tagged) in cases {
+        let mut client = Client::ready(spamgate.addr).await;
+        let reply = client.send_mail(from, &["b@example.net"], &body).await;
+        assert_eq!(reply.code, code, "{from} {body}: {reply:?}");
+        if code == 250 {
+            relayed += 1;
+            let got = upstream.wait_accepted(relayed).await.remove(relayed - 1);
+            let text = String::from_utf8_lossy(&got.message).to_string();
+            assert_eq!(text.contains("X-Spam-Status: Yes"), tagged, "{from}: {text}");
+        }
+    }
+    assert_eq!(spamgate.metric("spamgate_dnsbl_hits_total{zone=\"dbl.test\"}").await, 4.0);
+}
