@@ -142,7 +142,9 @@ impl Dns {
 
     /// TXT records of `name`, each record's strings joined (RFC 7208 3.3).
     pub async fn txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
-        let lookup = self.timed("txt", name, self.resolver().txt_lookup(fqdn(name)?)).await?;
+        let lookup = self
+            .timed("txt", name, self.resolver().txt_lookup(fqdn(name)?))
+            .await?;
         Ok(records(&lookup, |data| match data {
             RData::TXT(txt) => Some(txt_text(&txt.txt_data)),
             _ => None,
@@ -151,7 +153,9 @@ impl Dns {
 
     /// A records of `name`.
     pub async fn ipv4(&self, name: &str) -> Result<Vec<Ipv4Addr>, DnsError> {
-        let lookup = self.timed("a", name, self.resolver().ipv4_lookup(fqdn(name)?)).await?;
+        let lookup = self
+            .timed("a", name, self.resolver().ipv4_lookup(fqdn(name)?))
+            .await?;
         Ok(records(&lookup, |data| match data {
             RData::A(a) => Some(a.0),
             _ => None,
@@ -160,7 +164,9 @@ impl Dns {
 
     /// AAAA records of `name`.
     pub async fn ipv6(&self, name: &str) -> Result<Vec<Ipv6Addr>, DnsError> {
-        let lookup = self.timed("aaaa", name, self.resolver().ipv6_lookup(fqdn(name)?)).await?;
+        let lookup = self
+            .timed("aaaa", name, self.resolver().ipv6_lookup(fqdn(name)?))
+            .await?;
         Ok(records(&lookup, |data| match data {
             RData::AAAA(aaaa) => Some(aaaa.0),
             _ => None,
@@ -170,7 +176,9 @@ impl Dns {
     /// PTR names of `ip`, lowercased, without the trailing dot.
     pub async fn ptr(&self, ip: IpAddr) -> Result<Vec<String>, DnsError> {
         let name = ip.to_string();
-        let lookup = self.timed("ptr", &name, self.resolver().reverse_lookup(ip)).await?;
+        let lookup = self
+            .timed("ptr", &name, self.resolver().reverse_lookup(ip))
+            .await?;
         Ok(records(&lookup, |data| match data {
             RData::PTR(ptr) => Some(
                 ptr.0
@@ -237,7 +245,11 @@ fn fqdn(name: &str) -> Result<Name, DnsError> {
 }
 
 fn records<T>(lookup: &Lookup, pick: impl Fn(&RData) -> Option<T>) -> Vec<T> {
-    lookup.answers().iter().filter_map(|r| pick(&r.data)).collect()
+    lookup
+        .answers()
+        .iter()
+        .filter_map(|r| pick(&r.data))
+        .collect()
 }
 
 fn txt_text(strings: &[Box<[u8]>]) -> String {
@@ -264,7 +276,12 @@ mod tests {
                 false,
                 "servfail",
             ),
-            (DnsError::InvalidName("a".into()), false, false, "invalid_name"),
+            (
+                DnsError::InvalidName("a".into()),
+                false,
+                false,
+                "invalid_name",
+            ),
         ];
         for (error, temporary, not_found, kind) in cases {
             assert_eq!(error.is_temporary(), temporary, "{error}");

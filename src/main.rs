@@ -33,6 +33,26 @@ enum Cmd {
     },
     /// Run every check on one message offline and print the verdict as JSON.
     Test(TestArgs),
+    /// Run stored mail (files, directories, Maildirs, mbox files) through
+    /// the rules offline and print verdicts and hits per rule.
+    Replay(ReplayArgs),
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Messages known to be spam (repeatable): recall per rule.
+    #[arg(long)]
+    spam: Vec<PathBuf>,
+    /// Messages known to be ham (repeatable): false positives per rule.
+    #[arg(long)]
+    ham: Vec<PathBuf>,
+    /// Run every configured check, DNS lookups included, not only the rules.
+    #[arg(long)]
+    network: bool,
+    /// Unlabelled messages.
+    paths: Vec<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -58,11 +78,12 @@ struct TestArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Run { config } => load(config.as_deref()).map(run),
-        Cmd::Check { config } => load(config.as_deref()).map(|_| {
+        Cmd::Run { config } => load(config.as_deref()).and_then(check_rules).map(run),
+        Cmd::Check { config } => load(config.as_deref()).and_then(check_rules).map(|_| {
             println!("configuration ok");
             Ok(())
         }),
+        Cmd::Replay(args) => load(args.config.as_deref()).map(|config| replay(config, args)),
         Cmd::Test(args) => load(args.config.as_deref()).map(|config| test(config, args)),
     };
     match result {
@@ -88,14 +109,60 @@ fn load(path: Option<&Path>) -> Result<Config, ConfigErrors> {
     }
 }
 
+/// The rule files must be valid too: every error, in the same format.
+fn check_rules(config: Config) -> Result<Config, ConfigErrors> {
+    if !config.rules.is_on() {
+        return Ok(config);
+    }
+    match spamgate::rules::RuleSet::load(&config.rules) {
+        Ok(_) => Ok(config),
+        Err(errors) => Err(ConfigErrors(errors.0.into_iter().map(Into::into).collect())),
+    }
+}
+
 fn run(config: Config) -> anyhow::Result<()> {
     spamgate::logging::init(&config.log);
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async {
+        let reload = spamgate::server::Reload::default();
+        hangups(reload.clone())?;
         let listeners = spamgate::Listeners::bind(&config).await?;
-        spamgate::server::try_run(listeners, config, shutdown_signal()).await?;
+        spamgate::server::try_run_reloadable(listeners, config, shutdown_signal(), reload).await?;
         Ok(())
     })
+}
+
+/// SIGHUP reloads the rule files (and anything else that subscribes).
+fn hangups(reload: spamgate::server::Reload) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading");
+            reload.trigger();
+        }
+    });
+    Ok(())
+}
+
+fn replay(config: Config, args: ReplayArgs) -> anyhow::Result<()> {
+    if args.paths.is_empty() && args.spam.is_empty() && args.ham.is_empty() {
+        anyhow::bail!("give messages to replay: PATH..., --spam PATH or --ham PATH");
+    }
+    let options = spamgate::rules::replay::ReplayOptions {
+        paths: args.paths,
+        spam: args.spam,
+        ham: args.ham,
+        network: args.network,
+        progress: None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let report = runtime.block_on(spamgate::rules::replay::replay(&config, &options))?;
+    print!("{}", spamgate::rules::replay::format_report(&report));
+    Ok(())
 }
 
 fn test(config: Config, args: TestArgs) -> anyhow::Result<()> {

@@ -148,6 +148,7 @@ pub struct Metrics {
     pub rules_loaded: Gauge,
     pub rules_reloads: Family<ResultLabel, Counter>,
     pub score: Histogram,
+    pub smtp_auth: Family<ResultLabel, Counter>,
 }
 
 /// Spam scores: negative (allow rules) to well past a typical reject_score.
@@ -188,6 +189,7 @@ impl Metrics {
             rules_loaded: Gauge::default(),
             rules_reloads: Family::default(),
             score: Histogram::new(SCORE_BUCKETS.into_iter()),
+            smtp_auth: Family::default(),
         };
         m.register(&mut Declaring(&mut registry));
         m.initialise_closed_sets();
@@ -198,6 +200,11 @@ impl Metrics {
     }
 
     fn register(&self, r: &mut Declaring) {
+        r.register(
+            "spamgate_smtp_auth",
+            "AUTH attempts relayed on submission listeners, by result",
+            self.smtp_auth.clone(),
+        );
         r.register(
             "spamgate_sessions",
             "SMTP sessions accepted",
@@ -344,6 +351,9 @@ impl Metrics {
         for result in ["ok", "error"] {
             let _ = self.upstream_connections.get_or_create(&ResultLabel { result });
         }
+        for result in ["success", "failure"] {
+            let _ = self.smtp_auth.get_or_create(&ResultLabel { result });
+        }
         for result in ["ok", "error"] {
             let _ = self.rules_reloads.get_or_create(&ResultLabel { result });
         }
@@ -351,6 +361,11 @@ impl Metrics {
         for result in proxy {
             let _ = self.proxy_headers.get_or_create(&ResultLabel { result });
         }
+    }
+
+    pub fn auth_attempt(&self, success: bool) {
+        let result = if success { "success" } else { "failure" };
+        self.smtp_auth.get_or_create(&ResultLabel { result }).inc();
     }
 
     pub fn message(&self, verdict: &'static str) {

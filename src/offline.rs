@@ -56,6 +56,18 @@ pub struct TestReport {
     pub reasons: Vec<ReasonReport>,
     /// The header fields that would be prepended to the relayed message.
     pub added_headers: Vec<String>,
+    /// Every rule that matched, in the order the rules ran.
+    pub rules: Vec<RuleReport>,
+}
+
+/// One rule hit in `spamgate test`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleReport {
+    pub name: String,
+    pub stage: &'static str,
+    pub score: f64,
+    /// `enforce`, or `monitor` (counted, not acted on).
+    pub mode: &'static str,
 }
 
 impl TestReport {
@@ -80,6 +92,7 @@ impl TestReport {
                 .iter()
                 .map(|(name, value)| format!("{name}: {value}"))
                 .collect(),
+            rules: Vec::new(),
         };
         report.add_facts(facts);
         report
@@ -92,6 +105,16 @@ impl TestReport {
         self.dkim = auth.dkim_result().as_str();
         self.dmarc = auth.dmarc_result().as_str();
         self.arc = auth.arc_result().as_str();
+        self.rules = facts.rules.hits.iter().map(rule_report).collect();
+    }
+}
+
+fn rule_report(hit: &crate::rules::RuleHit) -> RuleReport {
+    RuleReport {
+        name: hit.name.clone(),
+        stage: hit.stage.as_str(),
+        score: hit.score,
+        mode: if hit.monitor { "monitor" } else { "enforce" },
     }
 }
 
@@ -160,7 +183,12 @@ impl Run {
     }
 
     /// Runs one stage before DATA; returns the refusal, if any.
-    async fn stage(&mut self, pipeline: &Pipeline, stage: Stage, rcpt: Option<&str>) -> Option<Refusal> {
+    async fn stage(
+        &mut self,
+        pipeline: &Pipeline,
+        stage: Stage,
+        rcpt: Option<&str>,
+    ) -> Option<Refusal> {
         if stage == Stage::Helo {
             self.client.helo = Some(self.helo.clone());
         }

@@ -90,15 +90,6 @@ fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     }
 }
 
-/// The TLS behaviour of the listener a session came in on.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TlsMode {
-    /// TLS from the first byte (port 465).
-    pub implicit: bool,
-    /// MAIL is refused until STARTTLS.
-    pub required: bool,
-}
-
 /// What the handshake settled on, for the trace headers and the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsInfo {

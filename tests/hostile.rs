@@ -127,7 +127,6 @@ async fn eight_bit_message_content_is_relayed_verbatim_but_nul_is_refused() {
     let accepted = upstream.wait_accepted(2).await;
     assert_eq!(accepted.len(), 2, "the NUL message never reached the upstream");
     assert!(accepted[0].message.ends_with(body.split_once("\r\n\r\n").unwrap().1.as_bytes()));
-    wire.truncate(wire.len());
     assert!(accepted[1].message.ends_with(&wire[16..]), "8-bit bytes changed on the way");
 }
 

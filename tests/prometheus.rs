@@ -145,7 +145,7 @@ impl Fleet {
     async fn traffic(&self) {
         self.healthy_traffic().await;
         let mut busy = Client::ready(self.tempfailing.smtp).await;
-        assert_eq!(busy.send_mail("a@example.org", &["b@example.net"], SMALL).await.code, 451);
+        expect(busy.send_mail("a@example.org", &["b@example.net"], SMALL).await, 451);
         assert_eq!(busy.cmd("QUIT").await.code, 221);
         let mut orphan = Client::ready(self.orphaned.smtp).await;
         let mail = orphan.send_mail("a@example.org", &["b@example.net"], SMALL).await;
@@ -156,19 +156,19 @@ impl Fleet {
     async fn healthy_traffic(&self) {
         let mut client = Client::ready(self.healthy.smtp).await;
         for _ in 0..2 {
-            assert_eq!(client.send_mail("a@example.org", &["b@example.net"], SMALL).await.code, 250);
+            expect(client.send_mail("a@example.org", &["b@example.net"], SMALL).await, 250);
         }
         let big = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(2000));
-        assert_eq!(client.send_mail("a@example.org", &["b@example.net"], &big).await.code, 552);
+        expect(client.send_mail("a@example.org", &["b@example.net"], &big).await, 552);
         let three = ["b@example.net", "c@example.net", "d@example.net"];
-        assert_eq!(client.send_mail("a@example.org", &three, SMALL).await.code, 250);
+        expect(client.send_mail("a@example.org", &three, SMALL).await, 250);
         assert_eq!(client.cmd("QUIT").await.code, 221);
         let proxied = self.healthy.proxied.expect("healthy has a PROXY listener");
         let mut relayed = Client::connect(proxied).await;
         relayed.send(b"PROXY TCP4 198.51.100.1 127.0.0.1 40000 25\r\n").await;
         assert_eq!(relayed.reply().await.code, 220);
         assert_eq!(relayed.cmd("EHLO client.example").await.code, 250);
-        assert_eq!(relayed.send_mail("a@example.org", &["b@example.net"], SMALL).await.code, 250);
+        expect(relayed.send_mail("a@example.org", &["b@example.net"], SMALL).await, 250);
         assert_eq!(relayed.cmd("QUIT").await.code, 221);
         let mut denied = Client::connect(proxied).await;
         denied.send(b"PROXY TCP4 203.0.113.9 127.0.0.1 40001 25\r\n").await;
@@ -186,6 +186,11 @@ impl Fleet {
             }
         }
     }
+}
+
+/// Asserts a reply's code, showing the whole reply when it differs.
+fn expect(reply: common::client::Reply, code: u16) {
+    assert_eq!(reply.code, code, "{reply:?}");
 }
 
 const SMALL: &str = "Subject: hello\r\n\r\nhello\r\n";

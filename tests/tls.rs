@@ -140,3 +140,115 @@ fn missing_or_bad_certificates_are_config_errors() {
     let orphan = "tls:\n  implicit_listen: ['127.0.0.1:465']\n";
     assert!(Config::from_yaml(orphan, std::path::Path::new("t.yaml")).is_err());
 }
+
+/// spamgate with one plain submission listener (STARTTLS then AUTH) in
+/// front of an upstream that holds the account alice/secret.
+async fn submission(cert: &TestCert) -> (Recorder, Spamgate) {
+    let behaviour = Behaviour {
+        account: Some(("alice".into(), "secret".into())),
+        ..Behaviour::default()
+    };
+    let upstream = Recorder::start(behaviour).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let extra = format!("{}submission: {{listen: ['{addr}']}}\n", cert.yaml(""));
+    let yaml = format!("listen: ['{addr}']\n{}", test_config(upstream.addr, &extra));
+    let config = Config::from_yaml(&yaml, std::path::Path::new("submission.yaml")).unwrap();
+    (upstream, Spamgate::start_on(vec![listener], config).await)
+}
+
+const ALICE_PLAIN: &str = "AGFsaWNlAHNlY3JldA=="; // "\0alice\0secret"
+
+#[tokio::test]
+async fn submission_needs_tls_then_auth_relayed_to_the_upstream() {
+    let cert = TestCert::new();
+    let (upstream, spamgate) = submission(&cert).await;
+    let mut client = Client::ready(spamgate.addr).await;
+    let clear = client.cmd(&format!("AUTH PLAIN {ALICE_PLAIN}")).await;
+    assert_eq!(
+        (clear.code, clear.status()),
+        (538, Some("5.7.11")),
+        "never AUTH in clear"
+    );
+    let mut client = cert.starttls(client).await;
+    let ehlo = client.cmd("EHLO c.example").await;
+    assert!(
+        ehlo.lines.iter().any(|l| l == "AUTH PLAIN LOGIN"),
+        "{ehlo:?}"
+    );
+    let before = client.cmd("MAIL FROM:<alice@example.com>").await;
+    assert_eq!((before.code, before.status()), (530, Some("5.7.0")));
+    let wrong = client.cmd("AUTH PLAIN AGFsaWNlAHdyb25n").await;
+    assert_eq!(
+        (wrong.code, wrong.status()),
+        (535, Some("5.7.8")),
+        "the upstream's refusal is relayed"
+    );
+    let ok = client.cmd(&format!("AUTH PLAIN {ALICE_PLAIN}")).await;
+    assert_eq!((ok.code, ok.status()), (235, Some("2.7.0")), "{ok:?}");
+    let reply = client
+        .send_mail(
+            "alice@example.com",
+            &["b@example.net"],
+            &message("submitted"),
+        )
+        .await;
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let got = upstream.wait_accepted(1).await.remove(0);
+    assert_eq!(
+        got.user.as_deref(),
+        Some("alice"),
+        "sent on the authenticated upstream session"
+    );
+    assert_eq!(
+        spamgate
+            .metric(r#"spamgate_smtp_auth_total{result="success"}"#)
+            .await,
+        1.0
+    );
+    assert_eq!(
+        spamgate
+            .metric(r#"spamgate_smtp_auth_total{result="failure"}"#)
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn auth_login_challenges_are_relayed_step_by_step() {
+    let cert = TestCert::new();
+    let (_upstream, spamgate) = submission(&cert).await;
+    let client = Client::ready(spamgate.addr).await;
+    let mut client = cert.starttls(client).await;
+    assert_eq!(client.cmd("EHLO c.example").await.code, 250);
+    let user_prompt = client.cmd("AUTH LOGIN").await;
+    assert_eq!(
+        (user_prompt.code, user_prompt.text()),
+        (334, "VXNlcm5hbWU6".to_string())
+    );
+    assert_eq!(client.cmd("YWxpY2U=").await.code, 334);
+    let done = client.cmd("c2VjcmV0").await;
+    assert_eq!(done.code, 235, "{done:?}");
+    assert_eq!(
+        client.cmd("AUTH PLAIN x").await.code,
+        503,
+        "only once per session"
+    );
+}
+
+#[tokio::test]
+async fn auth_is_not_offered_on_plain_mx_listeners() {
+    let (cert, upstream) = (TestCert::new(), Recorder::start(Behaviour::default()).await);
+    let (spamgate, _) = start(&cert, &upstream, false).await;
+    let client = Client::ready(spamgate.addr).await;
+    let mut client = cert.starttls(client).await;
+    let ehlo = client.cmd("EHLO c.example").await;
+    assert!(
+        !ehlo.lines.iter().any(|l| l.starts_with("AUTH")),
+        "{ehlo:?}"
+    );
+    assert_eq!(
+        client.cmd(&format!("AUTH PLAIN {ALICE_PLAIN}")).await.code,
+        502
+    );
+}

@@ -73,6 +73,10 @@ pub struct Envelope {
 pub struct Facts {
     /// The client is on an allow list: checks that only judge reputation skip it.
     pub allowlisted: bool,
+    /// The user name the upstream accepted in a relayed AUTH (submission
+    /// listeners). Authenticated senders skip SPF, DMARC and DNSBL refusals
+    /// and are rate-limited per user instead.
+    pub authenticated: Option<String>,
     /// The client's name, confirmed by forward-confirmed reverse DNS (sent
     /// upstream as XCLIENT NAME).
     pub client_name: Option<String>,

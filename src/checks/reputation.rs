@@ -19,8 +19,13 @@ use crate::state::{SharedState, StateError};
 
 /// In pipeline order: limits before lookups, so a flood costs no DNS.
 pub fn checks(config: &Config, dns: &Dns, metrics: &Metrics) -> Result<Vec<Arc<dyn Check>>, StateError> {
-    let rep = &config.reputation;
     let state = Arc::new(SharedState::new(config, metrics)?);
+    Ok(with_state(config, dns, metrics, state))
+}
+
+/// Like [`checks`], on a state the caller made (the benchmark warms its cache).
+pub fn with_state(config: &Config, dns: &Dns, metrics: &Metrics, state: Arc<SharedState>) -> Vec<Arc<dyn Check>> {
+    let rep = &config.reputation;
     let mut checks: Vec<Arc<dyn Check>> = Vec::new();
     if !rep.rate_limits.limits.is_empty() {
         checks.push(Arc::new(RateLimits::new(&rep.rate_limits, state.clone(), metrics)));
@@ -42,5 +47,5 @@ pub fn checks(config: &Config, dns: &Dns, metrics: &Metrics) -> Result<Vec<Arc<d
     if rep.greylist.enabled {
         checks.push(Arc::new(Greylist::new(&rep.greylist, state, metrics)));
     }
-    Ok(checks)
+    checks
 }

@@ -186,12 +186,7 @@ fn dmarc(v: &mut Validator, raw: &RawDmarc) -> DmarcConfig {
             Quarantine::Tag,
         ),
         fail_score: score(v, "auth.dmarc.fail_score", &raw.fail_score, 2.0),
-        quarantine_score: score(
-            v,
-            "auth.dmarc.quarantine_score",
-            &raw.quarantine_score,
-            6.0,
-        ),
+        quarantine_score: score(v, "auth.dmarc.quarantine_score", &raw.quarantine_score, 6.0),
     }
 }
 
@@ -208,7 +203,11 @@ fn score(v: &mut Validator, key: &str, raw: &Option<S<f64>>, default: f64) -> f6
 fn domains(v: &mut Validator, raw: &[S<String>]) -> Vec<String> {
     let mut out = Vec::new();
     for domain in raw {
-        let name = domain.value.trim().trim_end_matches('.').to_ascii_lowercase();
+        let name = domain
+            .value
+            .trim()
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
         if is_hostname(&name) && name.contains('.') {
             out.push(name);
         } else {
@@ -251,10 +250,19 @@ mod tests {
             ("auth: {dmarc: {quarantine: reject}}", Ok(())),
             ("auth: {protected_domains: [Example.COM.]}", Ok(())),
             ("auth: {dmarc: {mode: strict}}", Err("t.yaml:1:")),
-            ("auth: {protected_domains: ['not a domain']}", Err("not a domain")),
-            ("auth: {protected_domains: [localhost]}", Err("not a domain")),
+            (
+                "auth: {protected_domains: ['not a domain']}",
+                Err("not a domain"),
+            ),
+            (
+                "auth: {protected_domains: [localhost]}",
+                Err("not a domain"),
+            ),
             ("auth:\n  temperror: maybe\n", Err("t.yaml:2:")),
-            ("auth: {authserv_id: 'bad id'}", Err("not a valid host name")),
+            (
+                "auth: {authserv_id: 'bad id'}",
+                Err("not a valid host name"),
+            ),
             ("auth: {dkim: {bogus: 1}}", Err("bogus")),
         ];
         for (yaml, want) in cases {

@@ -9,6 +9,7 @@ mod duration;
 mod error;
 pub mod proxy;
 mod raw;
+mod submission;
 mod tls;
 pub mod auth;
 pub mod reputation;
@@ -24,6 +25,7 @@ use ipnet::IpNet;
 
 pub use duration::parse_duration;
 pub use error::{ConfigError, ConfigErrors};
+pub use submission::SubmissionConfig;
 pub use tls::TlsConfig;
 use raw::RawConfig;
 use validate::Validator;
@@ -47,6 +49,7 @@ pub struct Config {
     pub scoring: Scoring,
     pub checks: ChecksConfig,
     pub tls: TlsConfig,
+    pub submission: SubmissionConfig,
     pub proxy_protocol: proxy::ProxyProtocolConfig,
     pub reputation: reputation::ReputationConfig,
     pub auth: auth::AuthConfig,
@@ -145,6 +148,28 @@ pub struct IpListsConfig {
     pub deny: Vec<IpNet>,
 }
 
+/// What kind of listener a session came in on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenerMode {
+    /// TLS from the first byte (port 465).
+    pub implicit_tls: bool,
+    /// MAIL is refused until STARTTLS.
+    pub tls_required: bool,
+    /// Message submission (RFC 6409): AUTH relayed to the upstream after
+    /// TLS, and MAIL refused until it succeeds.
+    pub submission: bool,
+}
+
+impl Config {
+    pub fn listener_mode(&self, listener: SocketAddr) -> ListenerMode {
+        ListenerMode {
+            implicit_tls: self.tls.is_implicit(listener),
+            tls_required: self.tls.is_required(listener),
+            submission: self.submission.listen.contains(&listener),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         let file = Path::new("<built-in defaults>");
@@ -207,9 +232,12 @@ fn validate_raw(raw: RawConfig, file: &Path) -> Result<Config, ConfigErrors> {
     let mut v = Validator::new(file);
     let hostname = v.hostname("hostname", raw.hostname.as_ref(), "spamgate.localdomain");
     let listen = listen(&mut v, &raw);
+    let tls = tls::validate(&mut v, &raw.tls, &listen);
+    let served: Vec<SocketAddr> = listen.iter().chain(&tls.implicit_listen).copied().collect();
     let config = Config {
         proxy_protocol: proxy::validate(&mut v, &raw.proxy_protocol, &listen),
-        tls: tls::validate(&mut v, &raw.tls, &listen),
+        submission: submission::validate(&mut v, &raw.submission, &served, tls.files.is_some()),
+        tls,
         listen,
         upstream: upstream(&mut v, &raw, &hostname),
         metrics: MetricsConfig {

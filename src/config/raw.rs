@@ -21,6 +21,7 @@ pub struct RawConfig {
     pub scoring: RawScoring,
     pub checks: RawChecks,
     pub tls: super::tls::RawTls,
+    pub submission: super::submission::RawSubmission,
     pub proxy_protocol: super::proxy::RawProxyProtocol,
     pub reputation: super::reputation::RawReputation,
     pub auth: super::auth::RawAuth,

@@ -8,7 +8,6 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::validate::Validator;
-use crate::tls::TlsMode;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -30,12 +29,12 @@ pub struct TlsConfig {
 }
 
 impl TlsConfig {
-    /// How sessions on `listener` do TLS.
-    pub fn mode_for(&self, listener: SocketAddr) -> TlsMode {
-        TlsMode {
-            implicit: self.implicit_listen.contains(&listener),
-            required: self.required_on.contains(&listener),
-        }
+    pub fn is_implicit(&self, listener: SocketAddr) -> bool {
+        self.implicit_listen.contains(&listener)
+    }
+
+    pub fn is_required(&self, listener: SocketAddr) -> bool {
+        self.required_on.contains(&listener)
     }
 }
 

@@ -40,3 +40,16 @@ impl fmt::Display for RuleErrors {
         Ok(())
     }
 }
+
+/// `spamgate check` prints rule errors with the configuration's: same format.
+impl From<RuleError> for crate::config::ConfigError {
+    fn from(e: RuleError) -> Self {
+        crate::config::ConfigError {
+            file: e.file,
+            line: e.line,
+            column: e.column,
+            key: e.rule.map(|r| format!("rule {r}")).unwrap_or_default(),
+            message: e.message,
+        }
+    }
+}

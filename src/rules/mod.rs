@@ -21,7 +21,7 @@ mod load;
 pub mod matcher;
 pub mod raw;
 pub mod reload;
-// pub mod replay;
+pub mod replay;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -249,3 +249,5 @@ fn compile_all(pending: &[PendingAtom]) -> Vec<Result<regex::Regex, RuleError>> 
     })
 }
 
+#[cfg(test)]
+mod tests;

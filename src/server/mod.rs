@@ -14,11 +14,10 @@ use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
 use crate::checks::{Pipeline, SetupError};
-use crate::config::Config;
+use crate::config::{Config, ListenerMode};
 use crate::metrics::{self, Metrics};
 use crate::smtp::reply::{canned, Reply};
 use crate::smtp::session::Session;
-use crate::tls::TlsMode;
 use crate::upstream::Upstream;
 pub use limiter::{ConnectionLimiter, Permit, Refused};
 pub use shared::{Reload, Shared, Shutdown};
@@ -157,7 +156,7 @@ async fn accept_loop(
 ) {
     let local = listener.local_addr().ok();
     let proxied = local.is_some_and(|a| shared.config.proxy_protocol.expects_header(a));
-    let tls = local.map(|a| shared.config.tls.mode_for(a)).unwrap_or_default();
+    let mode = local.map(|a| shared.config.listener_mode(a)).unwrap_or_default();
     if let Some(addr) = local {
         tracing::info!(%addr, proxy_protocol = proxied, "smtp listening");
     }
@@ -171,9 +170,9 @@ async fn accept_loop(
                 let _ = stream.set_nodelay(true);
                 if proxied {
                     let (s, l, t) = (shared.clone(), limiter.clone(), sessions.clone());
-                    sessions.spawn(proxied::admit(stream, peer, tls, s, l, t));
+                    sessions.spawn(proxied::admit(stream, peer, mode, s, l, t));
                 } else {
-                    admit(stream, peer, tls, &shared, &limiter, &sessions);
+                    admit(stream, peer, mode, &shared, &limiter, &sessions);
                 }
             }
             Err(error) => {
@@ -190,7 +189,7 @@ async fn accept_loop(
 fn admit<S>(
     stream: S,
     peer: SocketAddr,
-    tls: TlsMode,
+    mode: ListenerMode,
     shared: &Arc<Shared>,
     limiter: &ConnectionLimiter,
     sessions: &TaskTracker,
@@ -199,7 +198,7 @@ fn admit<S>(
 {
     match limiter.acquire(peer.ip()) {
         Ok(permit) => {
-            let session = Session::new(stream, peer, shared.clone()).with_tls_mode(tls);
+            let session = Session::new(stream, peer, shared.clone()).with_mode(mode);
             sessions.spawn(async move {
                 session.run().await;
                 drop(permit);

@@ -10,7 +10,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{ConnectionLimiter, Shared};
 use crate::proxy_protocol::{self, Rewound};
-use crate::tls::TlsMode;
+use crate::config::ListenerMode;
 
 /// Reads the header and admits the session, or drops the connection.
 ///
@@ -20,7 +20,7 @@ use crate::tls::TlsMode;
 pub(super) async fn admit(
     mut stream: TcpStream,
     peer: SocketAddr,
-    tls: TlsMode,
+    mode: ListenerMode,
     shared: Arc<Shared>,
     limiter: Arc<ConnectionLimiter>,
     sessions: TaskTracker,
@@ -43,7 +43,7 @@ pub(super) async fn admit(
             super::admit(
                 Rewound::new(early, stream),
                 client,
-                tls,
+                mode,
                 &shared,
                 &limiter,
                 &sessions,

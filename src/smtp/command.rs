@@ -21,7 +21,11 @@ pub enum Command {
     Expn,
     Help,
     StartTls,
-    Auth,
+    /// `AUTH mechanism [initial-response]` (RFC 4954).
+    Auth {
+        mechanism: String,
+        initial: Option<String>,
+    },
     /// A verb we do not implement; kept for the log.
     Unknown(String),
 }
@@ -63,7 +67,7 @@ impl Command {
             "HELP" => Ok(Command::Help),
             "VRFY" => Ok(Command::Vrfy),
             "EXPN" => Ok(Command::Expn),
-            "AUTH" => Ok(Command::Auth),
+            "AUTH" => parse_auth(rest),
             _ => Ok(Command::Unknown(verb.chars().take(16).collect())),
         }
     }
@@ -78,7 +82,7 @@ impl Command {
                 | Command::Data
                 | Command::Quit
                 | Command::StartTls
-                | Command::Auth
+                | Command::Auth { .. }
         )
     }
 }
@@ -89,6 +93,25 @@ fn no_args(rest: &str, command: Command) -> Result<Command, CommandError> {
     } else {
         Err(CommandError::Syntax("this command takes no argument"))
     }
+}
+
+fn parse_auth(rest: &str) -> Result<Command, CommandError> {
+    let mut words = rest.split_whitespace();
+    let mechanism = words
+        .next()
+        .ok_or(CommandError::Syntax("AUTH needs a mechanism"))?;
+    let initial = words.next().map(str::to_string);
+    if words.next().is_some()
+        || !mechanism
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(CommandError::Syntax("AUTH mechanism [initial-response]"));
+    }
+    Ok(Command::Auth {
+        mechanism: mechanism.to_ascii_uppercase(),
+        initial,
+    })
 }
 
 fn parse_domain_arg(rest: &str) -> Result<String, CommandError> {
@@ -338,6 +361,25 @@ mod tests {
             (b"VRFY root", Ok(Command::Vrfy)),
             (b"HELP", Ok(Command::Help)),
             (b"STARTTLS", Ok(Command::StartTls)),
+            (
+                b"AUTH plain dGVzdAB0ZXN0AHRlc3Q=",
+                Ok(Command::Auth {
+                    mechanism: "PLAIN".into(),
+                    initial: Some("dGVzdAB0ZXN0AHRlc3Q=".into()),
+                }),
+            ),
+            (
+                b"AUTH LOGIN",
+                Ok(Command::Auth {
+                    mechanism: "LOGIN".into(),
+                    initial: None,
+                }),
+            ),
+            (b"AUTH", syntax("AUTH needs a mechanism")),
+            (
+                b"AUTH PLAIN a b",
+                syntax("AUTH mechanism [initial-response]"),
+            ),
             (
                 b"XCLIENT ADDR=1.2.3.4",
                 Ok(Command::Unknown("XCLIENT".into())),

@@ -211,6 +211,21 @@ pub mod canned {
     pub fn not_implemented() -> Reply {
         Reply::new(502, Status(5, 5, 1), "Command not implemented")
     }
+    pub fn auth_challenge(lines: Vec<String>) -> Reply {
+        Reply::plain(334, lines)
+    }
+    pub fn auth_required() -> Reply {
+        Reply::new(530, Status(5, 7, 0), "Authentication required")
+    }
+    pub fn encryption_required() -> Reply {
+        Reply::new(538, Status(5, 7, 11), "Encryption required for requested authentication mechanism")
+    }
+    pub fn auth_unavailable() -> Reply {
+        Reply::new(454, Status(4, 7, 0), "Temporary authentication failure")
+    }
+    pub fn auth_mechanism_unsupported() -> Reply {
+        Reply::new(504, Status(5, 5, 4), "Unrecognized authentication type")
+    }
     pub fn ready_for_tls() -> Reply {
         Reply::new(220, Status(2, 0, 0), "Ready to start TLS")
     }

@@ -31,6 +31,7 @@ pub enum Phase {
     Data,
     Message,
     Rset,
+    Auth,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +72,8 @@ pub struct Capabilities {
     pub smtputf8: bool,
     pub pipelining: bool,
     pub xclient: Option<Vec<String>>,
+    /// SASL mechanisms offered (for relaying AUTH on submission listeners).
+    pub auth: Vec<String>,
 }
 
 impl Capabilities {
@@ -85,6 +88,7 @@ impl Capabilities {
                 "SMTPUTF8" => caps.smtputf8 = true,
                 "PIPELINING" => caps.pipelining = true,
                 "XCLIENT" => caps.xclient = Some(words.map(str::to_string).collect()),
+                "AUTH" => caps.auth = words.map(str::to_ascii_uppercase).collect(),
                 _ => {}
             }
         }
@@ -216,6 +220,11 @@ impl Upstream {
             line.push_str(" SMTPUTF8");
         }
         self.command(Phase::Mail, &line).await
+    }
+
+    /// One step of a relayed AUTH exchange: the client's line as is.
+    pub async fn auth_step(&mut self, line: &str) -> Result<Reply, UpstreamError> {
+        self.command(Phase::Auth, line).await
     }
 
     pub async fn rcpt(&mut self, to: &str) -> Result<Reply, UpstreamError> {

@@ -19,12 +19,13 @@ use std::time::{Duration, Instant};
 const START_DEADLINE: Duration = Duration::from_secs(15);
 /// How long knot holds a query for a silent name before giving up; longer
 /// than any resolver timeout the tests configure.
-const SILENT_HOLD_MS: u64 = 10_000;
+const SILENT_HOLD_MS: u64 = 3_000;
 
 /// The records to serve, in zone-file syntax.
 #[derive(Debug, Clone, Default)]
 pub struct Zones {
-    records: Vec<String>,
+    /// (owner name in zone-file form, zone-file line).
+    records: Vec<(String, String)>,
     silent: Vec<String>,
     servfail: Vec<String>,
 }
@@ -42,8 +43,9 @@ impl Zones {
     }
 
     pub fn push(&mut self, name: &str, rtype: &str, rdata: &str) {
-        self.records
-            .push(format!("{} 60 IN {rtype} {rdata}", absolute(name)));
+        let owner = zone_name(name);
+        let line = format!("{owner} 60 IN {rtype} {rdata}");
+        self.records.push((owner, line));
     }
 
     /// A TXT record of one text (split into 255-byte strings as DNS needs).
@@ -67,17 +69,61 @@ impl Zones {
         self.record(name, "A", ip)
     }
 
-    /// Queries for `name` and every name below it are never answered.
+    /// Queries for `name` and every name below it are never answered
+    /// (names below it that have records of their own still answer).
     pub fn silent(mut self, name: &str) -> Zones {
-        self.silent.push(absolute(name));
+        self.push_silent(name);
         self
     }
 
-    /// Queries for `name` and every name below it get SERVFAIL.
+    pub fn push_silent(&mut self, name: &str) {
+        self.silent.push(zone_name(name));
+    }
+
+    /// Queries for `name` and every name below it get SERVFAIL (names
+    /// below it that have records of their own still answer).
     pub fn servfail(mut self, name: &str) -> Zones {
-        self.servfail.push(absolute(name));
+        self.servfail.push(zone_name(name));
         self
     }
+
+    /// Owners that must be zones of their own because they lie below a
+    /// failing name (knot answers from the most specific zone).
+    fn own_zones(&self) -> Vec<String> {
+        let failing: Vec<&String> = self.silent.iter().chain(&self.servfail).collect();
+        let below = |owner: &str| {
+            failing
+                .iter()
+                .any(|f| owner != f.as_str() && owner.ends_with(&format!(".{f}")))
+        };
+        let mut owners: Vec<String> = self
+            .records
+            .iter()
+            .map(|(owner, _)| owner.clone())
+            .filter(|owner| below(owner))
+            .collect();
+        owners.sort();
+        owners.dedup();
+        owners
+    }
+}
+
+/// A name in zone-file form: absolute, lowercase, and every byte that is
+/// not a letter, digit, hyphen or underscore written as `\DDD`.
+pub fn zone_name(name: &str) -> String {
+    let mut out = String::new();
+    for label in name.trim_end_matches('.').split('.') {
+        for &b in label.as_bytes() {
+            match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' => {
+                    out.push(b.to_ascii_lowercase() as char)
+                }
+                _ => write!(out, "\\{b:03}").unwrap(),
+            }
+        }
+        out.push('.');
+    }
+    out
 }
 
 /// Zone-file form of TXT data: each string quoted, with `"` and `\`
@@ -102,13 +148,6 @@ pub fn txt_rdata(strings: &[&[u8]]) -> String {
         out.push('"');
     }
     out
-}
-
-fn absolute(name: &str) -> String {
-    match name.ends_with('.') {
-        true => name.to_string(),
-        false => format!("{name}."),
-    }
 }
 
 /// A running knotd. `addr` serves UDP and TCP.
@@ -141,6 +180,8 @@ impl DnsServer {
             write_files(dir.path(), port, silent_port, zones);
             let mut child = spawn_knotd(dir.path());
             if wait_ready(port, &mut child) {
+                let log = std::fs::read_to_string(dir.path().join("knotd.log")).unwrap_or_default();
+                assert!(!log.contains("error"), "knotd reported errors:\n{log}");
                 return DnsServer {
                     addr: SocketAddr::from(([127, 0, 0, 1], port)),
                     child,
@@ -188,7 +229,7 @@ fn closed_port() -> u16 {
 fn write_files(dir: &Path, port: u16, silent_port: u16, zones: &Zones) {
     let d = dir.display();
     let mut conf = format!(
-        "server:\n  rundir: \"{d}\"\n  listen: 127.0.0.1@{port}\n  udp-workers: 4\n  tcp-workers: 2\n  background-workers: 1\n\
+        "server:\n  rundir: \"{d}\"\n  listen: 127.0.0.1@{port}\n  udp-workers: 16\n  tcp-workers: 8\n  background-workers: 1\n\
          control:\n  listen: \"{d}/knot.sock\"\n\
          database:\n  storage: \"{d}\"\n\
          log:\n  - target: stderr\n    any: warning\n\
@@ -198,28 +239,40 @@ fn write_files(dir: &Path, port: u16, silent_port: u16, zones: &Zones) {
          zone:\n  - domain: .\n    file: \"{d}/root.zone\"\n",
         closed_port()
     );
-    let mut root =
-        String::from(". 60 IN SOA ns. hostmaster. 1 3600 600 86400 60\n. 60 IN NS ns.\n");
-    for record in &zones.records {
-        root.push_str(record);
-        root.push('\n');
+    let own = zones.own_zones();
+    let mut root = zone_head(".");
+    let mut files: Vec<(String, String, Option<&str>)> = own
+        .iter()
+        .map(|owner| (owner.clone(), zone_head(owner), None))
+        .collect();
+    for (owner, line) in &zones.records {
+        let text = match files.iter_mut().find(|(apex, _, _)| apex == owner) {
+            Some((_, text, _)) => text,
+            None => &mut root,
+        };
+        text.push_str(line);
+        text.push('\n');
     }
     std::fs::write(dir.join("root.zone"), root).unwrap();
     let proxied = zones.silent.iter().map(|n| (n, "silent"));
     let proxied = proxied.chain(zones.servfail.iter().map(|n| (n, "closed")));
-    for (i, (name, module)) in proxied.enumerate() {
-        let file = dir.join(format!("proxied{i}.zone"));
-        let zone =
-            format!("{name} 60 IN SOA ns. hostmaster. 1 3600 600 86400 60\n{name} 60 IN NS ns.\n");
-        std::fs::write(&file, zone).unwrap();
-        write!(
-            conf,
-            "  - domain: \"{name}\"\n    file: \"{}\"\n    module: mod-dnsproxy/{module}\n",
-            file.display()
-        )
-        .unwrap();
+    for (name, module) in proxied {
+        files.push((name.clone(), zone_head(name), Some(module)));
+    }
+    for (i, (apex, text, module)) in files.iter().enumerate() {
+        let file = dir.join(format!("zone{i}.zone"));
+        std::fs::write(&file, text).unwrap();
+        let file = file.display();
+        writeln!(conf, "  - domain: \"{apex}\"\n    file: \"{file}\"").unwrap();
+        if let Some(module) = module {
+            writeln!(conf, "    module: mod-dnsproxy/{module}").unwrap();
+        }
     }
     std::fs::write(dir.join("knot.conf"), conf).unwrap();
+}
+
+fn zone_head(apex: &str) -> String {
+    format!("{apex} 60 IN SOA ns. hostmaster. 1 3600 600 86400 60\n{apex} 60 IN NS ns.\n")
 }
 
 fn spawn_knotd(dir: &Path) -> Child {

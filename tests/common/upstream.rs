@@ -39,6 +39,8 @@ pub struct Behaviour {
     /// Recipients refused with `550 5.1.1`.
     pub unknown_rcpts: Vec<String>,
     pub fault: Option<(Step, Fault)>,
+    /// The one account AUTH PLAIN/LOGIN accepts, when AUTH is offered.
+    pub account: Option<(String, String)>,
 }
 
 impl Default for Behaviour {
@@ -48,6 +50,7 @@ impl Default for Behaviour {
             smtputf8: true,
             unknown_rcpts: Vec::new(),
             fault: None,
+            account: None,
         }
     }
 }
@@ -65,6 +68,8 @@ pub struct Received {
     pub xclient: Vec<String>,
     /// Which upstream connection carried it (1 for the first accepted).
     pub connection: usize,
+    /// The user the upstream session authenticated, if any.
+    pub user: Option<String>,
 }
 
 #[derive(Default)]
@@ -149,6 +154,7 @@ struct Conn {
     log: Arc<Mutex<Log>>,
     tx: Received,
     xclient: Vec<String>,
+    user: Option<String>,
 }
 
 enum Next {
@@ -165,6 +171,7 @@ impl Conn {
             log,
             tx: Received::default(),
             xclient: Vec::new(),
+            user: None,
         }
     }
 
@@ -217,12 +224,60 @@ impl Conn {
                 self.tx = Received::default();
                 self.write("250 2.0.0 Ok").await
             }
+            "AUTH" => self.auth(command).await,
             "QUIT" => {
                 self.write("221 2.0.0 Bye").await;
                 Next::Stop
             }
             _ => self.write("502 5.5.2 Error: command not recognized").await,
         }
+    }
+
+    /// PLAIN with an initial response, or LOGIN in two challenges.
+    async fn auth(&mut self, command: &str) -> Next {
+        let Some((user, pass)) = self.behaviour.account.clone() else {
+            return self.write("502 5.5.1 no AUTH here").await;
+        };
+        let words: Vec<&str> = command.split_whitespace().collect();
+        let (got_user, got_pass) =
+            match (words.get(1).map(|m| m.to_ascii_uppercase()), words.get(2)) {
+                (Some(m), Some(initial)) if m == "PLAIN" => {
+                    let plain = b64(initial);
+                    let parts: Vec<&str> = plain.split('\0').collect();
+                    (
+                        parts.get(1).unwrap_or(&"").to_string(),
+                        parts.get(2).unwrap_or(&"").to_string(),
+                    )
+                }
+                (Some(m), None) if m == "LOGIN" => {
+                    let Some(u) = self.prompt("334 VXNlcm5hbWU6").await else {
+                        return Next::Stop;
+                    };
+                    let Some(p) = self.prompt("334 UGFzc3dvcmQ6").await else {
+                        return Next::Stop;
+                    };
+                    (b64(&u), b64(&p))
+                }
+                _ => return self.write("504 5.5.4 mechanism not supported").await,
+            };
+        if (got_user.as_str(), got_pass.as_str()) == (user.as_str(), pass.as_str()) {
+            self.user = Some(got_user);
+            return self.write("235 2.7.0 Authentication successful").await;
+        }
+        self.write("535 5.7.8 Error: authentication failed").await
+    }
+
+    async fn prompt(&mut self, challenge: &str) -> Option<String> {
+        if let Next::Stop = self.write(challenge).await {
+            return None;
+        }
+        let mut line = String::new();
+        self.stream
+            .read_line(&mut line)
+            .await
+            .ok()
+            .filter(|n| *n > 0)?;
+        Some(line.trim_end().to_string())
     }
 
     fn ehlo_reply(&self) -> String {
@@ -234,6 +289,9 @@ impl Conn {
         ];
         if self.behaviour.xclient {
             lines.push("250-XCLIENT NAME ADDR PROTO HELO PORT LOGIN");
+        }
+        if self.behaviour.account.is_some() {
+            lines.push("250-AUTH PLAIN LOGIN");
         }
         if self.behaviour.smtputf8 {
             lines.push("250-SMTPUTF8");
@@ -268,6 +326,7 @@ impl Conn {
         self.tx.wire = wire;
         self.tx.xclient = self.xclient.clone();
         self.tx.connection = self.id;
+        self.tx.user = self.user.clone();
         let faulted = matches!(self.behaviour.fault, Some((Step::Dot, _)));
         let next = self.answer(Step::Dot, "250 2.0.0 Ok: queued as REC1").await;
         if let (Next::Continue, false) = (&next, faulted) {
@@ -319,6 +378,14 @@ impl Conn {
             Err(_) => Next::Stop,
         }
     }
+}
+
+fn b64(text: &str) -> String {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 fn between_brackets(command: &str) -> String {

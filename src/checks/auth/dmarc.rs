@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{count, AuthResult, AuthFacts, DmarcFact};
+use super::{count, AuthFacts, AuthResult, DmarcFact};
 use crate::checks::{Check, CheckContext, CheckError, Outcome, Stage};
 use crate::config::auth::{AuthConfig, Mode, Quarantine, TempErrorAction};
 use crate::dns::{Dns, DnsError};
@@ -129,7 +129,11 @@ pub fn alignment(facts: &AuthFacts, from: &str, strict_spf: bool, strict_dkim: b
         .dkim
         .iter()
         .filter(|d| aligned(&d.domain, from, strict_dkim));
-    let results: Vec<AuthResult> = spf.map(|s| s.result).into_iter().chain(dkim.map(|d| d.result)).collect();
+    let results: Vec<AuthResult> = spf
+        .map(|s| s.result)
+        .into_iter()
+        .chain(dkim.map(|d| d.result))
+        .collect();
     if results.contains(&AuthResult::Pass) {
         Alignment::Pass
     } else if results.contains(&AuthResult::TempError) {
@@ -173,7 +177,9 @@ fn is_dmarc(text: &str) -> bool {
         .map(|r| r.trim_start())
         .and_then(|r| r.strip_prefix('='))
         .map(|r| r.trim_start())
-        .is_some_and(|r| r.starts_with("DMARC1") && !r[6..].starts_with(|c: char| c.is_alphanumeric()))
+        .is_some_and(|r| {
+            r.starts_with("DMARC1") && !r[6..].starts_with(|c: char| c.is_alphanumeric())
+        })
 }
 
 /// The DMARC verdict, and the operator's protected domains.
@@ -215,10 +221,20 @@ impl DmarcCheck {
         };
         let (record, at_org) = match discover(&self.dns, from).await {
             Ok(Some(found)) => found,
-            Ok(None) => return Evaluation { fact, lookup_failed: false, protected },
+            Ok(None) => {
+                return Evaluation {
+                    fact,
+                    lookup_failed: false,
+                    protected,
+                }
+            }
             Err(_) => {
                 fact.result = AuthResult::TempError;
-                return Evaluation { fact, lookup_failed: true, protected };
+                return Evaluation {
+                    fact,
+                    lookup_failed: true,
+                    protected,
+                };
             }
         };
         let policy = match at_org {
@@ -232,7 +248,11 @@ impl DmarcCheck {
             Alignment::Fail => AuthResult::Fail,
         };
         fact.applied = Some(sampled(policy, record.pct));
-        Evaluation { fact, lookup_failed: false, protected }
+        Evaluation {
+            fact,
+            lookup_failed: false,
+            protected,
+        }
     }
 
     /// What the published policy leads to.
@@ -350,19 +370,31 @@ mod tests {
             })
         };
         let cases: &[(&str, Option<DmarcRecord>)] = &[
-            ("v=DMARC1; p=reject", r(Policy::Reject, None, 100, false, false)),
+            (
+                "v=DMARC1; p=reject",
+                r(Policy::Reject, None, 100, false, false),
+            ),
             (
                 "v=DMARC1;p=quarantine;sp=none;pct=20;adkim=s;aspf=s",
                 r(Policy::Quarantine, Some(Policy::None), 20, true, true),
             ),
-            ("v=DMARC1; p=none; pct=500", r(Policy::None, None, 100, false, false)),
-            ("v=DMARC1; p=bogus; rua=mailto:a@b", r(Policy::None, None, 100, false, false)),
+            (
+                "v=DMARC1; p=none; pct=500",
+                r(Policy::None, None, 100, false, false),
+            ),
+            (
+                "v=DMARC1; p=bogus; rua=mailto:a@b",
+                r(Policy::None, None, 100, false, false),
+            ),
             ("v=DMARC1; p=bogus", None),
             ("v=DMARC1", None),
             ("p=reject; v=DMARC1", None),
             ("v=spf1 -all", None),
             ("v = DMARC1 ; P=reject", None),
-            ("v = DMARC1 ; p=REJECT", r(Policy::Reject, None, 100, false, false)),
+            (
+                "v = DMARC1 ; p=REJECT",
+                r(Policy::Reject, None, 100, false, false),
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(&DmarcRecord::parse(text), want, "{text}");
@@ -420,22 +452,58 @@ mod tests {
     fn alignment_table() {
         use AuthResult::*;
         let cases: &[(AuthFacts, bool, Alignment)] = &[
-            (facts(Some(("example.com", Pass)), &[]), false, Alignment::Pass),
-            (facts(Some(("bounce.example.com", Pass)), &[]), false, Alignment::Pass),
-            (facts(Some(("bounce.example.com", Pass)), &[]), true, Alignment::Fail),
-            (facts(Some(("other.org", Pass)), &[]), false, Alignment::Fail),
-            (facts(Option::None, &[("example.com", Pass)]), true, Alignment::Pass),
-            (facts(Option::None, &[("other.org", Pass), ("example.com", Fail)]), false, Alignment::Fail),
-            (facts(Some(("example.com", TempError)), &[]), false, Alignment::TempError),
+            (
+                facts(Some(("example.com", Pass)), &[]),
+                false,
+                Alignment::Pass,
+            ),
+            (
+                facts(Some(("bounce.example.com", Pass)), &[]),
+                false,
+                Alignment::Pass,
+            ),
+            (
+                facts(Some(("bounce.example.com", Pass)), &[]),
+                true,
+                Alignment::Fail,
+            ),
+            (
+                facts(Some(("other.org", Pass)), &[]),
+                false,
+                Alignment::Fail,
+            ),
+            (
+                facts(Option::None, &[("example.com", Pass)]),
+                true,
+                Alignment::Pass,
+            ),
+            (
+                facts(Option::None, &[("other.org", Pass), ("example.com", Fail)]),
+                false,
+                Alignment::Fail,
+            ),
+            (
+                facts(Some(("example.com", TempError)), &[]),
+                false,
+                Alignment::TempError,
+            ),
             (
                 facts(Some(("example.com", TempError)), &[("example.com", Pass)]),
                 false,
                 Alignment::Pass,
             ),
-            (facts(Some(("example.com", Fail)), &[]), false, Alignment::Fail),
+            (
+                facts(Some(("example.com", Fail)), &[]),
+                false,
+                Alignment::Fail,
+            ),
         ];
         for (i, (facts, strict, want)) in cases.iter().enumerate() {
-            assert_eq!(alignment(facts, "example.com", *strict, *strict), *want, "case {i}");
+            assert_eq!(
+                alignment(facts, "example.com", *strict, *strict),
+                *want,
+                "case {i}"
+            );
         }
     }
 

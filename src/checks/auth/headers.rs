@@ -84,7 +84,10 @@ mod tests {
     #[test]
     fn fields_table() {
         let cases: &[(&[u8], &[(&str, &str)])] = &[
-            (b"From: a@b\r\nTo: c\r\n\r\nbody", &[("From", " a@b"), ("To", " c")]),
+            (
+                b"From: a@b\r\nTo: c\r\n\r\nbody",
+                &[("From", " a@b"), ("To", " c")],
+            ),
             (
                 b"Subject: one\r\n two\r\nX: y\r\n\r\n",
                 &[("Subject", " one\r\n two"), ("X", " y")],

@@ -150,10 +150,17 @@ pub fn checks(config: &AuthConfig, hostname: &str, dns: &Dns) -> Vec<Arc<dyn Che
     let config = Arc::new(config.clone());
     let mut out: Vec<Arc<dyn Check>> = Vec::new();
     if config.spf.mode.is_on() {
-        out.push(Arc::new(SpfCheck::new(config.clone(), hostname, dns.clone())));
+        out.push(Arc::new(SpfCheck::new(
+            config.clone(),
+            hostname,
+            dns.clone(),
+        )));
     }
     if config.from_header.is_on() || config.dmarc.mode.is_on() {
-        out.push(Arc::new(FromHeaderCheck::new(config.clone(), dns.metrics())));
+        out.push(Arc::new(FromHeaderCheck::new(
+            config.clone(),
+            dns.metrics(),
+        )));
     }
     if config.dkim.mode.is_on() {
         out.push(Arc::new(DkimCheck::new(config.clone(), dns.clone())));

@@ -59,7 +59,11 @@ fn spf_part(facts: &AuthFacts) -> String {
                 SpfIdentity::MailFrom => "smtp.mailfrom",
                 SpfIdentity::Helo => "smtp.helo",
             };
-            format!("spf={} {property}={}", spf.result.as_str(), value(&spf.subject))
+            format!(
+                "spf={} {property}={}",
+                spf.result.as_str(),
+                value(&spf.subject)
+            )
         }
         None => "spf=none".to_string(),
     }

@@ -207,7 +207,7 @@ fn added_headers(judgement: &Judgement, tagged: bool) -> Vec<u8> {
             .reasons
             .iter()
             .filter(|r| r.score != 0.0)
-            .map(|r| r.check)
+            .map(|r| r.test_name())
             .collect();
         push("X-Spam-Score", &format!("{:.1}", judgement.score));
         push(

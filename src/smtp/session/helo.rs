@@ -45,6 +45,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if self.shared.tls.is_some() && self.tls.is_none() {
             extensions.push("STARTTLS".to_string());
         }
+        if self.mode.submission && self.tls.is_some() {
+            extensions.push("AUTH PLAIN LOGIN".to_string());
+        }
         extensions
     }
 }

@@ -38,8 +38,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             State::Transaction(_) => return Some(canned::bad_sequence("nested MAIL command")),
             State::Ready => {}
         }
-        if self.tls_mode.required && self.tls.is_none() {
+        if (self.mode.tls_required || self.mode.submission) && self.tls.is_none() {
             return Some(canned::tls_required());
+        }
+        if self.mode.submission && self.conn_facts.authenticated.is_none() {
+            return Some(canned::auth_required());
         }
         if params.size.is_some_and(|size| size > max as u64) {
             return Some(canned::message_too_big(max));

@@ -4,6 +4,7 @@
 //! [`State`] says where in the dialogue we are; [`ClientInfo`] and the
 //! transaction hold what the session learned. One file per SMTP stage.
 
+mod auth;
 mod connect;
 mod data;
 mod helo;
@@ -26,7 +27,8 @@ use super::command::{Command, CommandError};
 use super::reply::{canned, Reply};
 use crate::checks::{ClientInfo, Envelope, Facts, Judgement};
 use crate::server::Shared;
-use crate::tls::{ClientIo, TlsInfo, TlsMode};
+use crate::config::ListenerMode;
+use crate::tls::{ClientIo, TlsInfo};
 use crate::upstream::Upstream;
 
 /// Where the dialogue stands.
@@ -65,8 +67,8 @@ enum Flow {
 
 pub struct Session<S> {
     stream: SmtpStream<ClientIo<S>>,
-    /// How this listener does TLS.
-    tls_mode: TlsMode,
+    /// What this listener does: TLS, submission.
+    mode: ListenerMode,
     /// Set once a TLS handshake succeeded.
     tls: Option<TlsInfo>,
     shared: Arc<Shared>,
@@ -87,7 +89,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let deadline = Deadline::now() + shared.config.timeouts.session;
         Session {
             stream: SmtpStream::new(ClientIo::Plain(io)),
-            tls_mode: TlsMode::default(),
+            mode: ListenerMode::default(),
             tls: None,
             id: shared.next_session_id(),
             shared,
@@ -107,9 +109,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
     }
 
-    /// Sets how this listener does TLS.
-    pub fn with_tls_mode(mut self, mode: TlsMode) -> Self {
-        self.tls_mode = mode;
+    /// Sets what the listener does (TLS, submission).
+    pub fn with_mode(mut self, mode: ListenerMode) -> Self {
+        self.mode = mode;
         self
     }
 
@@ -132,7 +134,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     /// Implicit TLS (if this listener does it), then the connect stage.
     async fn open(&mut self) -> Flow {
-        if self.tls_mode.implicit && self.implicit_tls().await == Flow::Close {
+        if self.mode.implicit_tls && self.implicit_tls().await == Flow::Close {
             return Flow::Close;
         }
         self.connect().await
@@ -178,7 +180,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 Flow::Close
             }
             Command::StartTls => self.starttls().await,
-            Command::Expn | Command::Auth => self.error(canned::not_implemented()),
+            Command::Auth { mechanism, initial } => self.auth(mechanism, initial).await,
+            Command::Expn => self.error(canned::not_implemented()),
             Command::Unknown(_) => self.error(canned::unknown_command()),
         }
     }

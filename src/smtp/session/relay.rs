@@ -49,7 +49,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             .unwrap_or_else(|error| self.upstream_lost(error, canned::upstream_failed()))
     }
 
-    async fn open_upstream(&self) -> Result<Upstream, UpstreamError> {
+    pub(super) async fn open_upstream(&self) -> Result<Upstream, UpstreamError> {
         let config = &self.shared.config;
         let identity = ClientIdentity {
             addr: self.client.addr.ip(),
@@ -72,7 +72,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     /// Forgets the upstream after a failure; the transaction dies with it.
-    fn upstream_lost(&mut self, error: UpstreamError, reply: Reply) -> Reply {
+    pub(super) fn upstream_lost(&mut self, error: UpstreamError, reply: Reply) -> Reply {
         self.shared.metrics.upstream_error(error.kind());
         tracing::warn!(%error, reply = %reply, "upstream failure");
         self.upstream = None;
