@@ -184,3 +184,82 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::pki_types::ServerName;
+    use rustls::{ClientConfig, RootCertStore};
+
+    struct Pem {
+        cert: String,
+        key: String,
+    }
+
+    fn generate() -> Pem {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        Pem {
+            cert: made.cert.pem(),
+            key: made.signing_key.serialize_pem(),
+        }
+    }
+
+    fn trusting(cert_pem: &str) -> tokio_rustls::TlsConnector {
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap())
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+    }
+
+    /// True if a client trusting `cert_pem` completes a handshake with `tls`.
+    async fn handshake(tls: &Tls, cert_pem: &str) -> bool {
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let mut server = ClientIo::Plain(server_io);
+        let acceptor = tls.acceptor();
+        let name = ServerName::try_from("localhost").unwrap();
+        let (client, server) = tokio::join!(
+            trusting(cert_pem).connect(name, client_io),
+            server.start_tls(acceptor)
+        );
+        client.is_ok() && server.is_ok()
+    }
+
+    #[tokio::test]
+    async fn reload_swaps_the_certificate_and_a_bad_file_keeps_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let (first, second) = (generate(), generate());
+        std::fs::write(&cert_path, &first.cert).unwrap();
+        std::fs::write(&key_path, &first.key).unwrap();
+        let tls = Tls::load(&cert_path, &key_path).unwrap();
+        assert!(handshake(&tls, &first.cert).await);
+        assert!(!handshake(&tls, &second.cert).await);
+        std::fs::write(&cert_path, &second.cert).unwrap();
+        std::fs::write(&key_path, &second.key).unwrap();
+        tls.reload().unwrap();
+        assert!(
+            handshake(&tls, &second.cert).await,
+            "new certificate after reload"
+        );
+        std::fs::write(&cert_path, "garbage").unwrap();
+        assert!(tls.reload().is_err());
+        assert!(handshake(&tls, &second.cert).await, "old certificate kept");
+    }
+
+    #[test]
+    fn mismatched_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (generate(), generate());
+        std::fs::write(dir.path().join("c.pem"), &a.cert).unwrap();
+        std::fs::write(dir.path().join("k.pem"), &b.key).unwrap();
+        let result = validate(&dir.path().join("c.pem"), &dir.path().join("k.pem"));
+        assert!(matches!(result, Err(TlsError::Mismatch(_))), "{result:?}");
+    }
+}

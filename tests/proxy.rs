@@ -92,7 +92,7 @@ fn v2_local() -> Vec<u8> {
     [b"\r\n\r\n\0\r\nQUIT\n".as_slice(), &[0x20, 0x00, 0x00, 0x00]].concat()
 }
 
-const MESSAGE: &str = "Subject: proxied\r\n\r\nhello\r\n";
+const MESSAGE: &str = "From: <a@example.org>\r\nTo: <b@example.net>\r\nSubject: proxied\r\n\r\nhello\r\n";
 
 /// Whether the server closes without sending a single byte. Closing with
 /// our header unread makes the kernel answer with a reset: that counts too.

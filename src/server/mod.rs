@@ -100,6 +100,9 @@ pub async fn run_shared(
     ));
     let sessions = TaskTracker::new();
     tokio::spawn(probe_upstream(shared.clone()));
+    if shared.tls.is_some() {
+        tokio::spawn(reload_certificates(shared.clone()));
+    }
     if let Some(rules) = shared.pipeline.rules() {
         let (trigger, stop) = (shared.reload.subscribe(), shared.shutdown.stop.clone());
         tokio::spawn(crate::rules::reload::watch(rules.clone(), trigger, stop));
@@ -117,6 +120,27 @@ pub async fn run_shared(
     }
     shutdown.await;
     drain(&shared, &sessions).await;
+}
+
+/// Re-reads the TLS certificate at each reload request; a bad file keeps
+/// the old certificate (sessions never lose TLS over a typo).
+async fn reload_certificates(shared: Arc<Shared>) {
+    let mut requests = shared.reload.subscribe();
+    loop {
+        tokio::select! {
+            changed = requests.changed() => if changed.is_err() { return },
+            _ = shared.shutdown.stop.cancelled() => return,
+        }
+        let Some(tls) = shared.tls.as_ref() else {
+            return;
+        };
+        match tls.reload() {
+            Ok(()) => tracing::info!("TLS certificate reloaded"),
+            Err(error) => {
+                tracing::error!(%error, "TLS certificate reload failed; keeping the old one")
+            }
+        }
+    }
 }
 
 async fn probe_upstream(shared: Arc<Shared>) {
@@ -156,7 +180,9 @@ async fn accept_loop(
 ) {
     let local = listener.local_addr().ok();
     let proxied = local.is_some_and(|a| shared.config.proxy_protocol.expects_header(a));
-    let mode = local.map(|a| shared.config.listener_mode(a)).unwrap_or_default();
+    let mode = local
+        .map(|a| shared.config.listener_mode(a))
+        .unwrap_or_default();
     if let Some(addr) = local {
         tracing::info!(%addr, proxy_protocol = proxied, "smtp listening");
     }

@@ -9,8 +9,8 @@ use tokio::net::TcpStream;
 use tokio_util::task::TaskTracker;
 
 use super::{ConnectionLimiter, Shared};
-use crate::proxy_protocol::{self, Rewound};
 use crate::config::ListenerMode;
+use crate::proxy_protocol::{self, Rewound};
 
 /// Reads the header and admits the session, or drops the connection.
 ///

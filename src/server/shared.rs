@@ -35,7 +35,8 @@ impl Default for Reload {
 
 impl Reload {
     pub fn trigger(&self) {
-        self.0.send_modify(|generation| *generation = generation.wrapping_add(1));
+        self.0
+            .send_modify(|generation| *generation = generation.wrapping_add(1));
     }
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {
