@@ -171,7 +171,8 @@ cargo build --release --ignore-rust-version --bin spamgate >&2
 SPAMGATE="$CARGO_TARGET_DIR/release/spamgate"
 
 log "$(nproc) CPUs, $(uname -sr), spamgate $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-log "$MESSAGES messages per measurement, sessions ${REUSE[*]:+reused (smtp-source -d)}${REUSE[*]:-one connection per message}"
+if [[ ${#REUSE[@]} -gt 0 ]]; then how="sessions reused (smtp-source -d)"; else how="one connection per message"; fi
+log "$MESSAGES messages per measurement, $how"
 
 ROWS=()
 for size in $SIZES; do

@@ -34,7 +34,7 @@ fn config_for(server: &DnsServer) -> Config {
 
 fn load_yaml_documents(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_saphyr::from_str_multiple::<Value>(&text)
+    serde_saphyr::from_str_multiple::<Value, Vec<Value>>(&text)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

@@ -159,7 +159,8 @@ impl Fleet {
         for _ in 0..2 {
             expect(client.send_mail("a@example.org", &["b@example.net"], SMALL).await, 250);
         }
-        let big = format!("From: <a@example.org>\r\nSubject: big\r\n\r\n{}\r\n", "x".repeat(2000));
+        let lines = format!("{}\r\n", "x".repeat(70)).repeat(30);
+        let big = format!("From: <a@example.org>\r\nSubject: big\r\n\r\n{lines}");
         expect(client.send_mail("a@example.org", &["b@example.net"], &big).await, 552);
         let three = ["b@example.net", "c@example.net", "d@example.net"];
         expect(client.send_mail("a@example.org", &three, SMALL).await, 250);

@@ -89,6 +89,7 @@ impl ListLookup {
         let started = Instant::now();
         let result = resolver.ipv4_lookup(format!("{name}.")).await;
         self.metrics.dns_lookup("a", started.elapsed());
+        eprintln!("DBGLOOKUP {name} {:?}", result.as_ref().map(|l| l.valid_until()).map_err(|e| e.to_string()));
         match result {
             Ok(lookup) => {
                 let ips = lookup

@@ -108,10 +108,11 @@ fn repetition(min: u32, max: Option<u32>, sub: &Hir) -> Info {
         }
         _ => None,
     };
-    Info {
-        exact,
-        required: inner.required,
-    }
+    let required = match &exact {
+        Some(e) if !e.is_empty() => Some(vec![e.clone()]),
+        _ => inner.required,
+    };
+    Info { exact, required }
 }
 
 fn concat(subs: &[Hir]) -> Info {
@@ -183,7 +184,8 @@ mod tests {
             // `(?i)s` also matches the long s: "discount" yields "count".
             ("(?i)(cheap|discount) meds", lits(&["cheap", "count"])),
             ("(cheap|discount) meds", lits(&[" meds"])),
-            ("(?i)(cheap|discount)", lits(&["cheap", "discount"])),
+            ("(?i)(cheap|discount)", lits(&["cheap", "count"])),
+            ("(cheap|discount)", lits(&["cheap", "discount"])),
             ("(cheap|x)", None),
             ("a.*b", None),
             ("[a-z]+", None),

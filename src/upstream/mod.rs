@@ -379,7 +379,8 @@ mod tests {
 
     #[test]
     fn reply_line_table() {
-        let cases: &[(&[u8], Option<(u16, bool, &str)>)] = &[
+        type Case<'a> = (&'a [u8], Option<(u16, bool, &'a str)>);
+        let cases: &[Case] = &[
             (b"250 ok", Some((250, true, "ok"))),
             (b"250-PIPELINING", Some((250, false, "PIPELINING"))),
             (b"250", Some((250, true, ""))),

@@ -25,7 +25,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let reply = self.relay_mail(&tx.envelope).await;
         if reply.is_positive() {
             tx.upstream_reply = Some(reply.clone());
-            self.state = State::Transaction(tx);
+            self.state = State::Transaction(Box::new(tx));
         }
         self.reply(reply)
     }
@@ -47,7 +47,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if params.size.is_some_and(|size| size > max as u64) {
             return Some(canned::message_too_big(max));
         }
-        if !from.is_ascii() && !(params.smtputf8 && self.shared.upstream_caps.smtputf8()) {
+        if !(from.is_ascii() || params.smtputf8 && self.shared.upstream_caps.smtputf8()) {
             return Some(canned::smtputf8_unavailable());
         }
         if (params.smtputf8 || params.body_8bit) && !self.client.esmtp {

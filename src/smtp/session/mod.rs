@@ -38,7 +38,7 @@ enum State {
     /// Introduced; no transaction open.
     Ready,
     /// MAIL accepted by the upstream; recipients and DATA may follow.
-    Transaction(Transaction),
+    Transaction(Box<Transaction>),
 }
 
 /// What one transaction has learned so far.

@@ -18,7 +18,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             self.shared.metrics.rejection("rcpt", "max_recipients");
             return self.reply(canned::too_many_recipients());
         }
-        if !to.is_ascii() && !(tx.envelope.params.smtputf8 && utf8_ok) {
+        if !(to.is_ascii() || tx.envelope.params.smtputf8 && utf8_ok) {
             return self.error(canned::smtputf8_unavailable());
         }
         let ctx = CheckContext::new(Stage::Rcpt, &self.client, &mut tx.facts)

@@ -107,7 +107,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     pub(super) fn close_transaction(&mut self) -> Option<Transaction> {
         match std::mem::replace(&mut self.state, State::Ready) {
-            State::Transaction(tx) => Some(tx),
+            State::Transaction(tx) => Some(*tx),
             other => {
                 self.state = other;
                 None
