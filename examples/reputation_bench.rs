@@ -24,7 +24,10 @@ const ZONES: [&str; 4] = ["zen.bl.test", "b.bl.test", "wl.test", "c.bl.test"];
 const CLIENTS: u32 = 1000;
 
 fn config(extra: &str) -> Config {
-    let zones: Vec<String> = ZONES.iter().map(|z| format!("{{zone: {z}, weight: 1}}")).collect();
+    let zones: Vec<String> = ZONES
+        .iter()
+        .map(|z| format!("{{zone: {z}, weight: 1}}"))
+        .collect();
     let yaml = format!(
         "dns: {{nameservers: ['127.0.0.1:9']}}\nreputation:\n  dnsbl:\n    zones: [{}]\n{extra}",
         zones.join(", ")
@@ -46,7 +49,9 @@ async fn warm(state: &SharedState) {
         for zone in ZONES {
             let answer = if i % 2 == 0 { "127.0.0.2" } else { "" };
             let name = format!("{d}.{c}.{b}.{a}.{zone}");
-            state.cache(&name, answer, std::time::Duration::from_secs(3600)).await;
+            state
+                .cache(&name, answer, std::time::Duration::from_secs(3600))
+                .await;
         }
     }
 }
@@ -70,7 +75,10 @@ async fn dnsbl_stage(iterations: u32) {
         std::hint::black_box(pipeline.judge(ctx).await);
     }
     let per = started.elapsed() / iterations;
-    println!("dnsbl stage, warm cache, {} zones: {per:?} per connection", ZONES.len());
+    println!(
+        "dnsbl stage, warm cache, {} zones: {per:?} per connection",
+        ZONES.len()
+    );
 }
 
 fn rss_kib() -> u64 {
@@ -119,7 +127,10 @@ async fn redis_limits(url: &str, checks: u32) {
     let config = config(&extra);
     let state = Arc::new(SharedState::new(&config, &Metrics::new()).expect("state"));
     let limit = &config.reputation.rate_limits.limits[0];
-    state.allow(0, limit, "warm-up").await.expect("redis answers");
+    state
+        .allow(0, limit, "warm-up")
+        .await
+        .expect("redis answers");
     let started = Instant::now();
     for i in 0..checks {
         let key = client_addr(i).ip().to_string();
@@ -137,7 +148,9 @@ async fn main() {
             .position(|a| a == flag)
             .and_then(|i| args.get(i + 1).cloned())
     };
-    let keys: u32 = value("--keys").and_then(|k| k.parse().ok()).unwrap_or(1_000_000);
+    let keys: u32 = value("--keys")
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(1_000_000);
     dnsbl_stage(200_000).await;
     memory_limits(keys);
     if let Some(url) = value("--redis") {

@@ -16,6 +16,7 @@ use hickory_resolver::config::{
 use hickory_resolver::lookup::Lookup;
 use hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::domain::Label;
 use hickory_resolver::proto::rr::{Name, RData};
 use hickory_resolver::TokioResolver;
 use mail_auth::MessageAuthenticator;
@@ -173,6 +174,20 @@ impl Dns {
         }))
     }
 
+    /// MX exchanges of `name`, most preferred first, lowercased, without
+    /// the trailing dot (the null MX of RFC 7505 is an empty name).
+    pub async fn mx(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        let lookup = self
+            .timed("mx", name, self.resolver().mx_lookup(fqdn(name)?))
+            .await?;
+        let mut exchanges = records(&lookup, |data| match data {
+            RData::MX(mx) => Some((mx.preference, name_text(&mx.exchange))),
+            _ => None,
+        });
+        exchanges.sort_by_key(|(preference, _)| *preference);
+        Ok(exchanges.into_iter().map(|(_, name)| name).collect())
+    }
+
     /// PTR names of `ip`, lowercased, without the trailing dot.
     pub async fn ptr(&self, ip: IpAddr) -> Result<Vec<String>, DnsError> {
         let name = ip.to_string();
@@ -180,13 +195,7 @@ impl Dns {
             .timed("ptr", &name, self.resolver().reverse_lookup(ip))
             .await?;
         Ok(records(&lookup, |data| match data {
-            RData::PTR(ptr) => Some(
-                ptr.0
-                    .to_lowercase()
-                    .to_ascii()
-                    .trim_end_matches('.')
-                    .to_string(),
-            ),
+            RData::PTR(ptr) => Some(name_text(&ptr.0)),
             _ => None,
         }))
     }
@@ -235,13 +244,33 @@ fn tune(opts: &mut ResolverOpts, config: &DnsConfig) {
     opts.try_tcp_on_error = true;
 }
 
-/// The name as an absolute DNS name: mail domains never take a search suffix.
+/// The name as an absolute DNS name: mail domains never take a search
+/// suffix. ASCII labels are taken byte for byte (SPF macros can produce
+/// `%` or spaces, which DNS carries); others go through IDNA.
 fn fqdn(name: &str) -> Result<Name, DnsError> {
-    let absolute = match name.ends_with('.') {
-        true => name.to_string(),
-        false => format!("{name}."),
-    };
-    Name::from_str_relaxed(&absolute).map_err(|_| DnsError::InvalidName(name.to_string()))
+    let invalid = || DnsError::InvalidName(name.to_string());
+    let trimmed = name.strip_suffix('.').unwrap_or(name);
+    if !trimmed.is_ascii() {
+        return Name::from_str_relaxed(format!("{trimmed}.")).map_err(|_| invalid());
+    }
+    if trimmed.is_empty() {
+        return Ok(Name::root());
+    }
+    let labels: Result<Vec<Label>, _> = trimmed
+        .split('.')
+        .map(|label| Label::from_raw_bytes(label.as_bytes()))
+        .collect();
+    Name::from_labels(labels.map_err(|_| invalid())?).map_err(|_| invalid())
+}
+
+/// The name's labels as they are (no zone-file escaping), lowercased,
+/// without the trailing dot.
+fn name_text(name: &Name) -> String {
+    let labels: Vec<String> = name
+        .iter()
+        .map(|label| String::from_utf8_lossy(label).to_ascii_lowercase())
+        .collect();
+    labels.join(".")
 }
 
 fn records<T>(lookup: &Lookup, pick: impl Fn(&RData) -> Option<T>) -> Vec<T> {
@@ -295,5 +324,9 @@ mod tests {
         assert_eq!(fqdn("example.com").unwrap().to_ascii(), "example.com.");
         assert_eq!(fqdn("example.com.").unwrap().to_ascii(), "example.com.");
         assert!(fqdn(&"a".repeat(300)).is_err());
+        assert!(fqdn(&format!("{}.com", "a".repeat(64))).is_err());
+        assert!(fqdn("a..b").is_err());
+        let odd = fqdn("macro%percent  space.example.com").unwrap();
+        assert_eq!(odd.iter().next(), Some(&b"macro%percent  space"[..]));
     }
 }

@@ -51,6 +51,9 @@ struct ReplayArgs {
     /// Run every configured check, DNS lookups included, not only the rules.
     #[arg(long)]
     network: bool,
+    /// Also print each message tagged or refused, with its rules.
+    #[arg(long)]
+    list: bool,
     /// Unlabelled messages.
     paths: Vec<PathBuf>,
 }
@@ -155,6 +158,7 @@ fn replay(config: Config, args: ReplayArgs) -> anyhow::Result<()> {
         ham: args.ham,
         network: args.network,
         progress: None,
+        list: args.list,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -58,6 +58,10 @@ pub struct TestReport {
     pub added_headers: Vec<String>,
     /// Every rule that matched, in the order the rules ran.
     pub rules: Vec<RuleReport>,
+    /// The DNS lists' answers about the client; `null` when none was asked.
+    pub dnsbl: Option<crate::checks::dnsbl::DnsblResult>,
+    /// Every rate limit counted, with its key and result.
+    pub rate_limits: Vec<crate::checks::rate_limit::LimitFact>,
 }
 
 /// One rule hit in `spamgate test`.
@@ -93,6 +97,8 @@ impl TestReport {
                 .map(|(name, value)| format!("{name}: {value}"))
                 .collect(),
             rules: Vec::new(),
+            dnsbl: None,
+            rate_limits: Vec::new(),
         };
         report.add_facts(facts);
         report
@@ -106,6 +112,8 @@ impl TestReport {
         self.dmarc = auth.dmarc_result().as_str();
         self.arc = auth.arc_result().as_str();
         self.rules = facts.rules.hits.iter().map(rule_report).collect();
+        self.dnsbl = facts.dnsbl.clone();
+        self.rate_limits = facts.rate_limits.clone();
     }
 }
 

@@ -34,7 +34,11 @@ fn config_for(server: &DnsServer) -> Config {
 
 fn load_yaml_documents(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_saphyr::from_str_multiple::<Value, Vec<Value>>(&text)
+    // The ARC suite repeats a test name; the last one wins, as in PyYAML.
+    let options = serde_saphyr::options! {
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
+    };
+    serde_saphyr::from_str_multiple_with_options::<Value, Vec<Value>>(&text, options)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -57,9 +61,16 @@ fn add_spf_name(zones: &mut Zones, name: &str, entries: &[Value]) {
         return; // not a name DNS can hold; the suite expects it never asked
     }
     let has_txt = entries.iter().any(|e| e.get("TXT").is_some());
-    let timeout_at = entries.iter().position(|e| e.as_str() == Some("TIMEOUT"));
-    if timeout_at == Some(0) {
-        zones.push_silent(name);
+    // Only TXT, A, AAAA, MX and PTR are ever asked; a name whose TXT
+    // records are not listed before TIMEOUT has its TXT query time out,
+    // so the whole name is made silent.
+    if let Some(at) = entries.iter().position(|e| e.as_str() == Some("TIMEOUT")) {
+        let txt_first = entries[..at]
+            .iter()
+            .any(|e| e.get("TXT").is_some_and(|v| v.as_str() != Some("NONE")));
+        if !txt_first {
+            zones.push_silent(name);
+        }
     }
     for entry in entries.iter().filter_map(|e| e.as_object()) {
         for (rtype, value) in entry {
@@ -235,7 +246,7 @@ async fn arc_validation_suite() {
 fn zone_rdata_helpers() {
     let cases: BTreeMap<&str, Vec<&[u8]>> = BTreeMap::from([
         ("\"v=spf1 -all\"", vec![&b"v=spf1 -all"[..]]),
-        ("\"a\\\"b\\\\c\\200\"", vec![&b"a\"b\\c\x80"[..]]),
+        ("\"a\\\"b\\\\c\\128\"", vec![&b"a\"b\\c\x80"[..]]),
         ("\"one\" \"two\"", vec![&b"one"[..], &b"two"[..]]),
     ]);
     for (want, strings) in cases {

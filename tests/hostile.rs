@@ -42,7 +42,7 @@ const POISONS: &[(&str, &[u8])] = &[
     ("truncated", b"\xc3"),
     ("overlong", b"\xc0\xaf"),
     ("surrogate", b"\xed\xa0\x80"),
-    ("c1-control", b"\xc2\x85"),
+    ("c1-control", b"\xc2\x80"),
     ("del", b"\x7f"),
     ("bare-cr", b"\r"),
 ];
@@ -115,7 +115,13 @@ async fn nul_and_invalid_utf8_in_any_command_field_are_refused_and_never_relayed
             !command.chars().any(|c| c.is_control() || c == '\u{fffd}'),
             "relayed {command:?}"
         );
-        assert!(!command.contains('X'), "a poisoned command was relayed: {command:?}");
+        let verb = command.split([' ', ':']).next().unwrap_or_default();
+        let clean = match verb {
+            "MAIL" => command == "MAIL FROM:<a@example.com>",
+            "RCPT" => command == "RCPT TO:<b@example.net>",
+            _ => ["EHLO", "XCLIENT", "RSET", "DATA", "QUIT"].contains(&verb),
+        };
+        assert!(clean, "a poisoned command was relayed: {command:?}");
     }
 }
 
@@ -294,4 +300,47 @@ async fn ledger_through_a_flaky_upstream_loses_nothing() {
     assert!(report.accepted > messages / 2, "{report:?}");
     let answered = report.accepted + report.tempfailed + report.permfailed + report.no_reply;
     assert_eq!(answered, messages);
+}
+
+/// Bug in src/smtp/command.rs: `trim()`, `trim_start()` and
+/// `split_whitespace()` treat any Unicode whitespace (U+0085, U+00A0,
+/// U+2003...) as an SMTP separator, where RFC 5321 allows only SP. The
+/// commands below are accepted; nothing harmful is relayed (parameters are
+/// re-rendered), but a strict parser must refuse them.
+#[tokio::test]
+#[ignore = "bug: Unicode whitespace taken as an SMTP separator (src/smtp/command.rs)"]
+async fn unicode_whitespace_is_not_an_smtp_separator() {
+    let (_upstream, spamgate) = setup("limits: {max_bad_commands: 100}").await;
+    let mut client = Client::ready(spamgate.addr).await;
+    for line in [
+        "EHLO \u{a0}client.example",
+        "MAIL FROM:\u{2003}<a@example.com>",
+        "MAIL FROM:<a@example.com> SIZE=1\u{85}",
+        "RSET \u{85}",
+    ] {
+        let reply = client.cmd(line).await;
+        assert!(reply.code >= 500, "{line:?} accepted: {reply:?}");
+    }
+}
+
+/// Bug in src/upstream/xclient.rs: `xtext` cuts the value at 255 octets
+/// *before* encoding, and each octet outside `!`..`~` (or `+`, `=`) becomes
+/// three, so a 250-octet HELO of non-ASCII letters gives an XCLIENT line of
+/// about 770 octets; `pack` cannot split one attribute. Postfix refuses
+/// lines over its limits and the session then gets 451s.
+#[tokio::test]
+#[ignore = "bug: XCLIENT line over 512 octets for a long non-ASCII HELO (src/upstream/xclient.rs)"]
+async fn xclient_lines_stay_within_512_octets_whatever_the_helo() {
+    let (upstream, spamgate) = setup("").await;
+    let mut client = Client::greeted(spamgate.addr).await;
+    let helo = format!("{}.example", "\u{e9}".repeat(120));
+    assert_eq!(client.cmd(&format!("EHLO {helo}")).await.code, 250);
+    let reply = client.send_mail("a@example.com", &["b@example.net"], &message("x")).await;
+    assert_eq!(reply.code, 250);
+    let commands = upstream.commands();
+    let xclient: Vec<&String> = commands.iter().filter(|c| c.starts_with("XCLIENT")).collect();
+    assert!(xclient.iter().any(|c| c.contains("HELO=")), "{xclient:?}");
+    for line in xclient {
+        assert!(line.len() + 2 <= 512, "XCLIENT line of {} octets", line.len() + 2);
+    }
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::client::Client;
+use common::dns::{DnsServer, Zones};
 use common::prometheus::{sample_value, Prometheus};
 use common::upstream::{closed_port, Behaviour, Fault, Recorder, Step};
 use common::{http_get, test_config};
@@ -26,19 +27,8 @@ use tokio::task::JoinHandle;
 const NO_SAMPLES_HERE: &[(&str, &str)] = &[
     (
         "spamgate_config_reload_duration_seconds",
-        "observed by configuration reloads (SIGHUP to the binary); the in-process servers never reload",
+        "observed by configuration reloads; the in-process servers only reload rules",
     ),
-    ("spamgate_rules_reload_total", "rule reloads happen on SIGHUP; none here"),
-    ("spamgate_rule_hits_total", "no content rules are configured here"),
-    ("spamgate_rules_loaded", "no content rules are configured here"),
-    ("spamgate_score", "no scoring checks are configured here"),
-    ("spamgate_auth_results_total", "SPF/DKIM/DMARC need a DNS server; covered by tests/auth.rs"),
-    ("spamgate_dns_lookup_duration_seconds", "no DNS-based check is configured here"),
-    ("spamgate_dns_errors_total", "no DNS-based check is configured here"),
-    ("spamgate_dnsbl_hits_total", "no DNS list is configured here"),
-    ("spamgate_dnsbl_errors_total", "no DNS list is configured here"),
-    ("spamgate_ratelimit_hits_total", "no rate limit is configured here"),
-    ("spamgate_greylist_total", "greylisting is not enabled here"),
     ("spamgate_state_errors_total", "the in-memory state backend cannot fail"),
     ("spamgate_smtp_auth_total", "no submission listener here; covered by the submission tests"),
 ];
@@ -110,15 +100,26 @@ fn instance_yaml(smtp: SocketAddr, proxied: Option<SocketAddr>, extra: &str) -> 
     }
 }
 
-/// The three instances: `healthy` refuses some mail itself, `tempfailing`
-/// has an upstream that answers 451 to every message, `orphaned` has no
-/// upstream at all.
+/// The instances: `healthy` refuses some mail itself and runs content
+/// rules (reloaded during the test), `tempfailing` has an upstream that
+/// answers 451 to every message, `orphaned` has no upstream at all, and
+/// `reputation` runs DNS list, authentication, rate-limit and greylisting
+/// checks against a real DNS server.
 struct Fleet {
     healthy: Instance,
     tempfailing: Instance,
     orphaned: Instance,
+    reputation: Instance,
+    rules: tempfile::TempDir,
+    _dns: DnsServer,
     _upstreams: (Recorder, Recorder),
 }
+
+/// The rule set of `healthy`: one enforced rule, one in monitor mode.
+const RULES_V1: &str = "rules:\n  - {name: hello_subject, stage: data, condition: {header: {name: Subject, regex: hello}}, action: {score: 1}}\n  - {name: watched_body, stage: data, mode: monitor, condition: {body: hello}, action: {reject: {}}}\n";
+/// A valid change (one more rule), then a broken one (the reload fails).
+const RULES_V2: &str = "rules:\n  - {name: hello_subject, stage: data, condition: {header: {name: Subject, regex: hello}}, action: {score: 1}}\n  - {name: watched_body, stage: data, mode: monitor, condition: {body: hello}, action: {reject: {}}}\n  - {name: from_example, stage: data, condition: {header: {name: From, regex: example}}, action: {score: 0.5}}\n";
+const RULES_BROKEN: &str = "rules:\n  - {name: broken, stage: nowhere}\n";
 
 impl Fleet {
     async fn start() -> Fleet {
@@ -128,18 +129,49 @@ impl Fleet {
             ..Behaviour::default()
         })
         .await;
-        let limits = "limits: {max_message_size: 1024, max_recipients: 2}\n\
-                      checks:\n  ip_lists:\n    deny: ['203.0.113.0/24']\n";
+        let rules = tempfile::tempdir().unwrap();
+        let rule_file = rules.path().join("rules.yaml");
+        std::fs::write(&rule_file, RULES_V1).unwrap();
+        let healthy = format!(
+            "limits: {{max_message_size: 1024, max_recipients: 2}}\n\
+             checks:\n  ip_lists:\n    deny: ['203.0.113.0/24']\n\
+             rules: {{files: ['{}'], watch: true, watch_interval: 100ms}}\n",
+            rule_file.display()
+        );
+        let zones = Zones::new().a("7.100.51.198.bl.test", "127.0.0.2").servfail("broken.test");
+        let dns = DnsServer::start(&zones);
+        let reputation = format!(
+            "{}reputation:\n  dnsbl:\n    zones: [{{zone: bl.test, weight: 1}}, {{zone: broken.test, weight: 1}}]\n\
+             \x20 rate_limits:\n    limits: [{{name: sender_burst, key: ip, count: messages, rate: 2/h, burst: 2}}]\n\
+             \x20 greylist: {{enabled: true}}\n",
+            dns.yaml("1s")
+        );
         Fleet {
-            healthy: Instance::start(good.addr, limits, true).await,
+            healthy: Instance::start(good.addr, &healthy, true).await,
             tempfailing: Instance::start(busy.addr, "", false).await,
             orphaned: Instance::start(closed_port().await, "", false).await,
+            reputation: Instance::start(good.addr, &reputation, true).await,
+            rules,
+            _dns: dns,
             _upstreams: (good, busy),
         }
     }
 
-    fn all(&self) -> [&Instance; 3] {
-        [&self.healthy, &self.tempfailing, &self.orphaned]
+    /// Rewrites the healthy instance's rule file and waits until the
+    /// watcher has reloaded it with `result`.
+    async fn change_rules(&self, text: &str, result: &str) {
+        let sample = format!("spamgate_rules_reload_total{{result=\"{result}\"}}");
+        let before = exposition_sum(&self.healthy.exposition().await, &sample);
+        std::fs::write(self.rules.path().join("rules.yaml"), text).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while exposition_sum(&self.healthy.exposition().await, &sample) <= before {
+            assert!(Instant::now() < deadline, "no rule reload with result {result}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn all(&self) -> [&Instance; 4] {
+        [&self.healthy, &self.tempfailing, &self.orphaned, &self.reputation]
     }
 
     /// Accepted, rejected (connect, rcpt, data) and tempfailed mail.
@@ -152,6 +184,24 @@ impl Fleet {
         let mail = orphan.send_mail("a@example.org", &["b@example.net"], SMALL).await;
         assert_eq!(mail.code / 100, 4, "{mail:?}");
         assert_eq!(orphan.cmd("QUIT").await.code, 221);
+        self.reputation_traffic().await;
+    }
+
+    /// A listed client (by its PROXY address) that sends too fast and meets
+    /// the greylist: DNS list hit, SPF/DMARC lookups, a rate-limit hit and
+    /// greylist deferrals.
+    async fn reputation_traffic(&self) {
+        let proxied = self.reputation.proxied.expect("reputation has a PROXY listener");
+        let mut client = Client::connect(proxied).await;
+        client.send(b"PROXY TCP4 198.51.100.7 127.0.0.1 40000 25\r\n").await;
+        assert_eq!(client.reply().await.code, 220);
+        assert_eq!(client.cmd("EHLO client.example").await.code, 250);
+        for _ in 0..3 {
+            let reply = client.send_mail("a@example.org", &["b@example.net"], SMALL).await;
+            assert_eq!(reply.code / 100, 4, "greylisted or rate limited: {reply:?}");
+            let _ = client.cmd("RSET").await;
+        }
+        assert_eq!(client.cmd("QUIT").await.code, 221);
     }
 
     async fn healthy_traffic(&self) {
@@ -289,11 +339,14 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     for instance in &instances {
         wait_until_some(&prometheus, &format!("spamgate_build_info{{instance=\"{instance}\"}}")).await;
     }
-    // Two rounds, each scraped, so every counter touched has risen inside the rate window.
-    for _ in 0..2 {
-        fleet.traffic().await;
-        fleet.wait_scraped(&prometheus).await;
-    }
+    // Two rounds, each scraped, so every counter touched has risen inside
+    // the rate window; the rules change in between, then break.
+    fleet.traffic().await;
+    fleet.wait_scraped(&prometheus).await;
+    fleet.change_rules(RULES_V2, "ok").await;
+    fleet.traffic().await;
+    fleet.change_rules(RULES_BROKEN, "error").await;
+    fleet.wait_scraped(&prometheus).await;
     assert_targets_healthy(&prometheus, targets.len()).await;
     let dashboard = dashboard();
     let queries = dashboard_queries(&dashboard);
@@ -343,14 +396,19 @@ async fn assert_variable_query(prometheus: &Prometheus, dashboard: &Value, insta
     assert_eq!(found, expected);
 }
 
-/// The alert rules, loaded into the same Prometheus, evaluate without error
-/// and the upstream alerts go pending for the instance without an upstream only.
+/// The alert rules, loaded into the same Prometheus, evaluate without error;
+/// the upstream alerts go pending for the instance without an upstream, the
+/// reload alert fires for the instance whose rules broke, and nothing else.
 async fn assert_alerts(prometheus: &Prometheus, fleet: &Fleet) {
     let orphan = fleet.orphaned.instance();
-    let expected: BTreeSet<(String, String)> = ["SpamgateUpstreamDown", "SpamgateUpstreamErrors"]
-        .iter()
-        .map(|a| (a.to_string(), orphan.clone()))
-        .collect();
+    let expected: BTreeSet<(String, String)> = [
+        ("SpamgateUpstreamDown", orphan.clone()),
+        ("SpamgateUpstreamErrors", orphan),
+        ("SpamgateRulesReloadFailed", fleet.healthy.instance()),
+    ]
+    .into_iter()
+    .map(|(alert, instance)| (alert.to_string(), instance))
+    .collect();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let alerts = prometheus.api("/api/v1/alerts").await;

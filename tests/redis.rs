@@ -5,8 +5,8 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,11 @@ struct RedisServer {
 impl RedisServer {
     fn start() -> RedisServer {
         let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -53,7 +57,10 @@ impl RedisServer {
             if self.ping() {
                 return;
             }
-            let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
             assert!(exited.is_none(), "redis-server exited: {exited:?}");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -61,12 +68,15 @@ impl RedisServer {
     }
 
     fn ping(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)) else {
+        let Ok(mut stream) = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200))
+        else {
             return false;
         };
         let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
         let mut buf = [0u8; 7];
-        stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut buf).is_ok()
+            && &buf == b"+PONG\r\n"
     }
 
     fn kill(&mut self) {
@@ -100,7 +110,12 @@ const LIMIT: &str = "reputation:
       - {name: messages_per_ip, key: ip, count: messages, rate: 10/1h, burst: 10}
 ";
 
-async fn instance(upstream: &Recorder, redis: &RedisServer, on_failure: &str, extra: &str) -> Spamgate {
+async fn instance(
+    upstream: &Recorder,
+    redis: &RedisServer,
+    on_failure: &str,
+    extra: &str,
+) -> Spamgate {
     let yaml = format!("{}{extra}", state_yaml(redis, on_failure));
     Spamgate::start(&test_config(upstream.addr, &yaml)).await
 }
@@ -116,27 +131,54 @@ async fn two_instances_enforce_one_limit_and_survive_redis_dying() {
     let mut clients = [Client::ready(a.addr).await, Client::ready(b.addr).await];
     let mut accepted = [0, 0];
     for i in 0..30 {
-        let reply = clients[i % 2].send_mail("a@example.com", &["b@example.net"], &message(&format!("m{i}"))).await;
+        let reply = clients[i % 2]
+            .send_mail(
+                "a@example.com",
+                &["b@example.net"],
+                &message(&format!("m{i}")),
+            )
+            .await;
         match reply.code {
             250 => accepted[i % 2] += 1,
             450 => assert_eq!(reply.status(), Some("4.7.1"), "{reply:?}"),
             _ => panic!("{reply:?}"),
         }
     }
-    assert_eq!(accepted[0] + accepted[1], 10, "one limit for both: {accepted:?}");
-    assert!(accepted[0] > 0 && accepted[1] > 0, "both served: {accepted:?}");
+    assert_eq!(
+        accepted[0] + accepted[1],
+        10,
+        "one limit for both: {accepted:?}"
+    );
+    assert!(
+        accepted[0] > 0 && accepted[1] > 0,
+        "both served: {accepted:?}"
+    );
     assert_eq!(upstream.accepted().len(), 10);
 
     redis.kill();
-    let reply = clients[0].send_mail("a@example.com", &["b@example.net"], &message("down")).await;
-    assert_eq!((reply.code, reply.status()), (451, Some("4.3.0")), "tempfail: {reply:?}");
-    assert_eq!(clients[0].cmd("QUIT").await.code, 221, "the session lives on");
+    let reply = clients[0]
+        .send_mail("a@example.com", &["b@example.net"], &message("down"))
+        .await;
+    assert_eq!(
+        (reply.code, reply.status()),
+        (451, Some("4.3.0")),
+        "tempfail: {reply:?}"
+    );
+    assert_eq!(
+        clients[0].cmd("QUIT").await.code,
+        221,
+        "the session lives on"
+    );
     let mut client = Client::ready(open.addr).await;
-    let reply = client.send_mail("a@example.com", &["b@example.net"], &message("open")).await;
+    let reply = client
+        .send_mail("a@example.com", &["b@example.net"], &message("open"))
+        .await;
     assert_eq!(reply.code, 250, "fail open: {reply:?}");
     upstream.wait_accepted(11).await;
     for spamgate in [&a, &open] {
-        let errors = spamgate.metric("spamgate_state_errors_total{op=\"rate_limit\"}").await;
+        let errors = spamgate
+            .metric("spamgate_state_errors_total{op=\"rate_limit\"}")
+            .await;
         assert!(errors >= 1.0, "state errors counted: {errors}");
     }
 }
@@ -154,7 +196,11 @@ async fn greylist_triplets_are_shared() {
     let mut client = Client::ready(a.addr).await;
     assert_eq!(client.cmd("MAIL FROM:<a@example.com>").await.code, 250);
     let first = client.cmd(rcpt).await;
-    assert_eq!((first.code, first.status()), (450, Some("4.7.1")), "{first:?}");
+    assert_eq!(
+        (first.code, first.status()),
+        (450, Some("4.7.1")),
+        "{first:?}"
+    );
 
     let mut other = Client::ready(b.addr).await;
     assert_eq!(other.cmd("MAIL FROM:<a@example.com>").await.code, 250);
@@ -167,7 +213,10 @@ async fn greylist_triplets_are_shared() {
         assert!(started.elapsed() < Duration::from_secs(20), "never passed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(passed >= Duration::from_secs(1), "passed after the delay only: {passed:?}");
+    assert!(
+        passed >= Duration::from_secs(1),
+        "passed after the delay only: {passed:?}"
+    );
     // Confirmed on B, known on A at once.
     assert_eq!(client.cmd(rcpt).await.code, 250);
     let metric = |result: &str| format!("spamgate_greylist_total{{result=\"{result}\"}}");
@@ -183,7 +232,7 @@ async fn dnsbl_cache_is_shared() {
     let upstream = Recorder::start(Behaviour::default()).await;
     let lists = format!(
         "{}reputation:\n  dnsbl:\n    zones: [{{zone: bl.test, weight: 5}}]\n",
-        dns.yaml("500ms")
+        dns.yaml("2s")
     );
     let a = instance(&upstream, &redis, "fail_open", &lists).await;
     let b = instance(&upstream, &redis, "fail_open", &lists).await;
@@ -197,5 +246,9 @@ async fn dnsbl_cache_is_shared() {
     }
     assert_eq!(a.metric(lookups).await, 1.0, "A asked DNS");
     assert_eq!(b.metric(lookups).await, 0.0, "B found A's answer in Redis");
-    assert_eq!(b.metric("spamgate_dnsbl_hits_total{zone=\"bl.test\"}").await, 1.0);
+    assert_eq!(
+        b.metric("spamgate_dnsbl_hits_total{zone=\"bl.test\"}")
+            .await,
+        1.0
+    );
 }

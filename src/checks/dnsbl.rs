@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use async_trait::async_trait;
 use futures_util::future::join_all;
+use serde::Serialize;
 
 use super::dnslist::{reversed, ListAnswer, ListLookup};
 use super::{Check, CheckContext, CheckError, Outcome, Stage};
@@ -18,13 +19,29 @@ pub struct Dnsbl {
     lookup: ListLookup,
 }
 
-/// The zones that listed the client and the weights they add up to.
-#[derive(Debug, Default, Clone, PartialEq)]
+/// The zones that listed the client and the weights they add up to (kept
+/// in [`super::Facts`] for the log and `spamgate test`).
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
 pub struct DnsblResult {
     pub score: f64,
-    /// (zone, weight, answers), in configuration order.
-    pub listed: Vec<(String, f64, String)>,
-    pub errors: Vec<(String, &'static str)>,
+    /// In configuration order.
+    pub listed: Vec<Listing>,
+    pub errors: Vec<ZoneError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Listing {
+    pub zone: String,
+    pub weight: f64,
+    /// The answers that counted, e.g. `127.0.0.2+127.0.0.4`.
+    pub answers: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ZoneError {
+    pub zone: String,
+    /// `error_answer`, `outside_loopback`, `timeout`, `servfail`, `other`.
+    pub kind: &'static str,
 }
 
 impl DnsblResult {
@@ -32,16 +49,16 @@ impl DnsblResult {
     fn worst_zone(&self) -> Option<&str> {
         self.listed
             .iter()
-            .filter(|(_, w, _)| *w > 0.0)
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(zone, _, _)| zone.as_str())
+            .filter(|l| l.weight > 0.0)
+            .max_by(|a, b| a.weight.total_cmp(&b.weight))
+            .map(|l| l.zone.as_str())
     }
 
     fn summary(&self) -> String {
         let parts: Vec<String> = self
             .listed
             .iter()
-            .map(|(zone, weight, answers)| format!("{zone}={answers} ({weight:+})"))
+            .map(|l| format!("{}={} ({:+})", l.zone, l.answers, l.weight))
             .collect();
         parts.join(", ")
     }
@@ -63,7 +80,11 @@ impl Dnsbl {
             let item = &item;
             async move {
                 let answer = tokio::time::timeout_at(deadline, self.lookup.query(zone, item)).await;
-                (zone, answer.unwrap_or(ListAnswer::Error("timeout")))
+                let answer = answer.unwrap_or_else(|_| {
+                    self.lookup.timed_out(zone);
+                    ListAnswer::Error("timeout")
+                });
+                (zone, answer)
             }
         });
         let mut result = DnsblResult::default();
@@ -77,6 +98,7 @@ impl Dnsbl {
         if result.score < 0.0 {
             ctx.facts.allowlisted = true;
         }
+        ctx.facts.dnsbl = Some(result.clone());
         let zone = result.worst_zone().map(str::to_string);
         match (result.score >= self.config.threshold, zone) {
             (true, Some(zone)) if self.config.reject_at == RejectAt::Connect => {
@@ -100,11 +122,16 @@ fn add(result: &mut DnsblResult, zone: &DnsZone, answer: ListAnswer) {
         ListAnswer::Listed(ips) => {
             let answers: Vec<String> = ips.iter().map(ToString::to_string).collect();
             result.score += zone.weight;
-            result
-                .listed
-                .push((zone.zone.clone(), zone.weight, answers.join("+")));
+            result.listed.push(Listing {
+                zone: zone.zone.clone(),
+                weight: zone.weight,
+                answers: answers.join("+"),
+            });
         }
-        ListAnswer::Error(kind) => result.errors.push((zone.zone.clone(), kind)),
+        ListAnswer::Error(kind) => result.errors.push(ZoneError {
+            zone: zone.zone.clone(),
+            kind,
+        }),
         ListAnswer::NotListed => {}
     }
 }
@@ -139,7 +166,9 @@ impl Check for Dnsbl {
                 Ok(self.judge(ctx, result))
             }
             // Reject at RCPT: the envelope so far is logged with the refusal.
+            // A client that logged in is not refused for its address.
             _ => Ok(match &ctx.facts.dnsbl_listed {
+                Some(_) if ctx.facts.authenticated.is_some() => Vec::new(),
                 Some(zone) => vec![Outcome::Reject {
                     reply: canned::dnsbl_listed(&ctx.client.addr.ip().to_string(), zone),
                     reason: format!("client listed on {zone}"),

@@ -49,7 +49,13 @@ pub struct ListLookup {
 }
 
 impl ListLookup {
-    pub fn new(dns: Dns, state: Arc<SharedState>, metrics: &Metrics, miss_ttl: Duration, max_ttl: Duration) -> Self {
+    pub fn new(
+        dns: Dns,
+        state: Arc<SharedState>,
+        metrics: &Metrics,
+        miss_ttl: Duration,
+        max_ttl: Duration,
+    ) -> Self {
         ListLookup {
             dns,
             state,
@@ -74,6 +80,11 @@ impl ListLookup {
         answer
     }
 
+    /// Counts a lookup cut off by the caller's time budget.
+    pub fn timed_out(&self, zone: &DnsZone) {
+        self.metrics.dnsbl_error(&zone.zone, "timeout");
+    }
+
     async fn raw(&self, name: &str) -> Result<Raw, &'static str> {
         if let Some(cached) = self.state.cached(name).await {
             return Ok(decode(&cached));
@@ -89,7 +100,6 @@ impl ListLookup {
         let started = Instant::now();
         let result = resolver.ipv4_lookup(format!("{name}.")).await;
         self.metrics.dns_lookup("a", started.elapsed());
-        eprintln!("DBGLOOKUP {name} {:?}", result.as_ref().map(|l| l.valid_until()).map_err(|e| e.to_string()));
         match result {
             Ok(lookup) => {
                 let ips = lookup
@@ -100,7 +110,9 @@ impl ListLookup {
                         _ => None,
                     })
                     .collect();
-                let ttl = lookup.valid_until().saturating_duration_since(Instant::now());
+                let ttl = lookup
+                    .valid_until()
+                    .saturating_duration_since(Instant::now());
                 Ok((Raw::Answers(ips), ttl.min(self.max_ttl)))
             }
             Err(error) => self.failed(error),
@@ -111,7 +123,9 @@ impl ListLookup {
         match error {
             NetError::Dns(HickoryDnsError::NoRecordsFound(no)) => match no.response_code {
                 ResponseCode::NXDomain | ResponseCode::NoError => {
-                    let ttl = no.negative_ttl.map_or(self.miss_ttl, |t| Duration::from_secs(t.into()));
+                    let ttl = no
+                        .negative_ttl
+                        .map_or(self.miss_ttl, |t| Duration::from_secs(t.into()));
                     Ok((Raw::NotFound, ttl.min(self.miss_ttl)))
                 }
                 _ => Err("servfail"),
@@ -150,7 +164,11 @@ fn judge(zone: &DnsZone, raw: Raw) -> ListAnswer {
 fn encode(raw: &Raw) -> String {
     match raw {
         Raw::NotFound => String::new(),
-        Raw::Answers(ips) => ips.iter().map(Ipv4Addr::to_string).collect::<Vec<_>>().join(","),
+        Raw::Answers(ips) => ips
+            .iter()
+            .map(Ipv4Addr::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
     }
 }
 
@@ -211,20 +229,48 @@ mod tests {
         let zone = |filter: &[&str]| DnsZone {
             zone: "bl.test".into(),
             weight: 1.0,
-            filter: filter.iter().map(|f| parse_return_range(f).unwrap()).collect(),
+            filter: filter
+                .iter()
+                .map(|f| parse_return_range(f).unwrap())
+                .collect(),
             key: None,
         };
         let ips = |list: &[&str]| Raw::Answers(list.iter().map(|s| s.parse().unwrap()).collect());
-        let listed = |list: &[&str]| ListAnswer::Listed(list.iter().map(|s| s.parse().unwrap()).collect());
+        let listed =
+            |list: &[&str]| ListAnswer::Listed(list.iter().map(|s| s.parse().unwrap()).collect());
         let cases = [
             (zone(&[]), Raw::NotFound, ListAnswer::NotListed),
             (zone(&[]), ips(&["127.0.0.2"]), listed(&["127.0.0.2"])),
-            (zone(&[]), ips(&["127.255.255.254"]), ListAnswer::Error("error_answer")),
-            (zone(&[]), ips(&["127.0.0.2", "127.255.255.252"]), ListAnswer::Error("error_answer")),
-            (zone(&[]), ips(&["10.0.0.1"]), ListAnswer::Error("outside_loopback")),
-            (zone(&["127.0.0.2-11"]), ips(&["127.0.0.4", "127.0.0.20"]), listed(&["127.0.0.4"])),
-            (zone(&["127.0.0.2-11"]), ips(&["127.0.0.20"]), ListAnswer::NotListed),
-            (zone(&["127.0.0.4", "127.0.0.10"]), ips(&["127.0.0.10"]), listed(&["127.0.0.10"])),
+            (
+                zone(&[]),
+                ips(&["127.255.255.254"]),
+                ListAnswer::Error("error_answer"),
+            ),
+            (
+                zone(&[]),
+                ips(&["127.0.0.2", "127.255.255.252"]),
+                ListAnswer::Error("error_answer"),
+            ),
+            (
+                zone(&[]),
+                ips(&["10.0.0.1"]),
+                ListAnswer::Error("outside_loopback"),
+            ),
+            (
+                zone(&["127.0.0.2-11"]),
+                ips(&["127.0.0.4", "127.0.0.20"]),
+                listed(&["127.0.0.4"]),
+            ),
+            (
+                zone(&["127.0.0.2-11"]),
+                ips(&["127.0.0.20"]),
+                ListAnswer::NotListed,
+            ),
+            (
+                zone(&["127.0.0.4", "127.0.0.10"]),
+                ips(&["127.0.0.10"]),
+                listed(&["127.0.0.10"]),
+            ),
         ];
         for (zone, raw, want) in cases {
             assert_eq!(judge(&zone, raw.clone()), want, "{raw:?} {:?}", zone.filter);
@@ -233,7 +279,13 @@ mod tests {
 
     #[test]
     fn cache_encoding_round_trips() {
-        for raw in [Raw::NotFound, Raw::Answers(vec![Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 4)])] {
+        for raw in [
+            Raw::NotFound,
+            Raw::Answers(vec![
+                Ipv4Addr::new(127, 0, 0, 2),
+                Ipv4Addr::new(127, 0, 0, 4),
+            ]),
+        ] {
             assert_eq!(decode(&encode(&raw)), raw);
         }
     }

@@ -63,16 +63,25 @@ impl DomainLists {
 
     /// The names to judge at this stage, and the zones that judge them.
     fn items(&self, ctx: &CheckContext<'_>) -> (Vec<String>, Vec<&DomainZone>, &'static str) {
-        let zones = |pick: fn(&DomainZone) -> bool| self.config.zones.iter().filter(|z| pick(z)).collect();
+        let zones =
+            |pick: fn(&DomainZone) -> bool| self.config.zones.iter().filter(|z| pick(z)).collect();
         match ctx.stage {
             Stage::Helo => {
                 let helo = ctx.client.helo.as_deref().map(str::to_ascii_lowercase);
                 let helo = helo.filter(|h| h.contains('.') && is_hostname(h));
-                (helo.into_iter().collect(), zones(|z| z.targets.helo), "HELO name")
+                (
+                    helo.into_iter().collect(),
+                    zones(|z| z.targets.helo),
+                    "HELO name",
+                )
             }
             Stage::Mail => {
                 let domain = ctx.envelope.and_then(|e| domain_of(&e.mail_from));
-                (domain.into_iter().collect(), zones(|z| z.targets.sender), "sender domain")
+                (
+                    domain.into_iter().collect(),
+                    zones(|z| z.targets.sender),
+                    "sender domain",
+                )
             }
             _ => {
                 let max = self.config.max_body_domains;
@@ -92,7 +101,11 @@ impl DomainLists {
     }
 
     /// Every zone's listed items, within the time budget.
-    pub async fn ask(&self, zones: &[&DomainZone], items: &[String]) -> Vec<(DomainZone, Vec<String>)> {
+    pub async fn ask(
+        &self,
+        zones: &[&DomainZone],
+        items: &[String],
+    ) -> Vec<(DomainZone, Vec<String>)> {
         let deadline = tokio::time::Instant::now() + self.config.timeout;
         let asks = zones.iter().map(|zone| async move {
             let listed = tokio::time::timeout_at(deadline, self.ask_zone(zone, items)).await;
@@ -161,8 +174,14 @@ mod tests {
             "--b--\r\n",
         );
         let found = link_domains(message.as_bytes(), 10);
-        assert_eq!(found, vec!["spam-site.example", "other.example", "hidden.example"]);
-        assert_eq!(link_domains(message.as_bytes(), 1), vec!["spam-site.example"]);
+        assert_eq!(
+            found,
+            vec!["spam-site.example", "other.example", "hidden.example"]
+        );
+        assert_eq!(
+            link_domains(message.as_bytes(), 1),
+            vec!["spam-site.example"]
+        );
     }
 
     #[test]

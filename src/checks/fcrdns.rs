@@ -89,7 +89,10 @@ impl Check for Fcrdns {
             }],
             ReverseDns::Mismatch(names) => vec![Outcome::AddScore {
                 score: self.config.mismatch_score,
-                reason: format!("reverse DNS of {ip} ({}) does not resolve back", names.join(" ")),
+                reason: format!(
+                    "reverse DNS of {ip} ({}) does not resolve back",
+                    names.join(" ")
+                ),
             }],
             ReverseDns::Unknown => Vec::new(),
         })

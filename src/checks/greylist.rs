@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::auth::{AuthResult, SpfIdentity};
 use super::rate_limit::network;
 use super::{Check, CheckContext, CheckError, Facts, Outcome, Stage};
 use crate::config::reputation::GreylistConfig;
@@ -24,13 +25,15 @@ pub struct Greylist {
     metrics: Metrics,
 }
 
-/// The hook for sender authentication: a sender whose SPF or DKIM passes
-/// aligned with its domain is not greylisted. Facts only known after DATA
-/// (DKIM) cannot help here; SPF, judged at MAIL, can once the
-/// authentication checks record it in [`Facts`].
+/// The hook for sender authentication: a sender that proved itself is
+/// not greylisted. At RCPT only SPF is known (DKIM and the From domain it
+/// aligns with come with DATA), so an SPF pass for the MAIL FROM domain
+/// is what counts; a client that logged in (submission) counts too.
 pub fn sender_authenticated(facts: &Facts) -> bool {
-    let _ = facts;
-    false
+    let spf = facts.auth.spf.as_ref();
+    let spf_pass =
+        spf.is_some_and(|s| s.result == AuthResult::Pass && s.identity == SpfIdentity::MailFrom);
+    spf_pass || facts.authenticated.is_some()
 }
 
 impl Greylist {

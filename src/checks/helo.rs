@@ -29,7 +29,11 @@ impl HeloChecks {
         HeloChecks {
             config: config.clone(),
             hostname: hostname.to_ascii_lowercase(),
-            listen: listen.iter().map(|a| a.ip()).filter(|ip| !ip.is_unspecified()).collect(),
+            listen: listen
+                .iter()
+                .map(|a| a.ip())
+                .filter(|ip| !ip.is_unspecified())
+                .collect(),
         }
     }
 
@@ -74,8 +78,13 @@ impl HeloChecks {
     fn score(&self, flaw: HeloFlaw) -> (f64, &'static str) {
         let c = &self.config;
         match flaw {
-            HeloFlaw::Invalid => (c.invalid_score, "HELO name is not a host name or address literal"),
-            HeloFlaw::LiteralMismatch => (c.literal_mismatch_score, "HELO address is not the client's"),
+            HeloFlaw::Invalid => (
+                c.invalid_score,
+                "HELO name is not a host name or address literal",
+            ),
+            HeloFlaw::LiteralMismatch => {
+                (c.literal_mismatch_score, "HELO address is not the client's")
+            }
             HeloFlaw::OurName => (c.our_name_score, "HELO claims to be us"),
             HeloFlaw::NotFqdn => (c.not_fqdn_score, "HELO name is not fully qualified"),
         }

@@ -83,6 +83,10 @@ pub struct Facts {
     /// The DNS list that put the client over the threshold, when the
     /// refusal waits for RCPT so that the envelope is logged.
     pub dnsbl_listed: Option<String>,
+    /// What the DNS lists said about the client; `None` when not asked.
+    pub dnsbl: Option<dnsbl::DnsblResult>,
+    /// The rate limits counted so far, in order.
+    pub rate_limits: Vec<rate_limit::LimitFact>,
     /// SPF, DKIM, ARC and DMARC results (see [`auth::AuthFacts`]).
     pub auth: auth::AuthFacts,
     /// The score so far: what every check that ran before added (rules

@@ -10,13 +10,24 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ipnet::IpNet;
+use serde::Serialize;
 
-use super::{Check, CheckContext, CheckError, Outcome, Stage};
+use super::{Check, CheckContext, CheckError, Facts, Outcome, Stage};
 use crate::config::reputation::{Counted, LimitKey, RateLimit, RateLimitsConfig};
 use crate::config::state::OnFailure;
 use crate::metrics::Metrics;
 use crate::smtp::reply::canned;
 use crate::state::SharedState;
+
+/// One limit counted for this session (kept in [`super::Facts`] for the
+/// log and `spamgate test`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LimitFact {
+    pub name: String,
+    pub key: String,
+    /// `allowed`, `limited`, or `error` (the state backend failed).
+    pub result: &'static str,
+}
 
 pub struct RateLimits {
     config: RateLimitsConfig,
@@ -66,17 +77,41 @@ impl RateLimits {
     fn key(&self, limit: &RateLimit, ctx: &CheckContext<'_>) -> Option<String> {
         let ip = ctx.client.addr.ip();
         let sender = ctx.envelope.map(|e| e.mail_from.as_str()).unwrap_or("");
+        if let (Some(user), LimitKey::Ip | LimitKey::Network) =
+            (&ctx.facts.authenticated, limit.key)
+        {
+            // A logged-in user may move between addresses: limit the user.
+            return Some(format!("user:{user}"));
+        }
         match limit.key {
             LimitKey::Ip => Some(network(ip, 32, 128).addr().to_string()),
-            LimitKey::Network => Some(network(ip, self.config.ipv4_prefix, self.config.ipv6_prefix).to_string()),
+            LimitKey::Network => {
+                Some(network(ip, self.config.ipv4_prefix, self.config.ipv6_prefix).to_string())
+            }
             LimitKey::Sender => (!sender.is_empty()).then(|| sender.to_ascii_lowercase()),
             LimitKey::SenderDomain => domain_of(sender),
             LimitKey::Recipient => ctx.rcpt.map(str::to_ascii_lowercase),
         }
     }
 
-    async fn count(&self, index: usize, limit: &RateLimit, key: &str) -> Option<Outcome> {
-        match self.state.allow(index, limit, key).await {
+    async fn count(
+        &self,
+        index: usize,
+        limit: &RateLimit,
+        key: &str,
+        facts: &mut Facts,
+    ) -> Option<Outcome> {
+        let result = self.state.allow(index, limit, key).await;
+        facts.rate_limits.push(LimitFact {
+            name: limit.name.clone(),
+            key: key.to_string(),
+            result: match result {
+                Ok(true) => "allowed",
+                Ok(false) => "limited",
+                Err(_) => "error",
+            },
+        });
+        match result {
             Ok(true) => None,
             Ok(false) => {
                 self.metrics.ratelimit_hit(&limit.name);
@@ -117,7 +152,7 @@ impl Check for RateLimits {
             let Some(key) = self.key(limit, ctx) else {
                 continue;
             };
-            if let Some(outcome) = self.count(index, limit, &key).await {
+            if let Some(outcome) = self.count(index, limit, &key, ctx.facts).await {
                 return Ok(vec![outcome]);
             }
         }
@@ -139,7 +174,12 @@ mod tests {
         for (ip, want) in cases {
             assert_eq!(network(ip.parse().unwrap(), 24, 64).to_string(), want);
         }
-        assert_eq!(network("192.0.2.77".parse().unwrap(), 32, 128).addr().to_string(), "192.0.2.77");
+        assert_eq!(
+            network("192.0.2.77".parse().unwrap(), 32, 128)
+                .addr()
+                .to_string(),
+            "192.0.2.77"
+        );
     }
 
     #[test]

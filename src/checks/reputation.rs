@@ -18,17 +18,30 @@ use crate::metrics::Metrics;
 use crate::state::{SharedState, StateError};
 
 /// In pipeline order: limits before lookups, so a flood costs no DNS.
-pub fn checks(config: &Config, dns: &Dns, metrics: &Metrics) -> Result<Vec<Arc<dyn Check>>, StateError> {
+pub fn checks(
+    config: &Config,
+    dns: &Dns,
+    metrics: &Metrics,
+) -> Result<Vec<Arc<dyn Check>>, StateError> {
     let state = Arc::new(SharedState::new(config, metrics)?);
     Ok(with_state(config, dns, metrics, state))
 }
 
 /// Like [`checks`], on a state the caller made (the benchmark warms its cache).
-pub fn with_state(config: &Config, dns: &Dns, metrics: &Metrics, state: Arc<SharedState>) -> Vec<Arc<dyn Check>> {
+pub fn with_state(
+    config: &Config,
+    dns: &Dns,
+    metrics: &Metrics,
+    state: Arc<SharedState>,
+) -> Vec<Arc<dyn Check>> {
     let rep = &config.reputation;
     let mut checks: Vec<Arc<dyn Check>> = Vec::new();
     if !rep.rate_limits.limits.is_empty() {
-        checks.push(Arc::new(RateLimits::new(&rep.rate_limits, state.clone(), metrics)));
+        checks.push(Arc::new(RateLimits::new(
+            &rep.rate_limits,
+            state.clone(),
+            metrics,
+        )));
     }
     let d = &rep.dnsbl;
     let lookup = ListLookup::new(dns.clone(), state.clone(), metrics, d.miss_ttl, d.max_ttl);
@@ -39,7 +52,11 @@ pub fn with_state(config: &Config, dns: &Dns, metrics: &Metrics, state: Arc<Shar
         checks.push(Arc::new(Fcrdns::new(&rep.fcrdns, dns.clone())));
     }
     if rep.helo.enabled {
-        checks.push(Arc::new(HeloChecks::new(&rep.helo, &config.hostname, &config.listen)));
+        checks.push(Arc::new(HeloChecks::new(
+            &rep.helo,
+            &config.hostname,
+            &config.listen,
+        )));
     }
     if !rep.domain_lists.zones.is_empty() {
         checks.push(Arc::new(DomainLists::new(&rep.domain_lists, lookup)));

@@ -502,8 +502,17 @@ fn rate_limits(v: &mut Validator, raw: &RawRateLimits) -> RateLimitsConfig {
         let Some(limit) = rate_limit(v, r) else {
             continue;
         };
-        if let Some(n) = r.value.name.as_ref().filter(|_| limits.iter().any(|l| l.name == limit.name)) {
-            v.error_at(n.referenced, "reputation.rate_limits.limits", "duplicate name");
+        if let Some(n) = r
+            .value
+            .name
+            .as_ref()
+            .filter(|_| limits.iter().any(|l| l.name == limit.name))
+        {
+            v.error_at(
+                n.referenced,
+                "reputation.rate_limits.limits",
+                "duplicate name",
+            );
         }
         limits.push(limit);
     }
@@ -543,17 +552,40 @@ fn rate_limit(v: &mut Validator, spanned: &S<RawRateLimit>) -> Option<RateLimit>
         return None;
     };
     if !valid_limit_name(&name.value) {
-        v.error_at(name.referenced, k, "name must be lowercase letters, digits, '_'");
+        v.error_at(
+            name.referenced,
+            k,
+            "name must be lowercase letters, digits, '_'",
+        );
     }
-    let key = v.choice(&format!("{k}.key"), raw.key.as_ref(), &LIMIT_KEYS, LimitKey::Ip);
-    let count = v.choice(&format!("{k}.count"), raw.count.as_ref(), &COUNTED, Counted::Messages);
+    let key = v.choice(
+        &format!("{k}.key"),
+        raw.key.as_ref(),
+        &LIMIT_KEYS,
+        LimitKey::Ip,
+    );
+    let count = v.choice(
+        &format!("{k}.count"),
+        raw.count.as_ref(),
+        &COUNTED,
+        Counted::Messages,
+    );
     check_combination(v, raw, key, count);
     let (events, per) = parse_rate(&rate.value).or_else(|| {
-        v.error_at(rate.referenced, k, "rate must look like 10/1m, 100/h or 5/s");
+        v.error_at(
+            rate.referenced,
+            k,
+            "rate must look like 10/1m, 100/h or 5/s",
+        );
         None
     })?;
     let default_burst = u64::from(events);
-    let burst = v.number(&format!("{k}.burst"), raw.burst.as_ref(), default_burst, (1, 1_000_000));
+    let burst = v.number(
+        &format!("{k}.burst"),
+        raw.burst.as_ref(),
+        default_burst,
+        (1, 1_000_000),
+    );
     Some(RateLimit {
         name: name.value.clone(),
         key,
@@ -595,7 +627,11 @@ fn reply_code(v: &mut Validator, raw: &RawRateLimit, count: Counted) -> u16 {
         None => default,
         Some(r) if r.value == 421 || r.value == 450 => r.value as u16,
         Some(r) => {
-            v.error_at(r.referenced, "reputation.rate_limits.limits.reply", "must be 421 or 450");
+            v.error_at(
+                r.referenced,
+                "reputation.rate_limits.limits.reply",
+                "must be 421 or 450",
+            );
             default
         }
     }
@@ -619,7 +655,11 @@ fn greylist(v: &mut Validator, raw: &RawGreylist) -> GreylistConfig {
     GreylistConfig {
         enabled: raw.enabled.unwrap_or(false),
         delay: v.duration(&k("delay"), raw.delay.as_ref(), d.delay),
-        retry_window: v.duration(&k("retry_window"), raw.retry_window.as_ref(), d.retry_window),
+        retry_window: v.duration(
+            &k("retry_window"),
+            raw.retry_window.as_ref(),
+            d.retry_window,
+        ),
         expiry: v.duration(&k("expiry"), raw.expiry.as_ref(), d.expiry),
         ipv4_prefix: v.number(&k("ipv4_prefix"), raw.ipv4_prefix.as_ref(), 24, (8, 32)) as u8,
         ipv6_prefix: v.number(&k("ipv6_prefix"), raw.ipv6_prefix.as_ref(), 64, (16, 128)) as u8,

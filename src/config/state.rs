@@ -60,7 +60,12 @@ enum Backend {
 
 pub(super) fn validate(v: &mut Validator, raw: &RawState) -> StateConfig {
     let choices = [("memory", Backend::Memory), ("redis", Backend::Redis)];
-    let backend = v.choice("state.backend", raw.backend.as_ref(), &choices, Backend::Memory);
+    let backend = v.choice(
+        "state.backend",
+        raw.backend.as_ref(),
+        &choices,
+        Backend::Memory,
+    );
     let redis = redis(v, &raw.redis);
     match backend {
         Backend::Memory => StateConfig::Memory,
@@ -72,18 +77,26 @@ fn redis(v: &mut Validator, raw: &RawRedis) -> RedisConfig {
     let url = raw
         .url
         .as_ref()
-        .map_or("redis://127.0.0.1:6379/".to_string(), |u| u.value.trim().to_string());
+        .map_or("redis://127.0.0.1:6379/".to_string(), |u| {
+            u.value.trim().to_string()
+        });
     if let Some(u) = raw.url.as_ref().filter(|_| !valid_url(&url)) {
         let message = format!("'{url}' is not a redis:// or rediss:// URL");
         v.error_at(u.referenced, "state.redis.url", message);
     }
-    let choices = [("fail_open", OnFailure::FailOpen), ("tempfail", OnFailure::Tempfail)];
+    let choices = [
+        ("fail_open", OnFailure::FailOpen),
+        ("tempfail", OnFailure::Tempfail),
+    ];
     let d = |v: &mut Validator, key: &str, raw: &Option<S<String>>, ms: u64| {
         v.duration(key, raw.as_ref(), Duration::from_millis(ms))
     };
     RedisConfig {
         url,
-        prefix: raw.prefix.as_ref().map_or("spamgate:".to_string(), |p| p.value.clone()),
+        prefix: raw
+            .prefix
+            .as_ref()
+            .map_or("spamgate:".to_string(), |p| p.value.clone()),
         connect_timeout: d(v, "state.redis.connect_timeout", &raw.connect_timeout, 1000),
         command_timeout: d(v, "state.redis.command_timeout", &raw.command_timeout, 500),
         on_failure: v.choice(

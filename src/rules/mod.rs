@@ -83,6 +83,9 @@ pub struct RuleSet {
     /// The global `rules.mode: monitor`.
     monitor: bool,
     files: Vec<PathBuf>,
+    /// The files as they were just before they were read: the watcher's
+    /// starting point, so an edit made during startup is not missed.
+    fingerprint: files::Fingerprint,
 }
 
 impl fmt::Debug for RuleSet {
@@ -130,6 +133,7 @@ pub struct RuleHit {
 impl RuleSet {
     /// Loads every configured file; all problems are returned at once.
     pub fn load(config: &RulesConfig) -> Result<RuleSet, RuleErrors> {
+        let fingerprint = files::fingerprint(&config.files);
         let mut errors = Vec::new();
         let files = files::resolve(&config.files, &mut errors);
         let mut tables: [AtomTable; 5] = Default::default();
@@ -143,6 +147,7 @@ impl RuleSet {
             stages,
             monitor: config.mode == RuleMode::Monitor,
             files,
+            fingerprint,
         })
     }
 
@@ -160,6 +165,10 @@ impl RuleSet {
 
     pub fn files(&self) -> &[PathBuf] {
         &self.files
+    }
+
+    pub fn fingerprint(&self) -> &files::Fingerprint {
+        &self.fingerprint
     }
 
     /// True if any rule runs at `stage`.

@@ -92,7 +92,7 @@ pub async fn watch(handle: RulesHandle, mut trigger: watch::Receiver<u64>, stop:
     let config = handle.config.clone();
     let mut tick = tokio::time::interval(config.watch_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut seen = fingerprint(&config.files);
+    let mut seen = handle.current().fingerprint().clone();
     let mut pending: Option<Fingerprint> = None;
     let mut signals = true;
     loop {

@@ -41,6 +41,8 @@ pub struct ReplayOptions {
     pub network: bool,
     /// Show a progress line on stderr (`None`: when stderr is a terminal).
     pub progress: Option<bool>,
+    /// Print every message that was tagged or refused, with its rules.
+    pub list: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +126,11 @@ pub async fn replay(config: &Config, options: &ReplayOptions) -> Result<Report, 
             for file in message_files(path).map_err(|e| ReplayError::Read(path.clone(), e))? {
                 for message in read_messages(&file).map_err(|e| ReplayError::Read(file.clone(), e))? {
                     let input = test_input(message);
-                    report.add(label, &judge(&pipeline, config, &input).await);
+                    let judged = judge(&pipeline, config, &input).await;
+                    if options.list && judged.verdict != "accept" {
+                        println!("{}", flagged_line(&file, label, &judged));
+                    }
+                    report.add(label, &judged);
                     progress.tick(report.messages);
                 }
             }
@@ -132,6 +138,23 @@ pub async fn replay(config: &Config, options: &ReplayOptions) -> Result<Report, 
     }
     progress.done(report.messages);
     Ok(report)
+}
+
+/// `FILE  LABEL  VERDICT  SCORE  RULE,RULE,...` for `--list`.
+fn flagged_line(file: &Path, label: Label, judged: &TestReport) -> String {
+    let label = match label {
+        Label::Unlabelled => "-",
+        Label::Spam => "spam",
+        Label::Ham => "ham",
+    };
+    let rules: Vec<&str> = judged.rules.iter().map(|r| r.name.as_str()).collect();
+    format!(
+        "{}\t{label}\t{}\t{:.1}\t{}",
+        file.display(),
+        judged.verdict,
+        judged.score,
+        rules.join(",")
+    )
 }
 
 fn pipeline(config: &Config, network: bool) -> Result<Pipeline, ReplayError> {

@@ -75,10 +75,9 @@ impl BoundedStore {
     /// Drops the entries whose arrival time is below the mean: roughly the
     /// older half, in two passes and no allocation.
     fn evict_older_half(&self) {
-        let (sum, count) = self
-            .map
-            .iter()
-            .fold((0u128, 0u128), |(s, c), e| (s + u128::from(*e.value()), c + 1));
+        let (sum, count) = self.map.iter().fold((0u128, 0u128), |(s, c), e| {
+            (s + u128::from(*e.value()), c + 1)
+        });
         if count == 0 {
             return;
         }

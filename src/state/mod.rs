@@ -85,7 +85,9 @@ impl SharedState {
         let rep = &config.reputation;
         let (backend, on_failure) = match &config.state {
             StateConfig::Memory => (memory_backend(config), OnFailure::FailOpen),
-            StateConfig::Redis(redis) => (Backend::Redis(RedisState::new(redis)?), redis.on_failure),
+            StateConfig::Redis(redis) => {
+                (Backend::Redis(RedisState::new(redis)?), redis.on_failure)
+            }
         };
         Ok(SharedState {
             backend,
@@ -106,17 +108,28 @@ impl SharedState {
     }
 
     /// Counts one event of the limit at `index` (its place in the config).
-    pub async fn allow(&self, index: usize, limit: &RateLimit, key: &str) -> Result<bool, StateError> {
+    pub async fn allow(
+        &self,
+        index: usize,
+        limit: &RateLimit,
+        key: &str,
+    ) -> Result<bool, StateError> {
         let result = match &self.backend {
             Backend::Memory { limits, .. } => Ok(limits.get(index).is_none_or(|l| l.allow(key))),
-            Backend::Redis(redis) => redis.allow(&limit.name, key, limit.period, limit.burst).await,
+            Backend::Redis(redis) => {
+                redis
+                    .allow(&limit.name, key, limit.period, limit.burst)
+                    .await
+            }
         };
         self.observe("rate_limit", result)
     }
 
     pub async fn greylist(&self, triplet: &str) -> Result<GreyResult, StateError> {
         let result = match &self.backend {
-            Backend::Memory { greylist, .. } => Ok(greylist.attempt(triplet, now_ms(), self.greylist)),
+            Backend::Memory { greylist, .. } => {
+                Ok(greylist.attempt(triplet, now_ms(), self.greylist))
+            }
             Backend::Redis(redis) => redis.greylist(triplet, self.greylist).await,
         };
         self.observe("greylist", result)
@@ -130,7 +143,9 @@ impl SharedState {
         let Backend::Redis(redis) = &self.backend else {
             return None;
         };
-        let value = self.observe("cache_get", redis.cache_get(key).await).ok()??;
+        let value = self
+            .observe("cache_get", redis.cache_get(key).await)
+            .ok()??;
         // The remaining TTL is not known here; keep it briefly in memory.
         self.cache.put(key, &value, Duration::from_secs(10));
         Some(value)
@@ -166,7 +181,11 @@ impl SharedState {
 fn memory_backend(config: &Config) -> Backend {
     let rl = &config.reputation.rate_limits;
     Backend::Memory {
-        limits: rl.limits.iter().map(|l| KeyedLimiter::new(l, rl.max_keys)).collect(),
+        limits: rl
+            .limits
+            .iter()
+            .map(|l| KeyedLimiter::new(l, rl.max_keys))
+            .collect(),
         greylist: MemoryGreylist::new(config.reputation.greylist.max_entries),
     }
 }

@@ -94,7 +94,9 @@ impl RedisState {
     ) -> Result<GreyResult, StateError> {
         let mut conn = self.connection()?;
         let mut call = self.greylist.key(self.key("gl", triplet));
-        call.arg(times.delay).arg(times.retry_window).arg(times.expiry);
+        call.arg(times.delay)
+            .arg(times.retry_window)
+            .arg(times.expiry);
         let code: i64 = self.bounded(call.invoke_async(&mut conn)).await?;
         Ok(match code {
             0 => GreyResult::New,

@@ -191,7 +191,11 @@ impl Upstream {
         Ok(())
     }
 
-    /// Each XCLIENT line restarts the upstream session (220), so EHLO again.
+    /// Each XCLIENT line restarts the upstream session (220), so EHLO again,
+    /// and with the client's own HELO name: Postfix takes the name from
+    /// the EHLO that follows XCLIENT, overriding XCLIENT's HELO attribute
+    /// (nginx's mail proxy does the same). A name the upstream refuses
+    /// falls back to ours.
     async fn xclient(
         &mut self,
         client: &ClientIdentity,
@@ -199,12 +203,21 @@ impl Upstream {
         helo: &str,
     ) -> Result<(), UpstreamError> {
         for line in xclient::commands(client, offered) {
+            // Postfix answers 220 (a new greeting); older servers and
+            // smtp-sink answer 250. Both accepted the attributes.
             let reply = self.command(Phase::Xclient, &line).await?;
-            if reply.code != 220 {
+            if !(200..300).contains(&reply.code) {
                 return Err(UpstreamError::Refused(Phase::Xclient, reply));
             }
         }
-        self.ehlo(helo).await
+        let client_helo = client.helo.as_deref().filter(|h| is_safe_helo(h));
+        match client_helo {
+            Some(name) => match self.ehlo(name).await {
+                Err(UpstreamError::Refused(..)) => self.ehlo(helo).await,
+                other => other,
+            },
+            None => self.ehlo(helo).await,
+        }
     }
 
     /// Relays MAIL FROM; the caller passes the reply on to the client.
@@ -296,6 +309,11 @@ impl Upstream {
             Err(_) => Err(UpstreamError::Timeout(phase)),
         }
     }
+}
+
+/// A HELO name we can repeat in a command line: printable ASCII, one word.
+fn is_safe_helo(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 255 && name.bytes().all(|b| b.is_ascii_graphic())
 }
 
 async fn open(address: &str, limit: Duration) -> Result<TcpStream, UpstreamError> {
