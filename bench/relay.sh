@@ -2,7 +2,8 @@
 # Relay benchmark: Postfix's smtp-source sends to smtp-sink directly, then
 # through spamgate (release build, no checks, XCLIENT off), for each message
 # size and number of parallel sessions; prints msgs/s for both, their ratio
-# and spamgate's peak RSS (VmHWM, one fresh spamgate per measurement).
+# spamgate's peak RSS (VmHWM, one fresh spamgate per measurement) and the
+# CPU time spamgate spent per message (steady whatever else the machine runs).
 #
 #   bench/relay.sh                 # 20,000 messages per measurement
 #   QUICK=1 bench/relay.sh         # 1,000 messages: a smoke run
@@ -155,13 +156,18 @@ direct_rate() {
     stop "$SINK_PID"
 }
 
-# Sets RATE and RSS (spamgate's peak resident set, kB).
+# Sets RATE, RSS (spamgate's peak resident set, kB) and CPU (spamgate's
+# user+system CPU time per message, µs: unlike msgs/s, it does not depend
+# on what else the machine runs).
 spamgate_rate() {
     start_sink
     start_spamgate
     measure "$GATE_PORT" "$1" "$2"
     check_delivered
     RSS=$(awk '/^VmHWM:/ { print $2 }' "/proc/$GATE_PID/status")
+    # Fields 14 and 15 of /proc/PID/stat: user and system time, in ticks.
+    CPU=$(awk -v hz="$(getconf CLK_TCK)" -v n="$MESSAGES" \
+        '{ printf "%.0f", ($14 + $15) * 1000000 / hz / n }' "/proc/$GATE_PID/stat")
     stop "$GATE_PID"
     stop "$SINK_PID"
 }
@@ -185,12 +191,13 @@ for size in $SIZES; do
         through=$RATE
         rss=$RSS
         ratio=$(awk -v a="$through" -v b="$direct" 'BEGIN { printf "%.1f%%", 100 * a / b }')
-        ROWS+=("$(printf '%-9s %8s %14s %16s %8s %12s' \
-            "$((size / 1024)) KB" "$sessions" "$direct" "$through" "$ratio" "$((rss / 1024)) MB")")
+        ROWS+=("$(printf '%-9s %8s %14s %16s %8s %12s %18s' "$((size / 1024)) KB" "$sessions" \
+            "$direct" "$through" "$ratio" "$((rss / 1024)) MB" "$CPU")")
         log "${ROWS[-1]}"
     done
 done
 
 echo
-printf '%-9s %8s %14s %16s %8s %12s\n' size sessions "direct msg/s" "spamgate msg/s" ratio "peak RSS"
+printf '%-9s %8s %14s %16s %8s %12s %18s\n' size sessions "direct msg/s" "spamgate msg/s" ratio \
+    "peak RSS" "spamgate CPU µs/msg"
 printf '%s\n' "${ROWS[@]}"

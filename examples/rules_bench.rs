@@ -41,21 +41,33 @@ fn rule(i: usize) -> String {
     format!("  - {{name: r{i}, stage: data, condition: {condition}, action: {{score: 0.5}}}}\n")
 }
 
+/// Ordinary words for the filler text: real mail is mostly words no rule
+/// is about.
+const FILLER: [&str; 40] = [
+    "the", "meeting", "report", "please", "find", "attached", "regards", "thanks", "project",
+    "schedule", "we", "will", "review", "next", "week", "budget", "team", "update", "and", "for",
+    "with", "this", "that", "customer", "order", "delivery", "invoice", "tomorrow", "question",
+    "about", "Grüße", "you", "can", "call", "me", "at", "office", "from", "our", "new",
+];
+
+/// 100 KB of filler with a rule's phrase every 500 words, so the
+/// prefilter finds candidates and some rules match.
 fn message() -> Vec<u8> {
     let mut body = String::new();
-    let mut n = 0;
+    let mut n: usize = 0;
     while body.len() < MESSAGE_SIZE {
-        // Mostly ordinary words; every 50th is a rule word, so the
-        // prefilter finds candidates and some rules match.
-        let w = if n % 50 == 0 { word(n * 37 % 10_000) } else { word(1_000_000 + n % 5000) };
-        body.push_str(&w);
+        if n % 500 == 499 {
+            let i = (n * 37) % 10_000 / 10 * 10;
+            body.push_str(&format!("{} {} ", word(i), word(i + 7919)));
+        }
+        body.push_str(FILLER[(n * 7 + n / 40) % FILLER.len()]);
         body.push(if n % 12 == 11 { '\n' } else { ' ' });
         n += 1;
     }
     let body = body.replace('\n', "\r\n");
     format!(
         "From: Sender <s@example.com>\r\nTo: r@example.net\r\nSubject: {} offer {}\r\nDate: Fri, 27 Nov 2026 05:00:00 +0000\r\nMessage-ID: <bench@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}",
-        word(3), word(3 + 7919)
+        word(6), word(6 + 7919)
     )
     .into_bytes()
 }
@@ -98,10 +110,12 @@ fn bench(count: usize, message: &[u8], seconds: f64) {
         messages += 1;
     }
     let rate = messages as f64 / started.elapsed().as_secs_f64();
+    let used = rss_kib().saturating_sub(before);
     println!(
-        "{count:>6} rules: load {:>7.1} ms, memory +{:>6.1} MiB, {rate:>7.0} msgs/s on one core ({hits} hits per message)",
+        "{count:>6} rules: load {:>7.1} ms, memory +{:>6.1} MiB loaded, +{:>6.1} MiB in use, {rate:>7.0} msgs/s on one core ({hits} hits per message)",
         load.as_secs_f64() * 1000.0,
         memory as f64 / 1024.0,
+        used as f64 / 1024.0,
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2,6 +2,10 @@
 //!
 //! Label values come from closed sets only (verdicts, stages, check names,
 //! error kinds): never addresses or IPs, so cardinality stays bounded.
+//! Counters are registered without `_total` (the exposition adds it),
+//! durations are histograms in seconds. Every family is declared in the
+//! exposition from the start, samples or not. `docs/metrics.md` lists them
+//! all; `tests/prometheus.rs` checks that it does.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -349,7 +353,9 @@ impl Metrics {
             let _ = self.upstream_errors.get_or_create(&KindLabel { kind });
         }
         for result in ["ok", "error"] {
-            let _ = self.upstream_connections.get_or_create(&ResultLabel { result });
+            let _ = self
+                .upstream_connections
+                .get_or_create(&ResultLabel { result });
         }
         for result in ["success", "failure"] {
             let _ = self.smtp_auth.get_or_create(&ResultLabel { result });
@@ -357,8 +363,7 @@ impl Metrics {
         for result in ["ok", "error"] {
             let _ = self.rules_reloads.get_or_create(&ResultLabel { result });
         }
-        let proxy = ["proxied", "local", "unknown", "untrusted", "invalid", "timeout", "closed"];
-        for result in proxy {
+        for result in crate::proxy_protocol::RESULTS {
             let _ = self.proxy_headers.get_or_create(&ResultLabel { result });
         }
     }

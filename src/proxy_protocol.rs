@@ -24,6 +24,19 @@ const V2_FIXED: usize = 16;
 /// while keeping a misbehaving peer from making us buffer 64 KiB.
 const V2_MAX_PAYLOAD: usize = 1024;
 
+/// Every value of the `result` label of `spamgate_proxy_headers_total`:
+/// [`Header::label`], [`ProxyError::label`], and `untrusted` (decided
+/// before any header is read).
+pub const RESULTS: [&str; 7] = [
+    "proxied",
+    "local",
+    "unknown",
+    "untrusted",
+    "invalid",
+    "timeout",
+    "closed",
+];
+
 /// What the load balancer told us about the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Header {
@@ -174,7 +187,9 @@ fn v1_port(text: &str) -> Result<u16, ParseError> {
     let digits = !text.is_empty() && text.len() <= 5 && text.bytes().all(|b| b.is_ascii_digit());
     let leading_zero = text.len() > 1 && text.starts_with('0');
     match (digits, leading_zero) {
-        (true, false) => text.parse().map_err(|_| ParseError::V1("port out of range")),
+        (true, false) => text
+            .parse()
+            .map_err(|_| ParseError::V1("port out of range")),
         _ => Err(ParseError::V1("bad port")),
     }
 }
@@ -216,7 +231,9 @@ fn v2_addresses(family: u8, transport: u8, block: &[u8]) -> Result<Header, Parse
         return Err(ParseError::V2("not a stream (TCP) connection"));
     }
     if block.len() < needed {
-        return Err(ParseError::V2("address block shorter than its family needs"));
+        return Err(ParseError::V2(
+            "address block shorter than its family needs",
+        ));
     }
     let half = (needed - 4) / 2;
     let ip = |bytes: &[u8]| -> IpAddr {

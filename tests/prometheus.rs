@@ -29,8 +29,10 @@ const NO_SAMPLES_HERE: &[(&str, &str)] = &[
         "spamgate_config_reload_duration_seconds",
         "observed by configuration reloads; the in-process servers only reload rules",
     ),
-    ("spamgate_state_errors_total", "the in-memory state backend cannot fail"),
-    ("spamgate_smtp_auth_total", "no submission listener here; covered by the submission tests"),
+    (
+        "spamgate_smtp_auth_total",
+        "no submission listener here; covered by the submission tests",
+    ),
 ];
 
 /// Series Prometheus makes itself for every target (not in `/metrics`).
@@ -67,7 +69,8 @@ impl Instance {
         let proxied = proxy.as_ref().map(|l| l.local_addr().unwrap());
         let metrics_addr = metrics.local_addr().unwrap();
         let yaml = test_config(upstream, &instance_yaml(addr, proxied, extra));
-        let config = Config::from_yaml(&yaml, Path::new("prometheus-test.yaml")).unwrap_or_else(|e| panic!("{e}"));
+        let config = Config::from_yaml(&yaml, Path::new("prometheus-test.yaml"))
+            .unwrap_or_else(|e| panic!("{e}"));
         let listeners = spamgate::Listeners {
             smtp: std::iter::once(smtp).chain(proxy).collect(),
             metrics: Some(metrics),
@@ -102,7 +105,7 @@ fn instance_yaml(smtp: SocketAddr, proxied: Option<SocketAddr>, extra: &str) -> 
 
 /// The instances: `healthy` refuses some mail itself and runs content
 /// rules (reloaded during the test), `tempfailing` has an upstream that
-/// answers 451 to every message, `orphaned` has no upstream at all, and
+/// answers 451 to every message and a state backend that is down, `orphaned` has no upstream at all, and
 /// `reputation` runs DNS list, authentication, rate-limit and greylisting
 /// checks against a real DNS server.
 struct Fleet {
@@ -121,6 +124,16 @@ const RULES_V1: &str = "rules:\n  - {name: hello_subject, stage: data, condition
 const RULES_V2: &str = "rules:\n  - {name: hello_subject, stage: data, condition: {header: {name: Subject, regex: hello}}, action: {score: 1}}\n  - {name: watched_body, stage: data, mode: monitor, condition: {body: hello}, action: {reject: {}}}\n  - {name: from_example, stage: data, condition: {header: {name: From, regex: example}}, action: {score: 0.5}}\n";
 const RULES_BROKEN: &str = "rules:\n  - {name: broken, stage: nowhere}\n";
 
+/// Greylisting with a Redis that is not there: every state operation fails
+/// (and fails open, so mail still reaches the upstream).
+async fn dead_redis() -> String {
+    format!(
+        "reputation: {{greylist: {{enabled: true}}}}\n\
+         state:\n  backend: redis\n  redis: {{url: 'redis://{}/', connect_timeout: 200ms}}\n",
+        closed_port().await
+    )
+}
+
 impl Fleet {
     async fn start() -> Fleet {
         let good = Recorder::start(Behaviour::default()).await;
@@ -138,7 +151,9 @@ impl Fleet {
              rules: {{files: ['{}'], watch: true, watch_interval: 100ms}}\n",
             rule_file.display()
         );
-        let zones = Zones::new().a("7.100.51.198.bl.test", "127.0.0.2").servfail("broken.test");
+        let zones = Zones::new()
+            .a("7.100.51.198.bl.test", "127.0.0.2")
+            .servfail("broken.test");
         let dns = DnsServer::start(&zones);
         let reputation = format!(
             "{}reputation:\n  dnsbl:\n    zones: [{{zone: bl.test, weight: 1}}, {{zone: broken.test, weight: 1}}]\n\
@@ -148,7 +163,7 @@ impl Fleet {
         );
         Fleet {
             healthy: Instance::start(good.addr, &healthy, true).await,
-            tempfailing: Instance::start(busy.addr, "", false).await,
+            tempfailing: Instance::start(busy.addr, &dead_redis().await, false).await,
             orphaned: Instance::start(closed_port().await, "", false).await,
             reputation: Instance::start(good.addr, &reputation, true).await,
             rules,
@@ -165,23 +180,37 @@ impl Fleet {
         std::fs::write(self.rules.path().join("rules.yaml"), text).unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         while exposition_sum(&self.healthy.exposition().await, &sample) <= before {
-            assert!(Instant::now() < deadline, "no rule reload with result {result}");
+            assert!(
+                Instant::now() < deadline,
+                "no rule reload with result {result}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     fn all(&self) -> [&Instance; 4] {
-        [&self.healthy, &self.tempfailing, &self.orphaned, &self.reputation]
+        [
+            &self.healthy,
+            &self.tempfailing,
+            &self.orphaned,
+            &self.reputation,
+        ]
     }
 
     /// Accepted, rejected (connect, rcpt, data) and tempfailed mail.
     async fn traffic(&self) {
         self.healthy_traffic().await;
         let mut busy = Client::ready(self.tempfailing.smtp).await;
-        expect(busy.send_mail("a@example.org", &["b@example.net"], SMALL).await, 451);
+        expect(
+            busy.send_mail("a@example.org", &["b@example.net"], SMALL)
+                .await,
+            451,
+        );
         assert_eq!(busy.cmd("QUIT").await.code, 221);
         let mut orphan = Client::ready(self.orphaned.smtp).await;
-        let mail = orphan.send_mail("a@example.org", &["b@example.net"], SMALL).await;
+        let mail = orphan
+            .send_mail("a@example.org", &["b@example.net"], SMALL)
+            .await;
         assert_eq!(mail.code / 100, 4, "{mail:?}");
         assert_eq!(orphan.cmd("QUIT").await.code, 221);
         self.reputation_traffic().await;
@@ -191,13 +220,20 @@ impl Fleet {
     /// the greylist: DNS list hit, SPF/DMARC lookups, a rate-limit hit and
     /// greylist deferrals.
     async fn reputation_traffic(&self) {
-        let proxied = self.reputation.proxied.expect("reputation has a PROXY listener");
+        let proxied = self
+            .reputation
+            .proxied
+            .expect("reputation has a PROXY listener");
         let mut client = Client::connect(proxied).await;
-        client.send(b"PROXY TCP4 198.51.100.7 127.0.0.1 40000 25\r\n").await;
+        client
+            .send(b"PROXY TCP4 198.51.100.7 127.0.0.1 40000 25\r\n")
+            .await;
         assert_eq!(client.reply().await.code, 220);
         assert_eq!(client.cmd("EHLO client.example").await.code, 250);
         for _ in 0..3 {
-            let reply = client.send_mail("a@example.org", &["b@example.net"], SMALL).await;
+            let reply = client
+                .send_mail("a@example.org", &["b@example.net"], SMALL)
+                .await;
             assert_eq!(reply.code / 100, 4, "greylisted or rate limited: {reply:?}");
             let _ = client.cmd("RSET").await;
         }
@@ -207,23 +243,42 @@ impl Fleet {
     async fn healthy_traffic(&self) {
         let mut client = Client::ready(self.healthy.smtp).await;
         for _ in 0..2 {
-            expect(client.send_mail("a@example.org", &["b@example.net"], SMALL).await, 250);
+            expect(
+                client
+                    .send_mail("a@example.org", &["b@example.net"], SMALL)
+                    .await,
+                250,
+            );
         }
         let lines = format!("{}\r\n", "x".repeat(70)).repeat(30);
         let big = format!("From: <a@example.org>\r\nSubject: big\r\n\r\n{lines}");
-        expect(client.send_mail("a@example.org", &["b@example.net"], &big).await, 552);
+        expect(
+            client
+                .send_mail("a@example.org", &["b@example.net"], &big)
+                .await,
+            552,
+        );
         let three = ["b@example.net", "c@example.net", "d@example.net"];
         expect(client.send_mail("a@example.org", &three, SMALL).await, 250);
         assert_eq!(client.cmd("QUIT").await.code, 221);
         let proxied = self.healthy.proxied.expect("healthy has a PROXY listener");
         let mut relayed = Client::connect(proxied).await;
-        relayed.send(b"PROXY TCP4 198.51.100.1 127.0.0.1 40000 25\r\n").await;
+        relayed
+            .send(b"PROXY TCP4 198.51.100.1 127.0.0.1 40000 25\r\n")
+            .await;
         assert_eq!(relayed.reply().await.code, 220);
         assert_eq!(relayed.cmd("EHLO client.example").await.code, 250);
-        expect(relayed.send_mail("a@example.org", &["b@example.net"], SMALL).await, 250);
+        expect(
+            relayed
+                .send_mail("a@example.org", &["b@example.net"], SMALL)
+                .await,
+            250,
+        );
         assert_eq!(relayed.cmd("QUIT").await.code, 221);
         let mut denied = Client::connect(proxied).await;
-        denied.send(b"PROXY TCP4 203.0.113.9 127.0.0.1 40001 25\r\n").await;
+        denied
+            .send(b"PROXY TCP4 203.0.113.9 127.0.0.1 40001 25\r\n")
+            .await;
         assert_eq!(denied.reply().await.code, 554);
     }
 
@@ -231,9 +286,16 @@ impl Fleet {
     async fn wait_scraped(&self, prometheus: &Prometheus) {
         for instance in self.all() {
             let text = instance.exposition().await;
-            for family in ["spamgate_sessions_total", "spamgate_transactions_total", "spamgate_messages_total"] {
+            for family in [
+                "spamgate_sessions_total",
+                "spamgate_transactions_total",
+                "spamgate_messages_total",
+            ] {
                 let direct = exposition_sum(&text, family);
-                let promql = format!("sum({family}{{instance=\"{}\"}}) >= {direct}", instance.instance());
+                let promql = format!(
+                    "sum({family}{{instance=\"{}\"}}) >= {direct}",
+                    instance.instance()
+                );
                 wait_until_some(prometheus, &promql).await;
             }
         }
@@ -245,7 +307,8 @@ fn expect(reply: common::client::Reply, code: u16) {
     assert_eq!(reply.code, code, "{reply:?}");
 }
 
-const SMALL: &str = "From: <a@example.org>\r\nTo: <b@example.net>\r\nSubject: hello\r\n\r\nhello\r\n";
+const SMALL: &str =
+    "From: <a@example.org>\r\nTo: <b@example.net>\r\nSubject: hello\r\n\r\nhello\r\n";
 
 /// Sum of the samples of one metric name in an exposition.
 fn exposition_sum(text: &str, name: &str) -> f64 {
@@ -308,7 +371,8 @@ fn metric_names(text: &str) -> BTreeSet<String> {
     let mut i = 0;
     while let Some(at) = text[i..].find("spamgate_") {
         let start = i + at;
-        let word_start = start == 0 || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
+        let word_start =
+            start == 0 || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
         let end = text[start..]
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .map_or(text.len(), |e| start + e);
@@ -325,7 +389,11 @@ fn no_samples_reason(expr: &str) -> Option<&'static str> {
     NO_SAMPLES_HERE.iter().find_map(|(metric, why)| {
         names
             .iter()
-            .any(|n| n == metric || n.strip_prefix(metric).is_some_and(|s| ["_bucket", "_sum", "_count"].contains(&s)))
+            .any(|n| {
+                n == metric
+                    || n.strip_prefix(metric)
+                        .is_some_and(|s| ["_bucket", "_sum", "_count"].contains(&s))
+            })
             .then_some(*why)
     })
 }
@@ -337,7 +405,11 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     let prometheus = Prometheus::start(&targets, &[repo("dashboards/alerts.yaml")]).await;
     let instances: Vec<String> = fleet.all().iter().map(|i| i.instance()).collect();
     for instance in &instances {
-        wait_until_some(&prometheus, &format!("spamgate_build_info{{instance=\"{instance}\"}}")).await;
+        wait_until_some(
+            &prometheus,
+            &format!("spamgate_build_info{{instance=\"{instance}\"}}"),
+        )
+        .await;
     }
     // Two rounds, each scraped, so every counter touched has risen inside
     // the rate window; the rules change in between, then break.
@@ -361,7 +433,11 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
             None => failures.push(format!("{expr}\n    -> {result:?}")),
         }
     }
-    assert!(failures.is_empty(), "queries without data:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "queries without data:\n{}",
+        failures.join("\n")
+    );
     assert_variable_query(&prometheus, &dashboard, &instances).await;
     assert_alerts(&prometheus, &fleet).await;
 }
@@ -380,16 +456,27 @@ async fn assert_targets_healthy(prometheus: &Prometheus, expected: usize) {
 /// The `instance` variable lists exactly the scraped instances.
 async fn assert_variable_query(prometheus: &Prometheus, dashboard: &Value, instances: &[String]) {
     let variables = dashboard["templating"]["list"].as_array().unwrap();
-    let instance = variables.iter().find(|v| v["name"] == "instance").expect("instance variable");
+    let instance = variables
+        .iter()
+        .find(|v| v["name"] == "instance")
+        .expect("instance variable");
     let definition = instance["definition"].as_str().unwrap();
     let metric = definition
         .strip_prefix("label_values(")
         .and_then(|rest| rest.split(',').next())
         .expect("label_values(metric, instance)");
     let data = prometheus
-        .api(&format!("/api/v1/label/instance/values?match[]={}", common::prometheus::encode(metric)))
+        .api(&format!(
+            "/api/v1/label/instance/values?match[]={}",
+            common::prometheus::encode(metric)
+        ))
         .await;
-    let mut found: Vec<String> = data.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let mut found: Vec<String> = data
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
     let mut expected = instances.to_vec();
     found.sort();
     expected.sort();
@@ -398,13 +485,15 @@ async fn assert_variable_query(prometheus: &Prometheus, dashboard: &Value, insta
 
 /// The alert rules, loaded into the same Prometheus, evaluate without error;
 /// the upstream alerts go pending for the instance without an upstream, the
-/// reload alert fires for the instance whose rules broke, and nothing else.
+/// reload alert fires for the instance whose rules broke, the state alert
+/// for the one without Redis, and nothing else.
 async fn assert_alerts(prometheus: &Prometheus, fleet: &Fleet) {
     let orphan = fleet.orphaned.instance();
     let expected: BTreeSet<(String, String)> = [
         ("SpamgateUpstreamDown", orphan.clone()),
         ("SpamgateUpstreamErrors", orphan),
         ("SpamgateRulesReloadFailed", fleet.healthy.instance()),
+        ("SpamgateStateBackendErrors", fleet.tempfailing.instance()),
     ]
     .into_iter()
     .map(|(alert, instance)| (alert.to_string(), instance))
@@ -416,17 +505,28 @@ async fn assert_alerts(prometheus: &Prometheus, fleet: &Fleet) {
             .as_array()
             .unwrap()
             .iter()
-            .map(|a| (a["labels"]["alertname"].as_str().unwrap().to_string(), a["labels"]["instance"].as_str().unwrap_or("").to_string()))
+            .map(|a| {
+                (
+                    a["labels"]["alertname"].as_str().unwrap().to_string(),
+                    a["labels"]["instance"].as_str().unwrap_or("").to_string(),
+                )
+            })
             .collect();
         if active == expected {
             break;
         }
-        assert!(Instant::now() < deadline, "alerts {active:?}, expected {expected:?}");
+        assert!(
+            Instant::now() < deadline,
+            "alerts {active:?}, expected {expected:?}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let rules = prometheus.api("/api/v1/rules").await;
     let groups = rules["groups"].as_array().unwrap();
-    let all: Vec<&Value> = groups.iter().flat_map(|g| g["rules"].as_array().unwrap()).collect();
+    let all: Vec<&Value> = groups
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap())
+        .collect();
     assert!(all.len() >= 6, "{} rules loaded", all.len());
     for rule in all {
         assert_eq!(rule["health"], "ok", "{rule}");
@@ -444,9 +544,18 @@ async fn every_metric_in_dashboard_and_alerts_is_exported() {
         used.extend(metric_names(&expr));
     }
     assert!(used.len() >= 15, "{used:?}");
-    let missing: Vec<&String> = used.iter().filter(|name| !exported(&exposition, name)).collect();
-    assert!(missing.is_empty(), "not in /metrics: {missing:?}\n{exposition}");
-    assert!(alerts.contains("up{job=\"spamgate\"}"), "InstanceDown uses the scrape's own `up`");
+    let missing: Vec<&String> = used
+        .iter()
+        .filter(|name| !exported(&exposition, name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in /metrics: {missing:?}\n{exposition}"
+    );
+    assert!(
+        alerts.contains("up{job=\"spamgate\"}"),
+        "InstanceDown uses the scrape's own `up`"
+    );
     assert!(SCRAPE_SERIES.iter().all(|s| !s.starts_with("spamgate_")));
 }
 
@@ -460,7 +569,9 @@ fn exported(exposition: &str, name: &str) -> bool {
         .collect();
     types.iter().any(|(family, kind)| match *kind {
         "counter" => name == format!("{family}_total"),
-        "histogram" => ["_bucket", "_sum", "_count"].iter().any(|s| name == format!("{family}{s}")),
+        "histogram" => ["_bucket", "_sum", "_count"]
+            .iter()
+            .any(|s| name == format!("{family}{s}")),
         _ => name == *family,
     })
 }
@@ -470,37 +581,60 @@ async fn exposition_follows_prometheus_conventions() {
     let upstream = Recorder::start(Behaviour::default()).await;
     let instance = Instance::start(upstream.addr, "", false).await;
     let exposition = instance.exposition().await;
-    assert!(exposition.trim_end().ends_with("# EOF"), "OpenMetrics ends with # EOF");
+    assert!(
+        exposition.trim_end().ends_with("# EOF"),
+        "OpenMetrics ends with # EOF"
+    );
     let mut families = 0;
     for line in exposition.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
         let (family, kind) = line.split_once(' ').unwrap();
         families += 1;
         assert!(family.starts_with("spamgate_"), "{family}");
-        assert!(!family.ends_with("_total"), "{family}: the _total suffix belongs to samples");
+        assert!(
+            !family.ends_with("_total"),
+            "{family}: the _total suffix belongs to samples"
+        );
         let timing = family.contains("duration") || family.contains("latency");
         if timing {
             assert_eq!(kind, "histogram", "{family}: durations are histograms");
-            assert!(family.ends_with("_seconds"), "{family}: durations are in seconds");
+            assert!(
+                family.ends_with("_seconds"),
+                "{family}: durations are in seconds"
+            );
         }
         if kind == "counter" {
-            let samples = exposition.lines().filter(|l| l.starts_with(family) && !l.starts_with('#'));
+            let samples = exposition
+                .lines()
+                .filter(|l| l.starts_with(family) && !l.starts_with('#'));
             for sample in samples {
                 assert!(sample.starts_with(&format!("{family}_total")), "{sample}");
             }
         }
     }
     assert!(families >= 15, "{families} families");
-    for sample in exposition.lines().filter(|l| !l.starts_with('#') && l.contains('{')) {
-        assert!(!sample.contains("127.0.0.1") && !sample.contains('@'), "unbounded label value: {sample}");
+    for sample in exposition
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains('{'))
+    {
+        assert!(
+            !sample.contains("127.0.0.1") && !sample.contains('@'),
+            "unbounded label value: {sample}"
+        );
     }
-    let build = format!("spamgate_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+    let build = format!(
+        "spamgate_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
     assert!(exposition.contains(&build), "{build}");
 }
 
 #[test]
 fn promtool_checks_and_tests_the_alert_rules() {
     let dir = repo("dashboards");
-    for args in [["check", "rules", "alerts.yaml"], ["test", "rules", "alerts_test.yaml"]] {
+    for args in [
+        ["check", "rules", "alerts.yaml"],
+        ["test", "rules", "alerts_test.yaml"],
+    ] {
         let output = std::process::Command::new("promtool")
             .args(args)
             .current_dir(&dir)
@@ -519,26 +653,54 @@ fn promtool_checks_and_tests_the_alert_rules() {
 fn dashboard_is_import_ready() {
     let dashboard = dashboard();
     let variables = dashboard["templating"]["list"].as_array().unwrap();
-    let ds = variables.iter().find(|v| v["name"] == "DS_PROMETHEUS").expect("datasource variable");
-    assert_eq!((ds["type"].as_str(), ds["query"].as_str()), (Some("datasource"), Some("prometheus")));
-    let instance = variables.iter().find(|v| v["name"] == "instance").expect("instance variable");
+    let ds = variables
+        .iter()
+        .find(|v| v["name"] == "DS_PROMETHEUS")
+        .expect("datasource variable");
+    assert_eq!(
+        (ds["type"].as_str(), ds["query"].as_str()),
+        (Some("datasource"), Some("prometheus"))
+    );
+    let instance = variables
+        .iter()
+        .find(|v| v["name"] == "instance")
+        .expect("instance variable");
     assert_eq!(instance["multi"], true);
     let mut ids = BTreeSet::new();
     let mut cells = BTreeSet::new();
     for panel in panels(&dashboard) {
-        assert!(ids.insert(panel["id"].as_u64().unwrap()), "duplicate id: {panel}");
-        assert!(occupy(&mut cells, &panel["gridPos"]), "overlapping panel: {}", panel["title"]);
+        assert!(
+            ids.insert(panel["id"].as_u64().unwrap()),
+            "duplicate id: {panel}"
+        );
+        assert!(
+            occupy(&mut cells, &panel["gridPos"]),
+            "overlapping panel: {}",
+            panel["title"]
+        );
         if panel["type"] == "row" {
             continue;
         }
         let title = panel["title"].as_str().unwrap();
-        assert!(panel["description"].as_str().is_some_and(|d| d.len() > 20), "{title}: no description");
+        assert!(
+            panel["description"].as_str().is_some_and(|d| d.len() > 20),
+            "{title}: no description"
+        );
         assert_eq!(panel["datasource"]["uid"], "${DS_PROMETHEUS}", "{title}");
-        assert!(panel["fieldConfig"]["defaults"]["unit"].is_string(), "{title}: no unit");
+        assert!(
+            panel["fieldConfig"]["defaults"]["unit"].is_string(),
+            "{title}: no unit"
+        );
         for target in panel["targets"].as_array().unwrap() {
             let expr = target["expr"].as_str().unwrap();
-            assert!(expr.contains("instance=~\"$instance\""), "{title}: {expr} ignores $instance");
-            assert!(!expr.contains("[1m]") && !expr.contains("[5m]"), "{title}: fixed rate window in {expr}");
+            assert!(
+                expr.contains("instance=~\"$instance\""),
+                "{title}: {expr} ignores $instance"
+            );
+            assert!(
+                !expr.contains("[1m]") && !expr.contains("[5m]"),
+                "{title}: fixed rate window in {expr}"
+            );
             assert_eq!(target["datasource"]["uid"], "${DS_PROMETHEUS}", "{title}");
         }
     }
@@ -568,5 +730,8 @@ async fn every_exported_metric_is_documented() {
         })
         .filter(|name| !docs.contains(&format!("| `{name}` |")))
         .collect();
-    assert!(undocumented.is_empty(), "missing from docs/metrics.md: {undocumented:?}");
+    assert!(
+        undocumented.is_empty(),
+        "missing from docs/metrics.md: {undocumented:?}"
+    );
 }

@@ -34,19 +34,27 @@ impl Gate {
     /// `trusted` is the YAML list of load-balancer networks; `extra` more top-level keys.
     async fn start(upstream: SocketAddr, trusted: &str, extra: &str) -> Gate {
         let bind = || TcpListener::bind("127.0.0.1:0");
-        let (proxied, direct, metrics) = (bind().await.unwrap(), bind().await.unwrap(), bind().await.unwrap());
+        let (proxied, direct, metrics) = (
+            bind().await.unwrap(),
+            bind().await.unwrap(),
+            bind().await.unwrap(),
+        );
         let (p, d) = (proxied.local_addr().unwrap(), direct.local_addr().unwrap());
         let section = format!(
             "listen: ['{p}', '{d}']\nproxy_protocol:\n  listeners: ['{p}']\n  trusted: {trusted}\n  timeout: 500ms\n{extra}"
         );
         let yaml = test_config(upstream, &section);
-        let config = Config::from_yaml(&yaml, Path::new("proxy.yaml")).unwrap_or_else(|e| panic!("{e}"));
+        let config =
+            Config::from_yaml(&yaml, Path::new("proxy.yaml")).unwrap_or_else(|e| panic!("{e}"));
         Gate {
             proxied: p,
             direct: d,
             metrics: metrics.local_addr().unwrap(),
             task: tokio::spawn(spamgate::run(
-                spamgate::Listeners { smtp: vec![proxied, direct], metrics: Some(metrics) },
+                spamgate::Listeners {
+                    smtp: vec![proxied, direct],
+                    metrics: Some(metrics),
+                },
                 config,
                 std::future::pending(),
             )),
@@ -71,7 +79,11 @@ impl Gate {
 
 fn v1(source: &str, port: u16) -> Vec<u8> {
     let family = if source.contains(':') { "TCP6" } else { "TCP4" };
-    let dst = if source.contains(':') { "::1" } else { "127.0.0.1" };
+    let dst = if source.contains(':') {
+        "::1"
+    } else {
+        "127.0.0.1"
+    };
     format!("PROXY {family} {source} {dst} {port} 25\r\n").into_bytes()
 }
 
@@ -89,10 +101,15 @@ fn v2_inet6(source: &str, port: u16) -> Vec<u8> {
 
 /// v2 LOCAL: the balancer's own health check.
 fn v2_local() -> Vec<u8> {
-    [b"\r\n\r\n\0\r\nQUIT\n".as_slice(), &[0x20, 0x00, 0x00, 0x00]].concat()
+    [
+        b"\r\n\r\n\0\r\nQUIT\n".as_slice(),
+        &[0x20, 0x00, 0x00, 0x00],
+    ]
+    .concat()
 }
 
-const MESSAGE: &str = "From: <a@example.org>\r\nTo: <b@example.net>\r\nSubject: proxied\r\n\r\nhello\r\n";
+const MESSAGE: &str =
+    "From: <a@example.org>\r\nTo: <b@example.net>\r\nSubject: proxied\r\n\r\nhello\r\n";
 
 /// Whether the server closes without sending a single byte. Closing with
 /// our header unread makes the kernel answer with a reset: that counts too.
@@ -109,7 +126,9 @@ async fn v1_client_address_reaches_the_upstream() {
     let mut client = gate.behind_balancer(&v1("203.0.113.7", 40000)).await;
     assert_eq!(client.reply().await.code, 220);
     assert_eq!(client.cmd("EHLO client.example").await.code, 250);
-    let reply = client.send_mail("a@example.org", &["b@example.net"], MESSAGE).await;
+    let reply = client
+        .send_mail("a@example.org", &["b@example.net"], MESSAGE)
+        .await;
     assert_eq!(reply.code, 250, "{reply:?}");
     let received = upstream.wait_accepted(1).await;
     let xclient = received[0].xclient.join("\n");
@@ -122,14 +141,23 @@ async fn v2_ipv6_header_with_pipelined_ehlo() {
     let upstream = Recorder::start(Behaviour::default()).await;
     let gate = Gate::start(upstream.addr, "['127.0.0.1']", "").await;
     // The EHLO arrives in the same segment as the header: it must not be lost.
-    let first = [v2_inet6("2001:db8::7", 1234), b"EHLO client.example\r\n".to_vec()].concat();
+    let first = [
+        v2_inet6("2001:db8::7", 1234),
+        b"EHLO client.example\r\n".to_vec(),
+    ]
+    .concat();
     let mut client = gate.behind_balancer(&first).await;
     assert_eq!(client.reply().await.code, 220);
     assert_eq!(client.reply().await.code, 250);
-    let reply = client.send_mail("a@example.org", &["b@example.net"], MESSAGE).await;
+    let reply = client
+        .send_mail("a@example.org", &["b@example.net"], MESSAGE)
+        .await;
     assert_eq!(reply.code, 250, "{reply:?}");
     let xclient = upstream.wait_accepted(1).await[0].xclient.join("\n");
-    assert!(xclient.contains("ADDR=IPV6:2001:db8::7 PORT=1234"), "{xclient}");
+    assert!(
+        xclient.contains("ADDR=IPV6:2001:db8::7 PORT=1234"),
+        "{xclient}"
+    );
 }
 
 #[tokio::test]
@@ -156,7 +184,11 @@ async fn per_ip_limit_counts_the_real_client() {
     assert_eq!(first.reply().await.code, 220);
     let mut same = gate.behind_balancer(&v1("198.51.100.1", 2)).await;
     let refused = same.reply().await;
-    assert_eq!((refused.code, refused.status()), (421, Some("4.7.0")), "{refused:?}");
+    assert_eq!(
+        (refused.code, refused.status()),
+        (421, Some("4.7.0")),
+        "{refused:?}"
+    );
     // Every connection comes from 127.0.0.1, yet another client gets in.
     let mut other = gate.behind_balancer(&v1("198.51.100.2", 3)).await;
     assert_eq!(other.reply().await.code, 220);
@@ -183,17 +215,28 @@ async fn bad_or_missing_headers_are_closed() {
     // (bytes sent, result label, that label's count afterwards)
     let cases: &[(&[u8], &str, f64)] = &[
         (b"EHLO client.example\r\n", "invalid", 1.0),
-        (b"PROXY TCP4 203.0.113.7 127.0.0.1 99999 25\r\n", "invalid", 2.0),
+        (
+            b"PROXY TCP4 203.0.113.7 127.0.0.1 99999 25\r\n",
+            "invalid",
+            2.0,
+        ),
         (b"", "timeout", 1.0),
     ];
     for (bytes, label, count) in cases {
         let mut stream = TcpStream::connect(gate.proxied).await.unwrap();
         stream.write_all(bytes).await.unwrap();
         assert!(closed_silently(stream).await, "{label}: {bytes:?}");
-        assert_eq!(gate.proxy_headers(label).await, *count, "{label}: {bytes:?}");
+        assert_eq!(
+            gate.proxy_headers(label).await,
+            *count,
+            "{label}: {bytes:?}"
+        );
     }
     let commands = upstream.commands();
-    assert!(!commands.iter().any(|c| c.starts_with("XCLIENT")), "{commands:?}");
+    assert!(
+        !commands.iter().any(|c| c.starts_with("XCLIENT")),
+        "{commands:?}"
+    );
 }
 
 #[tokio::test]
@@ -206,7 +249,9 @@ async fn local_and_unknown_headers_use_the_socket_address() {
     let mut unknown = gate.behind_balancer(b"PROXY UNKNOWN\r\n").await;
     assert_eq!(unknown.reply().await.code, 220);
     assert_eq!(unknown.cmd("EHLO client.example").await.code, 250);
-    let reply = unknown.send_mail("a@example.org", &["b@example.net"], MESSAGE).await;
+    let reply = unknown
+        .send_mail("a@example.org", &["b@example.net"], MESSAGE)
+        .await;
     assert_eq!(reply.code, 250, "{reply:?}");
     let xclient = upstream.wait_accepted(1).await[0].xclient.join("\n");
     assert!(xclient.contains("ADDR=127.0.0.1 "), "{xclient}");

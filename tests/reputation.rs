@@ -538,3 +538,22 @@ async fn spamgate_test_reports_dnsbl_and_rate_limits() {
     assert_eq!(json["dnsbl"]["listed"][0]["answers"], "127.0.0.2");
     assert_eq!(json["dnsbl"]["score"], 3.0);
 }
+
+#[tokio::test]
+async fn dnsbl_asks_about_ipv6_clients_by_reversed_nibbles() {
+    let listed = "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.bl.test";
+    let dns = DnsServer::start(&Zones::new().a(listed, "127.0.0.2"));
+    let upstream = Recorder::start(Behaviour::default()).await;
+    let yaml = format!(
+        "{}reputation:\n  dnsbl:\n    zones: [{{zone: bl.test, weight: 3}}]\n",
+        dns.yaml("2s")
+    );
+    let spamgate = behind_proxy(upstream.addr, &yaml).await;
+    for (from, code) in [("2001:db8::1", 554), ("2001:db8::2", 220)] {
+        let mut client = Client::connect(spamgate.addr).await;
+        let header = format!("PROXY TCP6 {from} ::1 40000 25\r\n");
+        client.send(header.as_bytes()).await;
+        let banner = client.reply().await;
+        assert_eq!(banner.code, code, "{from}: {banner:?}");
+    }
+}

@@ -164,9 +164,9 @@ mod tests {
         for (yaml, line, message) in cases {
             let found = errors(yaml);
             assert!(
-                found
-                    .iter()
-                    .any(|(l, k, m)| l == line && k.starts_with("proxy_protocol") && m.contains(message)),
+                found.iter().any(|(l, k, m)| l == line
+                    && k.starts_with("proxy_protocol")
+                    && m.contains(message)),
                 "{yaml:?}: expected line {line} '{message}', got {found:?}"
             );
         }

@@ -60,7 +60,11 @@ fn v1_table() {
     let line = b"PROXY TCP4 203.0.113.7 192.0.2.1 40000 25\r\n";
     let long_unknown = format!("PROXY UNKNOWN {}\r\n", "x".repeat(V1_MAX));
     let cases: Vec<(&str, Vec<u8>, Expect)> = vec![
-        ("tcp4", line.to_vec(), complete(proxied("203.0.113.7:40000", "192.0.2.1:25"), line.len())),
+        (
+            "tcp4",
+            line.to_vec(),
+            complete(proxied("203.0.113.7:40000", "192.0.2.1:25"), line.len()),
+        ),
         (
             "tcp4 followed by smtp",
             [&line[..], b"EHLO x\r\n"].concat(),
@@ -75,11 +79,18 @@ fn v1_table() {
             "tcp6 with a mapped v4 source becomes v4",
             b"PROXY TCP6 ::ffff:198.51.100.2 ::1 1 2\r\n".to_vec(),
             complete(
-                Header::Proxied { source: sa("198.51.100.2:1"), destination: sa("[::1]:2") },
+                Header::Proxied {
+                    source: sa("198.51.100.2:1"),
+                    destination: sa("[::1]:2"),
+                },
                 40,
             ),
         ),
-        ("unknown", b"PROXY UNKNOWN\r\n".to_vec(), complete(Header::Unknown, 15)),
+        (
+            "unknown",
+            b"PROXY UNKNOWN\r\n".to_vec(),
+            complete(Header::Unknown, 15),
+        ),
         (
             "unknown with addresses",
             b"PROXY UNKNOWN ffff:f::1 ffff:f::2 1 2\r\n".to_vec(),
@@ -88,22 +99,86 @@ fn v1_table() {
         ("empty", b"".to_vec(), Ok(Parsed::Incomplete)),
         ("prefix only", b"PRO".to_vec(), Ok(Parsed::Incomplete)),
         ("truncated", line[..30].to_vec(), Ok(Parsed::Incomplete)),
-        ("no cr", b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n".to_vec(), Err(ParseError::V1("line does not end in CRLF"))),
-        ("smtp instead", b"EHLO client\r\n".to_vec(), Err(ParseError::NoSignature)),
-        ("lower case", b"proxy TCP4 1.2.3.4 5.6.7.8 1 2\r\n".to_vec(), Err(ParseError::NoSignature)),
-        ("family", b"PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n".to_vec(), Err(ParseError::V1("unknown protocol family"))),
-        ("v6 in tcp4", b"PROXY TCP4 ::1 ::1 1 2\r\n".to_vec(), Err(ParseError::V1("bad address for its family"))),
-        ("v4 in tcp6", b"PROXY TCP6 1.2.3.4 5.6.7.8 1 2\r\n".to_vec(), Err(ParseError::V1("bad address for its family"))),
-        ("octet", b"PROXY TCP4 1.2.3.256 5.6.7.8 1 2\r\n".to_vec(), Err(ParseError::V1("bad address for its family"))),
-        ("missing port", b"PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n".to_vec(), Err(ParseError::V1("expected 4 address fields"))),
-        ("extra field", b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2 3\r\n".to_vec(), Err(ParseError::V1("expected 4 address fields"))),
-        ("double space", b"PROXY TCP4  1.2.3.4 5.6.7.8 1 2\r\n".to_vec(), Err(ParseError::V1("expected 4 address fields"))),
-        ("port range", b"PROXY TCP4 1.2.3.4 5.6.7.8 65536 2\r\n".to_vec(), Err(ParseError::V1("port out of range"))),
-        ("port sign", b"PROXY TCP4 1.2.3.4 5.6.7.8 +1 2\r\n".to_vec(), Err(ParseError::V1("bad port"))),
-        ("port zero pad", b"PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n".to_vec(), Err(ParseError::V1("bad port"))),
-        ("binary", b"PROXY TCP4 \xff\r\n".to_vec(), Err(ParseError::V1("not ASCII"))),
-        ("oversized", long_unknown.into_bytes(), Err(ParseError::V1TooLong)),
-        ("oversized without newline", [b"PROXY ".as_slice(), &[b'A'; 200]].concat(), Err(ParseError::V1TooLong)),
+        (
+            "no cr",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n".to_vec(),
+            Err(ParseError::V1("line does not end in CRLF")),
+        ),
+        (
+            "smtp instead",
+            b"EHLO client\r\n".to_vec(),
+            Err(ParseError::NoSignature),
+        ),
+        (
+            "lower case",
+            b"proxy TCP4 1.2.3.4 5.6.7.8 1 2\r\n".to_vec(),
+            Err(ParseError::NoSignature),
+        ),
+        (
+            "family",
+            b"PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n".to_vec(),
+            Err(ParseError::V1("unknown protocol family")),
+        ),
+        (
+            "v6 in tcp4",
+            b"PROXY TCP4 ::1 ::1 1 2\r\n".to_vec(),
+            Err(ParseError::V1("bad address for its family")),
+        ),
+        (
+            "v4 in tcp6",
+            b"PROXY TCP6 1.2.3.4 5.6.7.8 1 2\r\n".to_vec(),
+            Err(ParseError::V1("bad address for its family")),
+        ),
+        (
+            "octet",
+            b"PROXY TCP4 1.2.3.256 5.6.7.8 1 2\r\n".to_vec(),
+            Err(ParseError::V1("bad address for its family")),
+        ),
+        (
+            "missing port",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n".to_vec(),
+            Err(ParseError::V1("expected 4 address fields")),
+        ),
+        (
+            "extra field",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2 3\r\n".to_vec(),
+            Err(ParseError::V1("expected 4 address fields")),
+        ),
+        (
+            "double space",
+            b"PROXY TCP4  1.2.3.4 5.6.7.8 1 2\r\n".to_vec(),
+            Err(ParseError::V1("expected 4 address fields")),
+        ),
+        (
+            "port range",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 65536 2\r\n".to_vec(),
+            Err(ParseError::V1("port out of range")),
+        ),
+        (
+            "port sign",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 +1 2\r\n".to_vec(),
+            Err(ParseError::V1("bad port")),
+        ),
+        (
+            "port zero pad",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n".to_vec(),
+            Err(ParseError::V1("bad port")),
+        ),
+        (
+            "binary",
+            b"PROXY TCP4 \xff\r\n".to_vec(),
+            Err(ParseError::V1("not ASCII")),
+        ),
+        (
+            "oversized",
+            long_unknown.into_bytes(),
+            Err(ParseError::V1TooLong),
+        ),
+        (
+            "oversized without newline",
+            [b"PROXY ".as_slice(), &[b'A'; 200]].concat(),
+            Err(ParseError::V1TooLong),
+        ),
     ];
     for (name, input, expected) in cases {
         assert_eq!(parse(&input), expected, "{name}");
@@ -117,30 +192,106 @@ fn v2_table() {
     let with_tlv = [inet.clone(), vec![0x04, 0x00, 0x03, b'a', b'b', b'c']].concat();
     let full = v2(0x21, 0x11, &inet);
     let cases: Vec<(&str, Vec<u8>, Expect)> = vec![
-        ("inet", full.clone(), complete(proxied("203.0.113.7:40000", "192.0.2.1:25"), 28)),
+        (
+            "inet",
+            full.clone(),
+            complete(proxied("203.0.113.7:40000", "192.0.2.1:25"), 28),
+        ),
         (
             "inet followed by smtp",
             [full.clone(), b"EHLO x\r\n".to_vec()].concat(),
             complete(proxied("203.0.113.7:40000", "192.0.2.1:25"), 28),
         ),
-        ("inet6", v2(0x21, 0x21, &inet6), complete(proxied("[2001:db8::7]:1234", "[2001:db8::1]:25"), 52)),
-        ("tlvs ignored", v2(0x21, 0x11, &with_tlv), complete(proxied("203.0.113.7:40000", "192.0.2.1:25"), 34)),
+        (
+            "inet6",
+            v2(0x21, 0x21, &inet6),
+            complete(proxied("[2001:db8::7]:1234", "[2001:db8::1]:25"), 52),
+        ),
+        (
+            "tlvs ignored",
+            v2(0x21, 0x11, &with_tlv),
+            complete(proxied("203.0.113.7:40000", "192.0.2.1:25"), 34),
+        ),
         ("local", v2(0x20, 0x00, &[]), complete(Header::Local, 16)),
-        ("local ignores addresses", v2(0x20, 0x11, &inet), complete(Header::Local, 28)),
-        ("unspec family", v2(0x21, 0x00, &[]), complete(Header::Unknown, 16)),
-        ("unix family", v2(0x21, 0x31, &[0; 216]), complete(Header::Unknown, 232)),
-        ("signature prefix", V2_SIGNATURE[..5].to_vec(), Ok(Parsed::Incomplete)),
-        ("fixed part truncated", full[..14].to_vec(), Ok(Parsed::Incomplete)),
-        ("addresses truncated", full[..20].to_vec(), Ok(Parsed::Incomplete)),
-        ("bad signature", [&V2_SIGNATURE[..11], b"X"].concat(), Err(ParseError::NoSignature)),
-        ("version 1", v2(0x11, 0x11, &inet), Err(ParseError::V2("version is not 2"))),
-        ("version 3", v2(0x31, 0x11, &inet), Err(ParseError::V2("version is not 2"))),
-        ("command", v2(0x22, 0x11, &inet), Err(ParseError::V2("unknown command"))),
-        ("family", v2(0x21, 0x41, &inet), Err(ParseError::V2("unknown address family"))),
-        ("udp", v2(0x21, 0x12, &inet), Err(ParseError::V2("not a stream (TCP) connection"))),
-        ("short inet", v2(0x21, 0x11, &inet[..11]), Err(ParseError::V2("address block shorter than its family needs"))),
-        ("short inet6", v2(0x21, 0x21, &inet), Err(ParseError::V2("address block shorter than its family needs"))),
-        ("oversized", v2(0x21, 0x11, &[0; V2_MAX_PAYLOAD + 1]), Err(ParseError::V2TooLong(V2_MAX_PAYLOAD + 1))),
+        (
+            "local ignores addresses",
+            v2(0x20, 0x11, &inet),
+            complete(Header::Local, 28),
+        ),
+        (
+            "unspec family",
+            v2(0x21, 0x00, &[]),
+            complete(Header::Unknown, 16),
+        ),
+        (
+            "unix family",
+            v2(0x21, 0x31, &[0; 216]),
+            complete(Header::Unknown, 232),
+        ),
+        (
+            "signature prefix",
+            V2_SIGNATURE[..5].to_vec(),
+            Ok(Parsed::Incomplete),
+        ),
+        (
+            "fixed part truncated",
+            full[..14].to_vec(),
+            Ok(Parsed::Incomplete),
+        ),
+        (
+            "addresses truncated",
+            full[..20].to_vec(),
+            Ok(Parsed::Incomplete),
+        ),
+        (
+            "bad signature",
+            [&V2_SIGNATURE[..11], b"X"].concat(),
+            Err(ParseError::NoSignature),
+        ),
+        (
+            "version 1",
+            v2(0x11, 0x11, &inet),
+            Err(ParseError::V2("version is not 2")),
+        ),
+        (
+            "version 3",
+            v2(0x31, 0x11, &inet),
+            Err(ParseError::V2("version is not 2")),
+        ),
+        (
+            "command",
+            v2(0x22, 0x11, &inet),
+            Err(ParseError::V2("unknown command")),
+        ),
+        (
+            "family",
+            v2(0x21, 0x41, &inet),
+            Err(ParseError::V2("unknown address family")),
+        ),
+        (
+            "udp",
+            v2(0x21, 0x12, &inet),
+            Err(ParseError::V2("not a stream (TCP) connection")),
+        ),
+        (
+            "short inet",
+            v2(0x21, 0x11, &inet[..11]),
+            Err(ParseError::V2(
+                "address block shorter than its family needs",
+            )),
+        ),
+        (
+            "short inet6",
+            v2(0x21, 0x21, &inet),
+            Err(ParseError::V2(
+                "address block shorter than its family needs",
+            )),
+        ),
+        (
+            "oversized",
+            v2(0x21, 0x11, &[0; V2_MAX_PAYLOAD + 1]),
+            Err(ParseError::V2TooLong(V2_MAX_PAYLOAD + 1)),
+        ),
         (
             "oversized, only the length seen",
             v2(0x21, 0x11, &[0; 4000])[..16].to_vec(),
@@ -182,7 +333,11 @@ async fn feed(chunks: Vec<Vec<u8>>) -> tokio::io::DuplexStream {
 #[tokio::test]
 async fn reads_split_header_and_keeps_early_bytes() {
     let header = b"PROXY TCP4 203.0.113.7 192.0.2.1 40000 25\r\n";
-    let chunks = vec![header[..7].to_vec(), header[7..30].to_vec(), [&header[30..], b"EHLO x\r\n"].concat()];
+    let chunks = vec![
+        header[..7].to_vec(),
+        header[7..30].to_vec(),
+        [&header[30..], b"EHLO x\r\n"].concat(),
+    ];
     let mut io = feed(chunks).await;
     let (parsed, early) = read_header(&mut io, Duration::from_secs(5)).await.unwrap();
     assert_eq!(parsed, proxied("203.0.113.7:40000", "192.0.2.1:25"));
@@ -211,7 +366,11 @@ async fn read_errors() {
     let v2_head = v2(0x21, 0x11, &v2_inet([1, 2, 3, 4], [5, 6, 7, 8], 1, 2));
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("nothing then close", vec![], "closed"),
-        ("truncated v1 then close", b"PROXY TCP4 1.2".to_vec(), "invalid"),
+        (
+            "truncated v1 then close",
+            b"PROXY TCP4 1.2".to_vec(),
+            "invalid",
+        ),
         ("truncated v2 then close", v2_head[..20].to_vec(), "invalid"),
         ("garbage", b"HELO x\r\n".to_vec(), "invalid"),
     ];
@@ -219,7 +378,9 @@ async fn read_errors() {
         let (mut client, mut server) = tokio::io::duplex(4096);
         client.write_all(&bytes).await.unwrap();
         drop(client);
-        let error = read_header(&mut server, Duration::from_secs(5)).await.unwrap_err();
+        let error = read_header(&mut server, Duration::from_secs(5))
+            .await
+            .unwrap_err();
         assert_eq!(error.label(), label, "{name}: {error}");
     }
 }
@@ -227,6 +388,8 @@ async fn read_errors() {
 #[tokio::test]
 async fn silent_peer_times_out() {
     let (_client, mut server) = tokio::io::duplex(64);
-    let error = read_header(&mut server, Duration::from_millis(50)).await.unwrap_err();
+    let error = read_header(&mut server, Duration::from_millis(50))
+        .await
+        .unwrap_err();
     assert!(matches!(error, ProxyError::Timeout(_)), "{error}");
 }

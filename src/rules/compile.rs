@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
-use regex::{Regex, RegexBuilder};
+use regex_syntax::hir::Hir;
 use serde_saphyr::Location;
 
 use super::condition::{AuthMethod, Bounds, Condition, Field, AUTH_WORDS};
@@ -16,8 +16,6 @@ use crate::checks::Stage;
 use crate::config::rules::RuleMode;
 use crate::smtp::reply::{canned, Reply};
 
-/// Caps per regex: an operator's typo must not eat the memory of the host.
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
 const STAGES: [Stage; 5] = [
     Stage::Connect,
     Stage::Helo,
@@ -30,8 +28,7 @@ pub fn stage_index(stage: Stage) -> usize {
     STAGES.iter().position(|s| *s == stage).unwrap_or(0)
 }
 
-/// A regex condition waiting to be compiled (compilation runs in parallel
-/// once every rule is read).
+/// A regex condition waiting to be checked and indexed once every rule is read.
 pub struct PendingAtom {
     pub field: Field,
     pub pattern: String,
@@ -59,11 +56,12 @@ impl AtomTable {
     }
 }
 
-/// Compiles one pending atom's regex; the error is already a [`RuleError`].
-pub fn compile_regex(atom: &PendingAtom) -> Result<Regex, RuleError> {
-    RegexBuilder::new(&atom.pattern)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
+/// Parses one pending atom's regex (with the parser and settings the
+/// `regex` crate uses, so what passes here compiles); the error is already
+/// a [`RuleError`].
+pub fn parse_regex(atom: &PendingAtom) -> Result<Hir, RuleError> {
+    regex_syntax::Parser::new()
+        .parse(&atom.pattern)
         .map_err(|e| RuleError {
             file: atom.file.clone(),
             line: atom.location.line(),
@@ -73,8 +71,8 @@ pub fn compile_regex(atom: &PendingAtom) -> Result<Regex, RuleError> {
         })
 }
 
-/// The regex crate draws a caret diagram; its last line says why.
-fn regex_why(error: &regex::Error) -> String {
+/// The regex parser draws a caret diagram; its last line says why.
+fn regex_why(error: &regex_syntax::Error) -> String {
     let text = error.to_string();
     let last = text.lines().last().unwrap_or("invalid");
     last.trim_start_matches("error: ").to_string()

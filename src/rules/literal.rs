@@ -20,8 +20,12 @@ const MAX_EXACT: usize = 64;
 /// The literals of `pattern`, or `None` when no useful set exists (the
 /// regex must then run on every text).
 pub fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
-    let hir = regex_syntax::parse(pattern).ok()?;
-    let set = analyse(&hir).required?;
+    literals_of(&regex_syntax::parse(pattern).ok()?)
+}
+
+/// The same for a parsed regex.
+pub fn literals_of(hir: &Hir) -> Option<Vec<Vec<u8>>> {
+    let set = analyse(hir).required?;
     let shortest = set.iter().map(Vec::len).min()?;
     (shortest >= MIN_USEFUL).then_some(set)
 }

@@ -27,7 +27,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use compile::{compile_regex, stage_index, AtomTable, PendingAtom};
+use compile::{parse_regex, stage_index, AtomTable};
 use condition::{Condition, Env, Field};
 use matcher::{FieldMatcher, MatcherBuilder};
 
@@ -216,22 +216,26 @@ impl RuleSet {
     }
 }
 
-/// Compiles every pending regex (in parallel) and groups the atoms of each
-/// stage by field into matchers.
-fn build_plans(rules: &[Rule], tables: [AtomTable; 5], errors: &mut Vec<RuleError>) -> [StagePlan; 5] {
+/// Checks every pending regex and groups the atoms of each stage by field
+/// into matchers, each regex indexed by the literals its matches contain.
+fn build_plans(
+    rules: &[Rule],
+    tables: [AtomTable; 5],
+    errors: &mut Vec<RuleError>,
+) -> [StagePlan; 5] {
     let mut plans: [StagePlan; 5] = Default::default();
     for (i, rule) in rules.iter().enumerate() {
         plans[stage_index(rule.stage)].rules.push(i);
     }
     for (plan, table) in plans.iter_mut().zip(tables) {
         plan.atoms = table.pending.len();
-        let compiled = compile_all(&table.pending);
         let mut builders: std::collections::BTreeMap<Field, MatcherBuilder> = Default::default();
-        for (id, (atom, regex)) in table.pending.iter().zip(compiled).enumerate() {
-            match regex {
-                Ok(regex) => {
-                    let literals = literal::required_literals(&atom.pattern);
-                    builders.entry(atom.field.clone()).or_default().add(id, regex, literals);
+        for (id, atom) in table.pending.iter().enumerate() {
+            match parse_regex(atom) {
+                Ok(hir) => {
+                    let literals = literal::literals_of(&hir);
+                    let builder = builders.entry(atom.field.clone()).or_default();
+                    builder.add(id, &atom.pattern, literals);
                 }
                 Err(e) => errors.push(e),
             }
@@ -239,23 +243,6 @@ fn build_plans(rules: &[Rule], tables: [AtomTable; 5], errors: &mut Vec<RuleErro
         plan.matchers = builders.into_iter().map(|(f, b)| (f, b.build())).collect();
     }
     plans
-}
-
-/// Regex compilation dominates load time with thousands of rules: spread
-/// it over the cores.
-fn compile_all(pending: &[PendingAtom]) -> Vec<Result<regex::Regex, RuleError>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-    let chunk = pending.len().div_ceil(threads).max(256);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = pending
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(compile_regex).collect::<Vec<_>>()))
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("regex compilation does not panic"))
-            .collect()
-    })
 }
 
 #[cfg(test)]

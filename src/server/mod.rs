@@ -27,6 +27,9 @@ const ABORT_GRACE: Duration = Duration::from_secs(5);
 
 /// The sockets the server serves, bound by the caller (tests bind port 0).
 pub struct Listeners {
+    /// SMTP listeners. One whose local address is in
+    /// `proxy_protocol.listeners` reads a PROXY header first (tests that
+    /// bind port 0 put the bound address in the configuration).
     pub smtp: Vec<TcpListener>,
     pub metrics: Option<TcpListener>,
 }

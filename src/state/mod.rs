@@ -66,7 +66,7 @@ enum Backend {
         limits: Vec<KeyedLimiter>,
         greylist: MemoryGreylist,
     },
-    Redis(RedisState),
+    Redis(Box<RedisState>),
 }
 
 pub struct SharedState {
@@ -86,7 +86,7 @@ impl SharedState {
         let (backend, on_failure) = match &config.state {
             StateConfig::Memory => (memory_backend(config), OnFailure::FailOpen),
             StateConfig::Redis(redis) => {
-                (Backend::Redis(RedisState::new(redis)?), redis.on_failure)
+                (Backend::Redis(Box::new(RedisState::new(redis)?)), redis.on_failure)
             }
         };
         Ok(SharedState {

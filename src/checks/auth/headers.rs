@@ -81,9 +81,12 @@ fn field(message: &[u8], at: usize, end: usize) -> Option<HeaderField<'_>> {
 mod tests {
     use super::*;
 
+    /// A message and the (name, value) pairs it should yield.
+    type Case<'a> = (&'a [u8], &'a [(&'a str, &'a str)]);
+
     #[test]
     fn fields_table() {
-        let cases: &[(&[u8], &[(&str, &str)])] = &[
+        let cases: &[Case] = &[
             (
                 b"From: a@b\r\nTo: c\r\n\r\nbody",
                 &[("From", " a@b"), ("To", " c")],

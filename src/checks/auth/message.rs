@@ -9,7 +9,7 @@ use mail_auth::dkim::DkimError;
 use mail_auth::{AuthenticatedMessage, DkimOutput, DkimResult, Error as AuthError};
 
 use super::headers::header_fields;
-use super::{count, AuthResult, DkimFact};
+use super::{arc_rules, count, AuthResult, DkimFact};
 use crate::checks::{Check, CheckContext, CheckError, Outcome, Stage};
 use crate::config::auth::{AuthConfig, Mode, TempErrorAction};
 use crate::dns::Dns;
@@ -180,13 +180,28 @@ impl ArcCheck {
         ArcCheck { config, dns }
     }
 
-    /// The chain validation result of a whole message.
+    /// The chain validation result of a whole message: our rules
+    /// ([`arc_rules`]) first, then `mail-auth`'s chain validation.
     pub async fn evaluate(&self, message: &[u8]) -> AuthResult {
-        let Some(parsed) = AuthenticatedMessage::parse(message) else {
+        let fields = header_fields(message);
+        if !arc_rules::has_arc_headers(&fields) {
             return AuthResult::None;
+        }
+        if arc_rules::structural_failure(&fields).is_some() {
+            return AuthResult::Fail;
+        }
+        let Some(parsed) = AuthenticatedMessage::parse(message) else {
+            return AuthResult::Fail;
         };
-        let output = self.dns.authenticator().verify_arc(&parsed).await;
-        arc_word(output.result())
+        let result = match arc_word(self.dns.authenticator().verify_arc(&parsed).await.result()) {
+            // ARC headers without a complete set: a broken chain.
+            AuthResult::None => AuthResult::Fail,
+            other => other,
+        };
+        match result == AuthResult::Pass && arc_rules::weak_key(&self.dns, &fields).await {
+            true => AuthResult::Fail,
+            false => result,
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 //! tree walk and drops `pct`, while RFC 7489 wants the public suffix list
 //! and `pct`.
 
+mod arc_rules;
 mod dmarc;
 mod headers;
 mod message;

@@ -161,6 +161,20 @@ mod tests {
     use crate::config::Config;
 
     #[test]
+    fn removed_headers_are_not_forwarded() {
+        use crate::checks::Judgement;
+        let message = b"A-R: ours\r\nX: 1\r\nA-R: ours\r\n more\r\n\r\nbody";
+        let fields = header_fields(message);
+        let judgement = Judgement {
+            removed: vec![fields[2].range.clone(), fields[0].range.clone()],
+            ..Judgement::default()
+        };
+        assert_eq!(&*judgement.forwarded(message), b"X: 1\r\n\r\nbody");
+        let untouched = Judgement::default();
+        assert!(matches!(untouched.forwarded(message), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
     fn authserv_id_table() {
         for (value, id) in [
             (" mx.example.net; spf=pass", "mx.example.net"),

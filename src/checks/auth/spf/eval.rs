@@ -138,7 +138,7 @@ impl<'a> Evaluation<'a> {
             Mechanism::Ptr(spec) => {
                 self.count_lookup()?;
                 let target = self.target(spec.as_ref(), domain).await;
-                Ok(self.validated_names(Some(&target)).await.first().is_some())
+                Ok(!self.validated_names(Some(&target)).await.is_empty())
             }
             Mechanism::Exists(spec) => {
                 self.count_lookup()?;

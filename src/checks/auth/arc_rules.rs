@@ -1,0 +1,191 @@
+//! ARC rules `mail-auth` 0.15.1 does not enforce, checked before its chain
+//! validation (RFC 8617, RFC 6376 3.2, RFC 8301): every ARC-Seal and
+//! ARC-Message-Signature is a well-formed tag list with its required tags,
+//! signs with rsa-sha256 only, never signs an ARC-Seal from the AMS, and
+//! uses a key of at least 1024 bits; and ARC headers without a complete
+//! set are a broken chain, not "no chain".
+
+use std::collections::HashSet;
+
+use base64ct::{Base64, Encoding};
+use rsa::pkcs8::DecodePublicKey;
+use rsa::traits::PublicKeyParts;
+use rsa::RsaPublicKey;
+
+use super::headers::HeaderField;
+use crate::dns::Dns;
+
+const SEAL: &str = "ARC-Seal";
+const SIGNATURE: &str = "ARC-Message-Signature";
+const RESULTS: &str = "ARC-Authentication-Results";
+const MIN_RSA_BITS: usize = 1024;
+
+/// True if the message carries any ARC header at all.
+pub fn has_arc_headers(fields: &[HeaderField<'_>]) -> bool {
+    fields
+        .iter()
+        .any(|f| f.is(SEAL) || f.is(SIGNATURE) || f.is(RESULTS))
+}
+
+/// The first rule an ARC header breaks, if any.
+pub fn structural_failure(fields: &[HeaderField<'_>]) -> Option<String> {
+    for field in fields.iter().filter(|f| f.is(SEAL) || f.is(SIGNATURE)) {
+        let seal = field.is(SEAL);
+        let name = if seal { SEAL } else { SIGNATURE };
+        let tags = match tag_list(field.value) {
+            Ok(tags) => tags,
+            Err(why) => return Some(format!("{name}: {why}")),
+        };
+        if let Some(why) = tag_problem(&tags, seal) {
+            return Some(format!("{name}: {why}"));
+        }
+    }
+    None
+}
+
+fn tag_problem(tags: &[(String, String)], seal: bool) -> Option<String> {
+    let required: &[&str] = match seal {
+        true => &["a", "b", "cv", "d", "i", "s"],
+        false => &["a", "b", "bh", "d", "h", "i", "s"],
+    };
+    let get = |name: &str| {
+        tags.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if let Some(missing) = required.iter().find(|r| get(r).is_none()) {
+        return Some(format!("no {missing}= tag"));
+    }
+    if !get("a").is_some_and(|a| a.eq_ignore_ascii_case("rsa-sha256")) {
+        return Some("only rsa-sha256 is allowed".to_string());
+    }
+    let signs_seal = get("h").is_some_and(|h| {
+        h.split(':')
+            .any(|name| name.trim().eq_ignore_ascii_case(SEAL))
+    });
+    signs_seal.then(|| "the signature covers ARC-Seal".to_string())
+}
+
+/// A DKIM-style tag list (RFC 6376 3.2): `name=value` separated by `;`,
+/// names `ALPHA *(ALPHA / DIGIT / "_")`, none twice, at most one
+/// trailing `;`. Values lose their folding whitespace.
+pub fn tag_list(value: &[u8]) -> Result<Vec<(String, String)>, String> {
+    let text = String::from_utf8_lossy(value);
+    let text = text.trim_end_matches([' ', '\t', '\r', '\n']);
+    let text = text.strip_suffix(';').unwrap_or(text);
+    let mut seen = HashSet::new();
+    let mut tags = Vec::new();
+    for spec in text.split(';') {
+        let (name, value) = spec.split_once('=').ok_or("a tag without '='")?;
+        let name = name.trim();
+        let valid = name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(format!("invalid tag name '{name}'"));
+        }
+        if !seen.insert(name.to_string()) {
+            return Err(format!("tag {name}= twice"));
+        }
+        let value: String = value.chars().filter(|c| !c.is_whitespace()).collect();
+        tags.push((name.to_string(), value));
+    }
+    Ok(tags)
+}
+
+/// True if some seal or signature names an RSA key shorter than 1024 bits
+/// (RFC 8301 3.2). Keys that cannot be fetched or read are left to the
+/// verifier, which reports them.
+pub async fn weak_key(dns: &Dns, fields: &[HeaderField<'_>]) -> bool {
+    let mut selectors = HashSet::new();
+    for field in fields.iter().filter(|f| f.is(SEAL) || f.is(SIGNATURE)) {
+        let Ok(tags) = tag_list(field.value) else {
+            continue;
+        };
+        let get = |name: &str| tags.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        if let (Some(d), Some(s)) = (get("d"), get("s")) {
+            selectors.insert(format!("{s}._domainkey.{d}"));
+        }
+    }
+    for name in selectors {
+        let records = dns.txt(&name).await.unwrap_or_default();
+        if records
+            .iter()
+            .any(|r| rsa_bits(r).is_some_and(|b| b < MIN_RSA_BITS))
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// The modulus size of the RSA key in a DKIM key record.
+fn rsa_bits(record: &str) -> Option<usize> {
+    let tags = tag_list(record.as_bytes()).ok()?;
+    let key = tags.iter().find(|(n, _)| n == "p").map(|(_, v)| v)?;
+    let der = Base64::decode_vec(key).ok()?;
+    let key = RsaPublicKey::from_public_key_der(&der).ok()?;
+    Some(key.n().bits())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::headers::header_fields;
+    use super::*;
+
+    #[test]
+    fn tag_lists() {
+        let cases: &[(&str, Result<usize, &str>)] = &[
+            ("a=rsa-sha256; b=abc; cv=none", Ok(3)),
+            ("a=1; b=2;", Ok(2)),
+            (" a = 1 ;\r\n b=x y\r\n z", Ok(2)),
+            ("a=1;; b=2", Err("without")),
+            ("a=1; _=2", Err("invalid tag name")),
+            ("a=1; a=2", Err("twice")),
+            ("a", Err("without")),
+        ];
+        for (text, want) in cases {
+            match (tag_list(text.as_bytes()), want) {
+                (Ok(tags), Ok(n)) => assert_eq!(tags.len(), *n, "{text}"),
+                (Err(e), Err(needle)) => assert!(e.contains(needle), "{text}: {e}"),
+                (got, want) => panic!("{text}: {got:?} vs {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn structure_table() {
+        let seal = "ARC-Seal: a=rsa-sha256; b=x; cv=none; d=example.org; i=1; s=s\r\n";
+        let ams =
+            "ARC-Message-Signature: a=rsa-sha256; b=x; bh=y; d=example.org; h=from; i=1; s=s\r\n";
+        let cases = [
+            (format!("{seal}{ams}"), None),
+            (
+                format!("{}{ams}", seal.replace("a=rsa-sha256", "a=rsa-sha1")),
+                Some("rsa-sha256"),
+            ),
+            (
+                format!("{}{ams}", seal.replace("s=s", "S=s")),
+                Some("no s= tag"),
+            ),
+            (
+                format!("{seal}{}", ams.replace("h=from", "h=from:arc-seal")),
+                Some("covers"),
+            ),
+            (
+                format!("{seal}{}", ams.replace("a=rsa-sha256; ", "")),
+                Some("no a= tag"),
+            ),
+        ];
+        for (headers, want) in cases {
+            let message = format!("{headers}From: a@b.example\r\n\r\nbody\r\n");
+            let got = structural_failure(&header_fields(message.as_bytes()));
+            match want {
+                None => assert_eq!(got, None, "{headers}"),
+                Some(needle) => assert!(
+                    got.as_deref().unwrap_or("").contains(needle),
+                    "{headers}: {got:?}"
+                ),
+            }
+        }
+    }
+}
