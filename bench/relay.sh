@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Relay benchmark: Postfix's smtp-source sends to smtp-sink directly, then
 # through spamgate (release build, no checks, XCLIENT off), for each message
-# size and number of parallel sessions; prints msgs/s for both, their ratio
+# size and number of parallel sessions; prints msgs/s for both, their ratio,
 # spamgate's peak RSS (VmHWM, one fresh spamgate per measurement) and the
 # CPU time spamgate spent per message (steady whatever else the machine runs).
 #

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use support::flaky::Flaky;
 use support::ledger::{send_all, Report};
-use support::spawn::Spamgate;
+use support::spawn::{Spamgate, NO_DNS_CHECKS};
 
 struct Args {
     spamgate: PathBuf,
@@ -48,7 +48,7 @@ async fn main() -> ExitCode {
     let args = args();
     let upstream = Flaky::start(args.drop).await;
     let extra = format!(
-        "limits: {{max_connections: {n}, max_connections_per_ip: {n}}}\ntimeouts: {{upstream_connect: 10s, upstream_command: 10s, upstream_data: 10s}}",
+        "limits: {{max_connections: {n}, max_connections_per_ip: {n}}}\ntimeouts: {{upstream_connect: 10s, upstream_command: 10s, upstream_data: 10s}}\n{NO_DNS_CHECKS}",
         n = args.sessions * 2 + 10
     );
     let mut spamgate = Spamgate::start(&args.spamgate, upstream.addr, &extra);

@@ -156,7 +156,7 @@ impl Conn {
     async fn expect(&mut self, want: u16) -> io::Result<()> {
         match self.reply().await? {
             code if code == want => Ok(()),
-            code => Err(io::Error::other(format!(
+            _ => Err(io::Error::other(format!(
                 "expected {want}, got {}",
                 self.line.trim_end()
             ))),

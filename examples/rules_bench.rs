@@ -82,7 +82,10 @@ fn rss_kib() -> u64 {
 }
 
 fn bench(count: usize, message: &[u8], seconds: f64) {
-    let dir = std::env::temp_dir().join(format!("spamgate-rules-bench-{}-{count}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "spamgate-rules-bench-{}-{count}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("rules.yaml");
     let mut file = std::fs::File::create(&path).unwrap();
@@ -121,7 +124,10 @@ fn bench(count: usize, message: &[u8], seconds: f64) {
 }
 
 fn main() {
-    let seconds: f64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
+    let seconds: f64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
     let message = message();
     println!("message: {} bytes; each run {seconds} s", message.len());
     for count in [10, 1_000, 10_000] {

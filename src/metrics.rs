@@ -192,7 +192,7 @@ impl Metrics {
             rule_hits: Family::default(),
             rules_loaded: Gauge::default(),
             rules_reloads: Family::default(),
-            score: Histogram::new(SCORE_BUCKETS.into_iter()),
+            score: Histogram::new(SCORE_BUCKETS),
             smtp_auth: Family::default(),
         };
         m.register(&mut Declaring(&mut registry));

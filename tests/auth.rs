@@ -135,11 +135,15 @@ async fn resolver_types_answers_and_failures() {
 
 // ------------------------------------------------------------ DKIM
 
-/// signer.test publishes its keys (and a revoked one); the key server of
+/// signer.test publishes its keys (a revoked one, a weak one); the key server of
 /// slow.test never answers.
 fn dkim_zones() -> Zones {
     with_keys(Zones::new(), "signer.test")
         .txt("revoked._domainkey.signer.test", "v=DKIM1; k=rsa; p=")
+        .txt(
+            "weak._domainkey.signer.test",
+            &format!("v=DKIM1; k=rsa; p={}", public_key("rsa512.pub")),
+        )
         .silent("_domainkey.slow.test")
         .txt("_dmarc.slow.test", "v=DMARC1; p=reject")
 }
@@ -157,6 +161,8 @@ async fn dkim_signatures_by_dkimpy() {
         ("ed25519", "simple/simple", ED_SELECTOR, "pass"),
         ("rsa", "relaxed/relaxed", "missing", "permerror"),
         ("rsa", "relaxed/relaxed", "revoked", "permerror"),
+        // RFC 8301: RSA keys under 1024 bits are not valid.
+        ("rsa512", "relaxed/relaxed", "weak", "fail"),
     ];
     for (keytype, canon, selector, want) in cases {
         let signed = sign(keytype, canon, "signer.test", selector, &plain);

@@ -106,7 +106,9 @@ async fn nul_and_invalid_utf8_in_any_command_field_are_refused_and_never_relayed
         }
         assert_eq!(client.cmd("RSET").await.code, 250, "{name}");
     }
-    let last = client.send_mail("a@example.com", &["b@example.net"], &message("clean")).await;
+    let last = client
+        .send_mail("a@example.com", &["b@example.net"], &message("clean"))
+        .await;
     assert_eq!(last.code, 250, "the session survives the poison");
     let accepted = upstream.wait_accepted(1).await;
     assert_eq!(accepted.len(), 1);
@@ -132,19 +134,46 @@ async fn eight_bit_message_content_is_relayed_verbatim_but_nul_is_refused() {
     let body = format!("{}caf\u{e9} \u{1F600}\r\n", message("8bit"));
     let raw: &[u8] = b"latin1 caf\xe9, broken \xc3\x28, lone \xff\r\n";
     let wire = [message("raw").as_bytes(), raw].concat();
-    assert_eq!(client.send_mail("a@example.com", &["b@example.net"], &body).await.code, 250);
-    assert_eq!(client.cmd("MAIL FROM:<a@example.com> BODY=8BITMIME").await.code, 250);
+    assert_eq!(
+        client
+            .send_mail("a@example.com", &["b@example.net"], &body)
+            .await
+            .code,
+        250
+    );
+    assert_eq!(
+        client
+            .cmd("MAIL FROM:<a@example.com> BODY=8BITMIME")
+            .await
+            .code,
+        250
+    );
     assert_eq!(client.cmd("RCPT TO:<b@example.net>").await.code, 250);
     assert_eq!(client.cmd("DATA").await.code, 354);
     client.send(&[wire.as_slice(), b".\r\n"].concat()).await;
-    assert_eq!(client.reply().await.code, 250, "invalid UTF-8 is legal 8-bit content");
+    assert_eq!(
+        client.reply().await.code,
+        250,
+        "invalid UTF-8 is legal 8-bit content"
+    );
     let nul = format!("{}a\0b\r\n", message("nul"));
-    let nul = client.send_mail("a@example.com", &["b@example.net"], &nul).await;
+    let nul = client
+        .send_mail("a@example.com", &["b@example.net"], &nul)
+        .await;
     assert_eq!(nul.code, 550);
     let accepted = upstream.wait_accepted(2).await;
-    assert_eq!(accepted.len(), 2, "the NUL message never reached the upstream");
-    assert!(accepted[0].message.ends_with("caf\u{e9} \u{1F600}\r\n".as_bytes()));
-    assert!(accepted[1].message.ends_with(raw), "8-bit bytes changed on the way");
+    assert_eq!(
+        accepted.len(),
+        2,
+        "the NUL message never reached the upstream"
+    );
+    assert!(accepted[0]
+        .message
+        .ends_with("caf\u{e9} \u{1F600}\r\n".as_bytes()));
+    assert!(
+        accepted[1].message.ends_with(raw),
+        "8-bit bytes changed on the way"
+    );
 }
 
 #[tokio::test]
@@ -163,11 +192,16 @@ async fn megabytes_without_a_newline_are_refused_and_the_session_survives() {
     client.send(b"\r\n.\r\n").await;
     let refused = client.reply().await;
     assert!(refused.code >= 500, "overlong data line: {refused:?}");
-    let clean = client.send_mail("a@example.com", &["b@example.net"], &message("after")).await;
+    let clean = client
+        .send_mail("a@example.com", &["b@example.net"], &message("after"))
+        .await;
     assert_eq!(clean.code, 250);
     let accepted = upstream.wait_accepted(1).await;
     assert_eq!(accepted.len(), 1);
-    assert_eq!(upstream.commands().iter().filter(|c| *c == "DATA").count(), 1);
+    assert_eq!(
+        upstream.commands().iter().filter(|c| *c == "DATA").count(),
+        1
+    );
 }
 
 /// Sends `NOOP ...` a byte every 200 ms and returns (bytes sent, what
@@ -176,7 +210,10 @@ async fn slowloris(addr: SocketAddr) -> (usize, String) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let mut heard = Vec::new();
     let mut buf = [0u8; 512];
-    for (sent, byte) in b"NOOP slowly...........................................................".iter().enumerate() {
+    for (sent, byte) in b"NOOP slowly..........................................................."
+        .iter()
+        .enumerate()
+    {
         let read = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await;
         match read {
             Ok(Ok(0)) | Ok(Err(_)) => return (sent, String::from_utf8_lossy(&heard).into()),
@@ -187,24 +224,38 @@ async fn slowloris(addr: SocketAddr) -> (usize, String) {
             return (sent, String::from_utf8_lossy(&heard).into());
         }
     }
-    panic!("a slowloris client was never cut: {}", String::from_utf8_lossy(&heard));
+    panic!(
+        "a slowloris client was never cut: {}",
+        String::from_utf8_lossy(&heard)
+    );
 }
 
 #[tokio::test]
 async fn slowloris_clients_are_cut_at_the_idle_timeout_while_others_are_served() {
     let timeouts = "timeouts: {idle: 1s, session: 1h, upstream_connect: 5s, upstream_command: 5s, upstream_data: 5s}\nlimits: {max_connections_per_ip: 100}";
     let (upstream, spamgate) = setup(timeouts).await;
-    let slow: Vec<_> = (0..20).map(|_| tokio::spawn(slowloris(spamgate.addr))).collect();
+    let slow: Vec<_> = (0..20)
+        .map(|_| tokio::spawn(slowloris(spamgate.addr)))
+        .collect();
     for i in 0..3 {
         let mut client = Client::ready(spamgate.addr).await;
-        let reply = client.send_mail("a@example.com", &["b@example.net"], &message(&format!("m{i}"))).await;
+        let reply = client
+            .send_mail(
+                "a@example.com",
+                &["b@example.net"],
+                &message(&format!("m{i}")),
+            )
+            .await;
         assert_eq!(reply.code, 250);
     }
     for task in slow {
         let (sent, heard) = task.await.unwrap();
         assert!(heard.starts_with("220 "), "banner first: {heard:?}");
         assert!(heard.contains("\r\n421 "), "cut with a 421: {heard:?}");
-        assert!(sent < 40, "cut after {sent} bytes, long after the 1 s idle timeout");
+        assert!(
+            sent < 40,
+            "cut after {sent} bytes, long after the 1 s idle timeout"
+        );
     }
     assert_eq!(upstream.wait_accepted(3).await.len(), 3);
     wait_no_sessions(&spamgate).await;
@@ -219,7 +270,9 @@ async fn hundreds_of_idle_connections_do_not_stop_service_and_all_end() {
         idle.push(Client::greeted(spamgate.addr).await);
     }
     let mut client = Client::ready(spamgate.addr).await;
-    let reply = client.send_mail("a@example.com", &["b@example.net"], &message("busy")).await;
+    let reply = client
+        .send_mail("a@example.com", &["b@example.net"], &message("busy"))
+        .await;
     assert_eq!(reply.code, 250);
     assert!(spamgate.metric("spamgate_active_sessions").await >= 301.0);
     drop(idle);
@@ -267,22 +320,46 @@ async fn a_client_vanishing_at_any_byte_leaves_nothing_half_done_upstream() {
         play_until(spamgate.addr, cut).await;
         wait_no_sessions(&spamgate).await;
     }
-    assert!(upstream.accepted().is_empty(), "a cut message was delivered");
+    assert!(
+        upstream.accepted().is_empty(),
+        "a cut message was delivered"
+    );
     let commands = upstream.commands();
-    assert!(!commands.iter().any(|c| c == "DATA"), "DATA relayed for a message never finished");
+    assert!(
+        !commands.iter().any(|c| c == "DATA"),
+        "DATA relayed for a message never finished"
+    );
     let mails = commands.iter().filter(|c| c.starts_with("MAIL")).count();
-    assert!(mails > 50, "the cuts inside the transaction reached the upstream ({mails})");
-    for (i, _) in commands.iter().enumerate().filter(|(_, c)| c.starts_with("MAIL")) {
+    assert!(
+        mails > 50,
+        "the cuts inside the transaction reached the upstream ({mails})"
+    );
+    for (i, _) in commands
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.starts_with("MAIL"))
+    {
         let closed = commands[i + 1..]
             .iter()
             .take_while(|c| !c.starts_with("MAIL"))
             .any(|c| c == "RSET" || c == "QUIT");
-        assert!(closed, "transaction at command {i} left open upstream: {commands:?}");
+        assert!(
+            closed,
+            "transaction at command {i} left open upstream: {commands:?}"
+        );
     }
     let quits = commands.iter().filter(|c| *c == "QUIT").count();
-    assert_eq!(quits, upstream.connections(), "every upstream session was closed with QUIT");
+    assert_eq!(
+        quits,
+        upstream.connections(),
+        "every upstream session was closed with QUIT"
+    );
     play_until(spamgate.addr, total).await;
-    assert_eq!(upstream.wait_accepted(1).await.len(), 1, "the uncut dialogue delivers");
+    assert_eq!(
+        upstream.wait_accepted(1).await.len(),
+        1,
+        "the uncut dialogue delivers"
+    );
 }
 
 #[tokio::test]
@@ -296,7 +373,10 @@ async fn ledger_through_a_flaky_upstream_loses_nothing() {
     report.print();
     assert!(report.zero_loss(), "{report:?}");
     assert_eq!(report.refused_but_delivered, 0, "{report:?}");
-    assert!(report.upstream_drops > 0 && report.tempfailed > 0, "faults were injected: {report:?}");
+    assert!(
+        report.upstream_drops > 0 && report.tempfailed > 0,
+        "faults were injected: {report:?}"
+    );
     assert!(report.accepted > messages / 2, "{report:?}");
     let answered = report.accepted + report.tempfailed + report.permfailed + report.no_reply;
     assert_eq!(answered, messages);
@@ -335,12 +415,49 @@ async fn xclient_lines_stay_within_512_octets_whatever_the_helo() {
     let mut client = Client::greeted(spamgate.addr).await;
     let helo = format!("{}.example", "\u{e9}".repeat(120));
     assert_eq!(client.cmd(&format!("EHLO {helo}")).await.code, 250);
-    let reply = client.send_mail("a@example.com", &["b@example.net"], &message("x")).await;
+    let reply = client
+        .send_mail("a@example.com", &["b@example.net"], &message("x"))
+        .await;
     assert_eq!(reply.code, 250);
     let commands = upstream.commands();
-    let xclient: Vec<&String> = commands.iter().filter(|c| c.starts_with("XCLIENT")).collect();
+    let xclient: Vec<&String> = commands
+        .iter()
+        .filter(|c| c.starts_with("XCLIENT"))
+        .collect();
     assert!(xclient.iter().any(|c| c.contains("HELO=")), "{xclient:?}");
     for line in xclient {
-        assert!(line.len() + 2 <= 512, "XCLIENT line of {} octets", line.len() + 2);
+        assert!(
+            line.len() + 2 <= 512,
+            "XCLIENT line of {} octets",
+            line.len() + 2
+        );
     }
+}
+
+/// Bug in src/smtp/command.rs (`validate_mailbox`): the local part is not
+/// checked against RFC 5321's Local-part (Dot-string or Quoted-string), so
+/// `@`, `,`, `:` and `<` pass unquoted. `MAIL FROM:<@x:@,@b.c>` becomes
+/// `MAIL FROM:<@,@b.c>` upstream, which spamgate's own parser refuses as a
+/// bad source route: the checks judged one address, the upstream reads
+/// another. Found by the `command` fuzz target (fuzz/seeds/command/
+/// regress-local-part).
+#[tokio::test]
+#[ignore = "bug: local part not validated, upstream may read another address (src/smtp/command.rs)"]
+async fn addresses_the_upstream_would_read_differently_are_refused() {
+    let (upstream, spamgate) = setup("limits: {max_bad_commands: 100}").await;
+    let mut client = Client::ready(spamgate.addr).await;
+    for line in [
+        "MAIL FROM:<@1r2ar:@,@b.c>",
+        "MAIL FROM:<a<b@example.com>",
+        "MAIL FROM:<a:b@example.com>",
+        "MAIL FROM:<a,b@example.com>",
+        "MAIL FROM:<a..b@example.com>",
+    ] {
+        let reply = client.cmd(line).await;
+        if reply.code == 250 {
+            client.cmd("RSET").await;
+        }
+        assert!(reply.code >= 500, "{line:?} accepted: {reply:?}");
+    }
+    assert!(upstream.commands().iter().all(|c| !c.starts_with("MAIL")));
 }

@@ -135,6 +135,8 @@ async fn dead_redis() -> String {
 }
 
 impl Fleet {
+    /// Every instance resolves through the test's own DNS server, so that no
+    /// lookup (SPF, DMARC of the senders' domains) leaves the machine.
     async fn start() -> Fleet {
         let good = Recorder::start(Behaviour::default()).await;
         let busy = Recorder::start(Behaviour {
@@ -142,29 +144,35 @@ impl Fleet {
             ..Behaviour::default()
         })
         .await;
-        let rules = tempfile::tempdir().unwrap();
-        let rule_file = rules.path().join("rules.yaml");
-        std::fs::write(&rule_file, RULES_V1).unwrap();
-        let healthy = format!(
-            "limits: {{max_message_size: 1024, max_recipients: 2}}\n\
-             checks:\n  ip_lists:\n    deny: ['203.0.113.0/24']\n\
-             rules: {{files: ['{}'], watch: true, watch_interval: 100ms}}\n",
-            rule_file.display()
-        );
         let zones = Zones::new()
             .a("7.100.51.198.bl.test", "127.0.0.2")
             .servfail("broken.test");
         let dns = DnsServer::start(&zones);
-        let reputation = format!(
-            "{}reputation:\n  dnsbl:\n    zones: [{{zone: bl.test, weight: 1}}, {{zone: broken.test, weight: 1}}]\n\
-             \x20 rate_limits:\n    limits: [{{name: sender_burst, key: ip, count: messages, rate: 2/h, burst: 2}}]\n\
-             \x20 greylist: {{enabled: true}}\n",
-            dns.yaml("1s")
+        let resolver = dns.yaml("1s");
+        let rules = tempfile::tempdir().unwrap();
+        let rule_file = rules.path().join("rules.yaml");
+        std::fs::write(&rule_file, RULES_V1).unwrap();
+        let healthy = format!(
+            "{resolver}limits: {{max_message_size: 1024, max_recipients: 2}}\n\
+             checks:\n  ip_lists:\n    deny: ['203.0.113.0/24']\n\
+             rules: {{files: ['{}'], watch: true, watch_interval: 100ms}}\n",
+            rule_file.display()
         );
+        let reputation = format!(
+            "{resolver}reputation:\n  dnsbl:\n    zones: [{{zone: bl.test, weight: 1}}, {{zone: broken.test, weight: 1}}]\n\
+             \x20 rate_limits:\n    limits: [{{name: sender_burst, key: ip, count: messages, rate: 2/h, burst: 2}}]\n\
+             \x20 greylist: {{enabled: true}}\n"
+        );
+        let orphaned = Instance::start(closed_port().await, &resolver, false).await;
         Fleet {
             healthy: Instance::start(good.addr, &healthy, true).await,
-            tempfailing: Instance::start(busy.addr, &dead_redis().await, false).await,
-            orphaned: Instance::start(closed_port().await, "", false).await,
+            tempfailing: Instance::start(
+                busy.addr,
+                &(resolver.clone() + &dead_redis().await),
+                false,
+            )
+            .await,
+            orphaned,
             reputation: Instance::start(good.addr, &reputation, true).await,
             rules,
             _dns: dns,

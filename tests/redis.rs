@@ -32,22 +32,29 @@ impl RedisServer {
             .local_addr()
             .unwrap()
             .port();
+        let mut server = RedisServer {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            child: None,
+            _dir: dir,
+        };
+        server.spawn();
+        server
+    }
+
+    /// Starts (again) on the same port, empty.
+    fn spawn(&mut self) {
+        let port = self.addr.port();
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
-            .arg(dir.path())
+            .arg(self._dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server (Debian package redis-server) must be installed");
-        let mut server = RedisServer {
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            child: Some(child),
-            _dir: dir,
-        };
-        server.wait_ready();
-        server
+        self.child = Some(child);
+        self.wait_ready();
     }
 
     /// Polls with PING until PONG, redis exits, or the deadline passes.
@@ -181,6 +188,46 @@ async fn two_instances_enforce_one_limit_and_survive_redis_dying() {
             .await;
         assert!(errors >= 1.0, "state errors counted: {errors}");
     }
+
+    // Redis comes back (empty): each instance re-makes its connection on
+    // its own and the shared limit applies again.
+    redis.spawn();
+    let mut clients = [Client::ready(a.addr).await, Client::ready(b.addr).await];
+    for client in &mut clients {
+        until_accepted(client).await;
+    }
+    let codes = send_many(&mut clients[1], 10).await;
+    let count = |code: u16| codes.iter().filter(|c| **c == code).count();
+    assert_eq!((count(250), count(450)), (8, 2), "{codes:?}");
+}
+
+/// Sends messages until one is accepted (Redis is back), 451 meanwhile.
+async fn until_accepted(client: &mut Client) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let reply = client
+            .send_mail("a@example.com", &["b@example.net"], &message("back"))
+            .await;
+        if reply.code == 250 {
+            return;
+        }
+        assert_eq!(reply.code, 451, "{reply:?}");
+        assert!(Instant::now() < deadline, "never reconnected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Sends `n` messages and returns the reply codes.
+async fn send_many(client: &mut Client, n: usize) -> Vec<u16> {
+    let mut codes = Vec::new();
+    for i in 0..n {
+        let body = message(&format!("again{i}"));
+        let reply = client
+            .send_mail("a@example.com", &["b@example.net"], &body)
+            .await;
+        codes.push(reply.code);
+    }
+    codes
 }
 
 #[tokio::test]

@@ -64,21 +64,29 @@ impl Drop for Server {
 
 impl Server {
     async fn start(yaml: &str) -> Server {
-        let config = Config::from_yaml(yaml, Path::new("test.yaml")).unwrap_or_else(|e| panic!("{e}"));
+        let config =
+            Config::from_yaml(yaml, Path::new("test.yaml")).unwrap_or_else(|e| panic!("{e}"));
         let metrics = Metrics::new();
         let pipeline = Pipeline::from_config(&config, &metrics).unwrap_or_else(|e| panic!("{e}"));
         let shared = Arc::new(Shared::new(config, pipeline, metrics));
         let smtp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let metrics_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (addr, metrics_addr) = (smtp.local_addr().unwrap(), metrics_listener.local_addr().unwrap());
+        let (addr, metrics_addr) = (
+            smtp.local_addr().unwrap(),
+            metrics_listener.local_addr().unwrap(),
+        );
         let listeners = spamgate::Listeners {
             smtp: vec![smtp],
             metrics: Some(metrics_listener),
         };
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(spamgate::server::run_shared(listeners, shared.clone(), async move {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(spamgate::server::run_shared(
+            listeners,
+            shared.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         Server {
             addr,
             metrics_addr,
@@ -116,7 +124,10 @@ async fn wait_metric(addr: SocketAddr, sample: &str, want: f64) {
         if got >= want {
             return;
         }
-        assert!(Instant::now() < deadline, "{sample} stayed at {got}, wanted {want}");
+        assert!(
+            Instant::now() < deadline,
+            "{sample} stayed at {got}, wanted {want}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -136,7 +147,13 @@ async fn open_transactions(addr: SocketAddr) -> Vec<Client> {
     let mut clients = Vec::new();
     for i in 0..SESSIONS {
         let mut client = Client::ready(addr).await;
-        assert_eq!(client.cmd(&format!("MAIL FROM:<s{i}@example.com>")).await.code, 250);
+        assert_eq!(
+            client
+                .cmd(&format!("MAIL FROM:<s{i}@example.com>"))
+                .await
+                .code,
+            250
+        );
         assert_eq!(client.cmd("RCPT TO:<r@example.net>").await.code, 250);
         clients.push(client);
     }
@@ -160,15 +177,25 @@ async fn check_reload_contract(addr: SocketAddr, mut clients: Vec<Client>) {
         assert_eq!(finish_data(client, "beta one").await, 250);
     }
     for client in &mut clients {
-        let reply = client.send_mail("s@example.com", &["r@example.net"], &message("beta two")).await;
-        assert_eq!((reply.code, reply.status()), (550, Some("5.7.1")), "{reply:?}");
-        let reply = client.send_mail("s@example.com", &["r@example.net"], &message("alpha")).await;
+        let reply = client
+            .send_mail("s@example.com", &["r@example.net"], &message("beta two"))
+            .await;
+        assert_eq!(
+            (reply.code, reply.status()),
+            (550, Some("5.7.1")),
+            "{reply:?}"
+        );
+        let reply = client
+            .send_mail("s@example.com", &["r@example.net"], &message("alpha"))
+            .await;
         assert_eq!(reply.code, 250, "{reply:?}");
         assert_eq!(client.cmd("QUIT").await.code, 221);
     }
     // A brand-new session sees the new rules too.
     let mut fresh = Client::ready(addr).await;
-    let reply = fresh.send_mail("s@example.com", &["r@example.net"], &message("beta")).await;
+    let reply = fresh
+        .send_mail("s@example.com", &["r@example.net"], &message("beta"))
+        .await;
     assert_eq!(reply.code, 550);
 }
 
@@ -180,17 +207,32 @@ async fn reload_by_trigger_keeps_open_transactions_on_the_old_set() {
     std::fs::write(&file, subject_rule("alpha")).unwrap();
     let server = Server::start(&rules_config(upstream.addr, &file, false)).await;
     let mut probe = Client::ready(server.addr).await;
-    let reply = probe.send_mail("s@example.com", &["r@example.net"], &message("alpha")).await;
-    assert_eq!((reply.code, reply.lines[0].as_str()), (550, "5.7.1 No alpha here"));
+    let reply = probe
+        .send_mail("s@example.com", &["r@example.net"], &message("alpha"))
+        .await;
+    assert_eq!(
+        (reply.code, reply.lines[0].as_str()),
+        (550, "5.7.1 No alpha here")
+    );
     assert_eq!(probe.cmd("QUIT").await.code, 221);
 
     let clients = open_transactions(server.addr).await;
     replace_file(&file, &subject_rule("beta"));
     server.shared.reload.trigger();
-    wait_metric(server.metrics_addr, "spamgate_rules_reload_total{result=\"ok\"}", 1.0).await;
+    wait_metric(
+        server.metrics_addr,
+        "spamgate_rules_reload_total{result=\"ok\"}",
+        1.0,
+    )
+    .await;
     check_reload_contract(server.addr, clients).await;
     assert_eq!(server.metric("spamgate_rules_loaded").await, 1.0);
-    assert_eq!(server.metric("spamgate_rule_hits_total{rule=\"SUBJECT_BETA\",mode=\"enforce\"}").await, (SESSIONS + 1) as f64);
+    assert_eq!(
+        server
+            .metric("spamgate_rule_hits_total{rule=\"SUBJECT_BETA\",mode=\"enforce\"}")
+            .await,
+        (SESSIONS + 1) as f64
+    );
     server.stop().await;
     // 20 "beta one" + 20 "alpha" after the reload.
     assert_eq!(upstream.accepted().len(), 2 * SESSIONS);
@@ -205,7 +247,12 @@ async fn reload_when_the_file_changes() {
     let server = Server::start(&rules_config(upstream.addr, &file, true)).await;
     let clients = open_transactions(server.addr).await;
     replace_file(&file, &subject_rule("beta"));
-    wait_metric(server.metrics_addr, "spamgate_rules_reload_total{result=\"ok\"}", 1.0).await;
+    wait_metric(
+        server.metrics_addr,
+        "spamgate_rules_reload_total{result=\"ok\"}",
+        1.0,
+    )
+    .await;
     check_reload_contract(server.addr, clients).await;
     server.stop().await;
 }
@@ -219,19 +266,45 @@ async fn a_broken_file_keeps_the_old_set() {
     let server = Server::start(&rules_config(upstream.addr, &file, true)).await;
     let broken = subject_rule("beta").replace("regex: 'beta'", "regex: '(beta'");
     replace_file(&file, &broken);
-    wait_metric(server.metrics_addr, "spamgate_rules_reload_total{result=\"error\"}", 1.0).await;
+    wait_metric(
+        server.metrics_addr,
+        "spamgate_rules_reload_total{result=\"error\"}",
+        1.0,
+    )
+    .await;
     server.shared.reload.trigger();
-    wait_metric(server.metrics_addr, "spamgate_rules_reload_total{result=\"error\"}", 2.0).await;
-    assert_eq!(server.metric("spamgate_rules_reload_total{result=\"ok\"}").await, 0.0);
+    wait_metric(
+        server.metrics_addr,
+        "spamgate_rules_reload_total{result=\"error\"}",
+        2.0,
+    )
+    .await;
+    assert_eq!(
+        server
+            .metric("spamgate_rules_reload_total{result=\"ok\"}")
+            .await,
+        0.0
+    );
     let mut client = Client::ready(server.addr).await;
-    let reply = client.send_mail("s@example.com", &["r@example.net"], &message("alpha")).await;
+    let reply = client
+        .send_mail("s@example.com", &["r@example.net"], &message("alpha"))
+        .await;
     assert_eq!(reply.code, 550, "the old rule still applies: {reply:?}");
-    let reply = client.send_mail("s@example.com", &["r@example.net"], &message("beta")).await;
+    let reply = client
+        .send_mail("s@example.com", &["r@example.net"], &message("beta"))
+        .await;
     assert_eq!(reply.code, 250, "{reply:?}");
     // Fixed: the next reload takes it.
     replace_file(&file, &subject_rule("beta"));
-    wait_metric(server.metrics_addr, "spamgate_rules_reload_total{result=\"ok\"}", 1.0).await;
-    let reply = client.send_mail("s@example.com", &["r@example.net"], &message("beta")).await;
+    wait_metric(
+        server.metrics_addr,
+        "spamgate_rules_reload_total{result=\"ok\"}",
+        1.0,
+    )
+    .await;
+    let reply = client
+        .send_mail("s@example.com", &["r@example.net"], &message("beta"))
+        .await;
     assert_eq!(reply.code, 550, "{reply:?}");
     server.stop().await;
 }
@@ -241,25 +314,46 @@ async fn a_broken_file_keeps_the_old_set() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gtube_is_rejected_end_to_end_with_the_default_rules() {
     let upstream = Recorder::start(Behaviour::default()).await;
-    let yaml = test_config(upstream.addr, &format!("rules: {{files: ['{}']}}", default_rules()));
+    let yaml = test_config(
+        upstream.addr,
+        &format!("rules: {{files: ['{}']}}", default_rules()),
+    );
     let spamgate = Spamgate::start(&yaml).await;
     let mut client = Client::ready(spamgate.addr).await;
     let gtube = "From: a@example.com\r\nTo: b@example.net\r\nSubject: test\r\nDate: Fri, 27 Nov 2026 05:00:00 +0000\r\nMessage-ID: <g@example.com>\r\n\r\nXJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n";
-    let reply = client.send_mail("a@example.com", &["b@example.net"], gtube).await;
+    let reply = client
+        .send_mail("a@example.com", &["b@example.net"], gtube)
+        .await;
     assert_eq!(reply.code, 554, "{reply:?}");
-    assert_eq!(reply.lines[0], "5.7.1 Message rejected: GTUBE test string found");
-    let reply = client.send_mail("a@example.com", &["b@example.net"], &message("hello")).await;
+    assert_eq!(
+        reply.lines[0],
+        "5.7.1 Message rejected: GTUBE test string found"
+    );
+    let reply = client
+        .send_mail("a@example.com", &["b@example.net"], &message("hello"))
+        .await;
     assert_eq!(reply.code, 250, "{reply:?}");
     let accepted = upstream.wait_accepted(1).await;
     assert_eq!(accepted.len(), 1);
     assert!(!String::from_utf8_lossy(&accepted[0].message).contains("GTUBE"));
-    assert_eq!(spamgate.metric("spamgate_rule_hits_total{rule=\"GTUBE\",mode=\"enforce\"}").await, 1.0);
-    assert_eq!(spamgate.metric("spamgate_rules_loaded").await as usize, rule_count(&default_rules()));
+    assert_eq!(
+        spamgate
+            .metric("spamgate_rule_hits_total{rule=\"GTUBE\",mode=\"enforce\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        spamgate.metric("spamgate_rules_loaded").await as usize,
+        rule_count(&default_rules())
+    );
     spamgate.stop().await;
 }
 
 fn rule_count(file: &str) -> usize {
-    std::fs::read_to_string(file).unwrap().matches("\n  - name: ").count()
+    std::fs::read_to_string(file)
+        .unwrap()
+        .matches("\n  - name: ")
+        .count()
 }
 
 /// Scores add up to the tag threshold: the upstream gets X-Spam-Status
@@ -281,15 +375,26 @@ async fn tagging_names_the_rules_and_monitor_rules_do_not_act() {
     .unwrap();
     let spamgate = Spamgate::start(&rules_config(upstream.addr, &file, false)).await;
     let mut client = Client::ready(spamgate.addr).await;
-    let body = "From: a@example.com\r\nTo: b@example.net\r\nSubject: offer\r\n\r\nCheap watches!\r\n";
-    let reply = client.send_mail("a@example.com", &["b@example.net"], body).await;
+    let body =
+        "From: a@example.com\r\nTo: b@example.net\r\nSubject: offer\r\n\r\nCheap watches!\r\n";
+    let reply = client
+        .send_mail("a@example.com", &["b@example.net"], body)
+        .await;
     assert_eq!(reply.code, 250, "{reply:?}");
     let accepted = upstream.wait_accepted(1).await;
     let text = String::from_utf8_lossy(&accepted[0].message).into_owned();
     assert!(text.contains("X-Spam-Score: 5.0\r\n"), "{text}");
-    assert!(text.contains("X-Spam-Status: Yes, score=5.0 tests=CLIENT,CHEAP,WATCHES\r\n"), "{text}");
+    assert!(
+        text.contains("X-Spam-Status: Yes, score=5.0 tests=CLIENT,CHEAP,WATCHES\r\n"),
+        "{text}"
+    );
     assert!(text.contains("X-Rule-Note: watches\r\n"), "{text}");
-    assert_eq!(spamgate.metric("spamgate_rule_hits_total{rule=\"TRIAL\",mode=\"monitor\"}").await, 1.0);
+    assert_eq!(
+        spamgate
+            .metric("spamgate_rule_hits_total{rule=\"TRIAL\",mode=\"monitor\"}")
+            .await,
+        1.0
+    );
     assert_eq!(spamgate.metric("spamgate_score_count").await, 1.0);
     spamgate.stop().await;
 }
@@ -308,13 +413,23 @@ impl Drop for Child {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn wait_for_port(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(Instant::now() < deadline, "spamgate did not listen on {port}");
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "spamgate did not listen on {port}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -347,14 +462,26 @@ async fn sighup_reloads_the_running_binary() {
     let clients = open_transactions(addr).await;
     replace_file(&rules, &subject_rule("beta"));
     let pid = child.0.id().to_string();
-    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
-    wait_metric(metrics_addr, "spamgate_rules_reload_total{result=\"ok\"}", 1.0).await;
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_metric(
+        metrics_addr,
+        "spamgate_rules_reload_total{result=\"ok\"}",
+        1.0,
+    )
+    .await;
     check_reload_contract(addr, clients).await;
 }
 
 fn temp_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
-    std::fs::File::create(&path).unwrap().write_all(text.as_bytes()).unwrap();
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     path
 }
 
@@ -366,15 +493,29 @@ fn check_reports_every_rule_error_and_exits_64() {
         "bad.yaml",
         "rules:\n  - name: ONE\n    stage: data\n    condition: {body: '(x'}\n    action: {score: 1}\n  - name: TWO\n    stage: helo\n    condition: {sender: x}\n    action: {reject: {code: 250}}\n",
     );
-    let config = temp_file(dir.path(), "c.yaml", &format!("rules: {{files: ['{}']}}\n", rules.display()));
-    let out = spamgate_bin().args(["check", "--config"]).arg(&config).output().unwrap();
+    let config = temp_file(
+        dir.path(),
+        "c.yaml",
+        &format!("rules: {{files: ['{}']}}\n", rules.display()),
+    );
+    let out = spamgate_bin()
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(64));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let name = rules.display().to_string();
-    for (line, rule, why) in [(4, "ONE", "unclosed group"), (8, "TWO", "needs stage mail"), (9, "TWO", "not a 5xx code")] {
-        let found = stderr
-            .lines()
-            .any(|l| l.starts_with(&format!("{name}:{line}:")) && l.contains(&format!("rule {rule}:")) && l.contains(why));
+    for (line, rule, why) in [
+        (4, "ONE", "unclosed group"),
+        (8, "TWO", "needs stage mail"),
+        (9, "TWO", "not a 5xx code"),
+    ] {
+        let found = stderr.lines().any(|l| {
+            l.starts_with(&format!("{name}:{line}:"))
+                && l.contains(&format!("rule {rule}:"))
+                && l.contains(why)
+        });
         assert!(found, "{name}:{line} {rule} {why} in:\n{stderr}");
     }
 }
@@ -382,9 +523,21 @@ fn check_reports_every_rule_error_and_exits_64() {
 #[test]
 fn check_accepts_the_default_rules() {
     let dir = tempfile::tempdir().unwrap();
-    let config = temp_file(dir.path(), "c.yaml", &format!("rules: {{files: ['{}']}}\n", default_rules()));
-    let out = spamgate_bin().args(["check", "--config"]).arg(&config).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let config = temp_file(
+        dir.path(),
+        "c.yaml",
+        &format!("rules: {{files: ['{}']}}\n", default_rules()),
+    );
+    let out = spamgate_bin()
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `replay` reads a Maildir, an mbox and single files and counts per rule;
@@ -398,13 +551,29 @@ fn replay_and_test_report_rule_hits() {
         "r.yaml",
         "rules:\n  - {name: PRIZE, stage: data, condition: {header: {name: Subject, regex: '(?i)prize'}}, action: {score: 6}}\n  - {name: NODATE, stage: data, condition: {not: {header: {name: Date}}}, action: {score: 0.5}}\n",
     );
-    let config = temp_file(root, "c.yaml", &format!("rules: {{files: ['{}']}}\n", rules.display()));
+    let config = temp_file(
+        root,
+        "c.yaml",
+        &format!("rules: {{files: ['{}']}}\n", rules.display()),
+    );
     for sub in ["spam/cur", "spam/new", "spam/tmp"] {
         std::fs::create_dir_all(root.join(sub)).unwrap();
     }
-    temp_file(&root.join("spam/cur"), "1:2,S", "Subject: Your PRIZE\n\nx\n");
-    temp_file(&root.join("spam/new"), "2", "Subject: prize inside\nDate: Fri, 27 Nov 2026 05:00:00 +0000\n\nx\n");
-    temp_file(&root.join("spam/tmp"), "3", "Subject: prize (still being written)\n\nx\n");
+    temp_file(
+        &root.join("spam/cur"),
+        "1:2,S",
+        "Subject: Your PRIZE\n\nx\n",
+    );
+    temp_file(
+        &root.join("spam/new"),
+        "2",
+        "Subject: prize inside\nDate: Fri, 27 Nov 2026 05:00:00 +0000\n\nx\n",
+    );
+    temp_file(
+        &root.join("spam/tmp"),
+        "3",
+        "Subject: prize (still being written)\n\nx\n",
+    );
     temp_file(
         root,
         "ham.mbox",
@@ -421,27 +590,62 @@ fn replay_and_test_report_rule_hits() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("messages: 4 (spam 2, ham 2, unlabelled 0)"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("messages: 4 (spam 2, ham 2, unlabelled 0)"),
+        "{stdout}"
+    );
     let row = |name: &str| -> Vec<String> {
-        let line = stdout.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in {stdout}"));
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} in {stdout}"));
         line.split_whitespace().map(str::to_string).collect()
     };
-    assert_eq!(row("PRIZE"), ["PRIZE", "3", "75.00%", "2", "100.00%", "1", "50.00%"]);
-    assert_eq!(row("NODATE"), ["NODATE", "1", "25.00%", "1", "50.00%", "0", "0.00%"]);
+    assert_eq!(
+        row("PRIZE"),
+        ["PRIZE", "3", "75.00%", "2", "100.00%", "1", "50.00%"]
+    );
+    assert_eq!(
+        row("NODATE"),
+        ["NODATE", "1", "25.00%", "1", "50.00%", "0", "0.00%"]
+    );
     assert_eq!(row("tag"), ["tag", "3", "2", "1"]);
-    assert!(stdout.contains("spam 2/2 recall 100.00%, ham 1/2 false positives 50.00%"), "{stdout}");
-    assert!(!String::from_utf8_lossy(&out.stderr).contains('\r'), "no progress bar when piped");
+    assert!(
+        stdout.contains("spam 2/2 recall 100.00%, ham 1/2 false positives 50.00%"),
+        "{stdout}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains('\r'),
+        "no progress bar when piped"
+    );
 
     let message = temp_file(root, "m.eml", "From: a@example.com\nSubject: prize\n\nx\n");
     let out = spamgate_bin()
         .args(["test", "--config"])
         .arg(&config)
-        .args(["--ip", "192.0.2.1", "--helo", "h.example", "--from", "a@example.com", "--rcpt", "b@example.net"])
+        .args([
+            "--ip",
+            "192.0.2.1",
+            "--helo",
+            "h.example",
+            "--from",
+            "a@example.com",
+            "--rcpt",
+            "b@example.net",
+        ])
         .arg(&message)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let names: Vec<(&str, f64)> = report["rules"]
         .as_array()

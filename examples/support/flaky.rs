@@ -39,7 +39,9 @@ impl Drop for Flaky {
 
 impl Flaky {
     pub async fn start(drop_probability: f64) -> Flaky {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
         let addr = listener.local_addr().expect("local address");
         let log = Arc::new(Mutex::new(UpstreamLog::default()));
         let task = tokio::spawn(accept(listener, drop_probability, log.clone()));
@@ -87,7 +89,10 @@ impl Conn {
             if self.stream.read_until(b'\n', &mut line).await.ok()? == 0 {
                 return None;
             }
-            let verb = line.split(|&b| b == b' ' || b == b'\r').next().unwrap_or_default();
+            let verb = line
+                .split(|&b| b == b' ' || b == b'\r')
+                .next()
+                .unwrap_or_default();
             match verb.to_ascii_uppercase().as_slice() {
                 b"EHLO" | b"HELO" => self.answer(EHLO).await?,
                 b"XCLIENT" => self.answer(b"220 upstream.flaky ESMTP\r\n").await?,
@@ -154,6 +159,10 @@ impl Conn {
 pub fn ledger_id(message: &[u8]) -> Option<u64> {
     const NAME: &[u8] = b"\r\nX-Ledger-Id: ";
     let at = message.windows(NAME.len()).position(|w| w == NAME)? + NAME.len();
-    let digits: Vec<u8> = message[at..].iter().take_while(|b| b.is_ascii_digit()).copied().collect();
+    let digits: Vec<u8> = message[at..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .copied()
+        .collect();
     std::str::from_utf8(&digits).ok()?.parse().ok()
 }

@@ -87,7 +87,11 @@ async fn connect(spamgate: SocketAddr, log: &mut ClientLog) -> Conn {
 /// One message; also says whether the session can carry the next one.
 async fn attempt(conn: &mut Conn, id: u64) -> (Outcome, bool) {
     let code = match conn
-        .transaction("ledger@example.com", "sink@example.net", &ledger_message(id))
+        .transaction(
+            "ledger@example.com",
+            "sink@example.net",
+            &ledger_message(id),
+        )
         .await
     {
         Ok(code) => code,
@@ -137,14 +141,22 @@ impl Report {
             ..Report::default()
         };
         for id in 0..messages {
-            let outcome = client.outcomes.get(&id).copied().unwrap_or(Outcome::NoReply);
+            let outcome = client
+                .outcomes
+                .get(&id)
+                .copied()
+                .unwrap_or(Outcome::NoReply);
             let replied = upstream.replied.get(&id).copied().unwrap_or(0);
             let dropped = upstream.dropped_after_dot.get(&id).copied().unwrap_or(0);
             r.count(outcome, replied, dropped);
         }
         let known = |id: &u64| *id < messages;
         r.unknown_upstream += upstream.replied.keys().filter(|id| !known(id)).count() as u64;
-        r.unknown_upstream += upstream.dropped_after_dot.keys().filter(|id| !known(id)).count() as u64;
+        r.unknown_upstream += upstream
+            .dropped_after_dot
+            .keys()
+            .filter(|id| !known(id))
+            .count() as u64;
         r
     }
 
@@ -181,10 +193,22 @@ impl Report {
             ("permfailed (5xx)", self.permfailed),
             ("no reply (must be 0)", self.no_reply),
             ("LOST: accepted, not upstream (must be 0)", self.lost),
-            ("DUPLICATED: accepted, upstream twice (must be 0)", self.duplicated),
-            ("refused to client but upstream said 250", self.refused_but_delivered),
-            ("duplicate risk: dropped after dot, client told 4xx", self.duplicate_risk),
-            ("unknown messages upstream (must be 0)", self.unknown_upstream),
+            (
+                "DUPLICATED: accepted, upstream twice (must be 0)",
+                self.duplicated,
+            ),
+            (
+                "refused to client but upstream said 250",
+                self.refused_but_delivered,
+            ),
+            (
+                "duplicate risk: dropped after dot, client told 4xx",
+                self.duplicate_risk,
+            ),
+            (
+                "unknown messages upstream (must be 0)",
+                self.unknown_upstream,
+            ),
             ("client connections", self.client_connections as u64),
             ("upstream connections", self.upstream_connections as u64),
             ("upstream drops injected", self.upstream_drops as u64),
@@ -192,6 +216,9 @@ impl Report {
         for (name, value) in rows {
             println!("  {name:<52} {value:>8}");
         }
-        println!("  zero loss: {}", if self.zero_loss() { "YES" } else { "NO" });
+        println!(
+            "  zero loss: {}",
+            if self.zero_loss() { "YES" } else { "NO" }
+        );
     }
 }

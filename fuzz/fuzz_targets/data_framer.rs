@@ -26,8 +26,15 @@ struct Mem {
 }
 
 impl AsyncRead for Mem {
-    fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let n = self.chunk.min(buf.remaining()).min(self.data.len() - self.pos);
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let n = self
+            .chunk
+            .min(buf.remaining())
+            .min(self.data.len() - self.pos);
         let start = self.pos;
         buf.put_slice(&self.data[start..start + n]);
         self.pos += n;
@@ -36,7 +43,11 @@ impl AsyncRead for Mem {
 }
 
 impl AsyncWrite for Mem {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Poll::Ready(Ok(buf.len()))
     }
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -67,7 +78,11 @@ fuzz_target!(|input: &[u8]| {
         normalize: flags & 1 == 1,
     };
     let chunk = 1 + *chunk_sel as usize;
-    let mut stream = SmtpStream::new(Mem { data: data.to_vec(), pos: 0, chunk });
+    let mut stream = SmtpStream::new(Mem {
+        data: data.to_vec(),
+        pos: 0,
+        chunk,
+    });
     let (framed, next) = block_on(async {
         let framed = stream.read_data(limits).await;
         let next = stream.read_line(1 << 20).await;
@@ -81,7 +96,11 @@ fuzz_target!(|input: &[u8]| {
     assert_next_line(&data[end + 3..], next);
     check_body(&body, limits);
     if !limits.normalize && body.flaw.is_none() {
-        assert_eq!(body.bytes, unstuffed(&data[..end]), "clean body differs from the wire");
+        assert_eq!(
+            body.bytes,
+            unstuffed(&data[..end]),
+            "clean body differs from the wire"
+        );
     }
 });
 
@@ -90,7 +109,9 @@ fn rfc_end(data: &[u8]) -> Option<usize> {
     if data.starts_with(b".\r\n") {
         return Some(0);
     }
-    data.windows(5).position(|w| w == b"\r\n.\r\n").map(|p| p + 2)
+    data.windows(5)
+        .position(|w| w == b"\r\n.\r\n")
+        .map(|p| p + 2)
 }
 
 /// The line the session reads after DATA must be the client's next line.
@@ -120,10 +141,21 @@ fn check_body(body: &DataBody, limits: DataLimits) {
     }
     let mut wire = Vec::new();
     dot_stuff_into(&mut wire, &body.bytes);
-    let strict = DataLimits { normalize: false, max_size: usize::MAX, max_line: usize::MAX };
-    let mut again = SmtpStream::new(Mem { data: wire, pos: 0, chunk: 4096 });
+    let strict = DataLimits {
+        normalize: false,
+        max_size: usize::MAX,
+        max_line: usize::MAX,
+    };
+    let mut again = SmtpStream::new(Mem {
+        data: wire,
+        pos: 0,
+        chunk: 4096,
+    });
     let reframed = block_on(again.read_data(strict)).expect("our own dot-stuffing frames");
-    assert_eq!(reframed.bytes, body.bytes, "dot-stuffing round trip changed the body");
+    assert_eq!(
+        reframed.bytes, body.bytes,
+        "dot-stuffing round trip changed the body"
+    );
 }
 
 /// The body as the RFC defines it: CRLF lines, one leading dot removed.

@@ -12,8 +12,16 @@ fuzz_target!(|buf: &[u8]| {
     let Ok(Parsed::Complete { header, len }) = verdict else {
         return;
     };
-    assert!(len > 0 && len <= buf.len(), "header of {len} bytes from {}", buf.len());
-    assert_eq!(parse(&buf[..len]), verdict, "the header alone parses differently");
+    assert!(
+        len > 0 && len <= buf.len(),
+        "header of {len} bytes from {}",
+        buf.len()
+    );
+    assert_eq!(
+        parse(&buf[..len]),
+        verdict,
+        "the header alone parses differently"
+    );
     for cut in 0..len {
         match parse(&buf[..cut]) {
             Ok(Parsed::Incomplete) => {}

@@ -16,7 +16,9 @@ use spamgate::rules::{Input, RuleSet};
 /// One file per fuzzing process (libFuzzer may run several with -jobs).
 fn rule_file() -> &'static PathBuf {
     static FILE: OnceLock<PathBuf> = OnceLock::new();
-    FILE.get_or_init(|| std::env::temp_dir().join(format!("spamgate-fuzz-rules-{}.yaml", std::process::id())))
+    FILE.get_or_init(|| {
+        std::env::temp_dir().join(format!("spamgate-fuzz-rules-{}.yaml", std::process::id()))
+    })
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -39,7 +41,13 @@ fuzz_target!(|data: &[u8]| {
     };
     let input = Input::new([192, 0, 2, 1].into()).with_message(message);
     let facts = Facts::default();
-    for stage in [Stage::Connect, Stage::Helo, Stage::Mail, Stage::Rcpt, Stage::Data] {
+    for stage in [
+        Stage::Connect,
+        Stage::Helo,
+        Stage::Mail,
+        Stage::Rcpt,
+        Stage::Data,
+    ] {
         for hit in set.evaluate(stage, &input, &facts, 0.0) {
             assert_eq!(hit.rule.stage, stage, "a rule fired outside its stage");
         }

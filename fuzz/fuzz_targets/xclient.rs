@@ -23,7 +23,9 @@ fuzz_target!(|data: &[u8]| {
         0 => IpAddr::from([octets[0], octets[1], octets[2], octets[3]]),
         _ => IpAddr::from(octets),
     };
-    let mut parts = text.split(|&b| b == 0xff).map(|p| String::from_utf8_lossy(p).into_owned());
+    let mut parts = text
+        .split(|&b| b == 0xff)
+        .map(|p| String::from_utf8_lossy(p).into_owned());
     let client = ClientIdentity {
         addr,
         port: u16::from_be_bytes([head[17], head[18]]),
@@ -35,7 +37,13 @@ fuzz_target!(|data: &[u8]| {
         .iter()
         .enumerate()
         .filter(|(i, _)| head[19] & (1 << i) != 0)
-        .map(|(_, a)| if head[16] & 16 != 0 { a.to_lowercase() } else { a.to_string() })
+        .map(|(_, a)| {
+            if head[16] & 16 != 0 {
+                a.to_lowercase()
+            } else {
+                a.to_string()
+            }
+        })
         .collect();
     let sent = decode_all(&commands(&client, &offered));
     for name in ["NAME", "ADDR", "PORT", "PROTO", "HELO"] {
@@ -52,9 +60,17 @@ fuzz_target!(|data: &[u8]| {
 fn decode_all(lines: &[String]) -> HashMap<String, Vec<u8>> {
     let mut seen = HashMap::new();
     for line in lines {
-        assert!(line.len() + 2 <= 512, "XCLIENT line of {} octets", line.len() + 2);
+        assert!(
+            line.len() + 2 <= 512,
+            "XCLIENT line of {} octets",
+            line.len() + 2
+        );
         let rest = line.strip_prefix("XCLIENT ").expect("starts with XCLIENT");
-        assert!(rest.bytes().all(|b| b == b' ' || (b'!'..=b'~').contains(&b)), "{line:?}");
+        assert!(
+            rest.bytes()
+                .all(|b| b == b' ' || (b'!'..=b'~').contains(&b)),
+            "{line:?}"
+        );
         for attribute in rest.split(' ') {
             let (name, value) = attribute.split_once('=').expect("NAME=value");
             let previous = seen.insert(name.to_ascii_uppercase(), xtext_decode(value));

@@ -77,7 +77,10 @@ pub fn validate(v: &mut Validator, raw: &RawRules, config_file: &Path) -> RulesC
         .iter()
         .filter_map(|f| file_pattern(v, f, base))
         .collect();
-    let modes = [("enforce", RuleMode::Enforce), ("monitor", RuleMode::Monitor)];
+    let modes = [
+        ("enforce", RuleMode::Enforce),
+        ("monitor", RuleMode::Monitor),
+    ];
     let defaults = RulesConfig::default();
     let interval = v.duration(
         "rules.watch_interval",
@@ -86,7 +89,11 @@ pub fn validate(v: &mut Validator, raw: &RawRules, config_file: &Path) -> RulesC
     );
     if interval < Duration::from_millis(100) {
         if let Some(s) = &raw.watch_interval {
-            v.error_at(s.referenced, "rules.watch_interval", "must be at least 100ms");
+            v.error_at(
+                s.referenced,
+                "rules.watch_interval",
+                "must be at least 100ms",
+            );
         }
     }
     RulesConfig {
@@ -112,7 +119,11 @@ fn file_pattern(v: &mut Validator, value: &S<String>, base: &Path) -> Option<Pat
         _ => None,
     };
     if let Some(problem) = problem {
-        v.error_at(value.referenced, "rules.files", format!("'{text}' {problem}"));
+        v.error_at(
+            value.referenced,
+            "rules.files",
+            format!("'{text}' {problem}"),
+        );
         return None;
     }
     Some(base.join(path))
@@ -134,8 +145,8 @@ mod tests {
 
     #[test]
     fn table() {
-        let ok = parse("files: ['rules/*.yaml', '/abs/x.yaml']\nmode: monitor\nwatch: false\n")
-            .unwrap();
+        let ok =
+            parse("files: ['rules/*.yaml', '/abs/x.yaml']\nmode: monitor\nwatch: false\n").unwrap();
         assert_eq!(
             ok.files,
             vec![

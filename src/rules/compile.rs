@@ -10,7 +10,9 @@ use serde_saphyr::Location;
 
 use super::condition::{AuthMethod, Bounds, Condition, Field, AUTH_WORDS};
 use super::error::RuleError;
-use super::raw::{RawAction, RawAddHeader, RawCondition, RawHeader, RawRange, RawReply, RawRule, S};
+use super::raw::{
+    RawAction, RawAddHeader, RawCondition, RawHeader, RawRange, RawReply, RawRule, S,
+};
 use super::{Action, Effect, Rule};
 use crate::checks::Stage;
 use crate::config::rules::RuleMode;
@@ -136,7 +138,11 @@ impl<'a> Compiler<'a> {
         };
         Some(Rule {
             name: name?,
-            description: r.description.as_ref().map(|d| d.value.clone()).unwrap_or_default(),
+            description: r
+                .description
+                .as_ref()
+                .map(|d| d.value.clone())
+                .unwrap_or_default(),
             stage: stage?,
             mode,
             condition: condition?,
@@ -172,7 +178,10 @@ impl<'a> Compiler<'a> {
         };
         let found = STAGES.iter().find(|s| s.as_str() == stage.value.trim());
         if found.is_none() {
-            let message = format!("'{}' is not one of: connect, helo, mail, rcpt, data", stage.value);
+            let message = format!(
+                "'{}' is not one of: connect, helo, mail, rcpt, data",
+                stage.value
+            );
             self.error(stage.referenced, message);
         }
         found.copied()
@@ -183,7 +192,10 @@ impl<'a> Compiler<'a> {
             None | Some((_, "enforce")) => RuleMode::Enforce,
             Some((_, "monitor")) => RuleMode::Monitor,
             Some((m, other)) => {
-                self.error(m.referenced, format!("mode '{other}' is not one of: enforce, monitor"));
+                self.error(
+                    m.referenced,
+                    format!("mode '{other}' is not one of: enforce, monitor"),
+                );
                 RuleMode::Enforce
             }
         }
@@ -297,7 +309,10 @@ impl<'a> Compiler<'a> {
                 Some(n) => out.push(n.trunc()),
                 None => {
                     ok = false;
-                    self.error(net.referenced, format!("'{text}' is not an IP address or CIDR network"));
+                    self.error(
+                        net.referenced,
+                        format!("'{text}' is not an IP address or CIDR network"),
+                    );
                 }
             }
         }
@@ -312,7 +327,10 @@ impl<'a> Compiler<'a> {
         };
         let text = name.value.trim();
         if !valid_header_name(text) {
-            self.error(name.referenced, format!("'{text}' is not a header field name"));
+            self.error(
+                name.referenced,
+                format!("'{text}' is not a header field name"),
+            );
             return None;
         }
         let field = Field::Header(text.to_ascii_lowercase());
@@ -344,7 +362,9 @@ impl<'a> Compiler<'a> {
         let RawRange { min, max } = raw.value;
         match (min, max) {
             (None, None) => self.error(raw.referenced, "give 'min', 'max' or both"),
-            (Some(a), Some(b)) if a > b => self.error(raw.referenced, format!("min {a} is above max {b}")),
+            (Some(a), Some(b)) if a > b => {
+                self.error(raw.referenced, format!("min {a} is above max {b}"))
+            }
             _ => return Some(Bounds { min, max }),
         }
         None
@@ -371,11 +391,17 @@ impl<'a> Compiler<'a> {
         let a = &raw.value;
         let effects = [a.reject.is_some(), a.tempfail.is_some(), a.accept.is_some()];
         if effects.iter().filter(|e| **e).count() > 1 {
-            self.error(raw.referenced, "only one of reject, tempfail and accept per rule");
+            self.error(
+                raw.referenced,
+                "only one of reject, tempfail and accept per rule",
+            );
             return None;
         }
         if a.score.is_none() && a.add_header.is_none() && !effects.contains(&true) {
-            self.error(raw.referenced, "empty action: give score, reject, tempfail, accept or add_header");
+            self.error(
+                raw.referenced,
+                "empty action: give score, reject, tempfail, accept or add_header",
+            );
             return None;
         }
         let effect = self.effect(a)?;
@@ -388,7 +414,11 @@ impl<'a> Compiler<'a> {
             self.error(raw.referenced, "score must be a finite number");
             return None;
         }
-        Some(Action { score, effect, header })
+        Some(Action {
+            score,
+            effect,
+            header,
+        })
     }
 
     fn effect(&mut self, a: &RawAction) -> Option<Effect> {
@@ -418,7 +448,10 @@ impl<'a> Compiler<'a> {
             return Some(default);
         }
         let code = r.code.as_ref().map_or(default.code, |c| c.value);
-        let text = r.text.as_ref().map_or_else(|| default.lines.join(" "), |t| t.value.clone());
+        let text = r
+            .text
+            .as_ref()
+            .map_or_else(|| default.lines.join(" "), |t| t.value.clone());
         let status = r.status.as_ref().map(|s| s.value.as_str());
         Reply::operator(class, code, status, &text)
             .map_err(|e| self.error(raw.referenced, e.to_string()))
@@ -432,11 +465,17 @@ impl<'a> Compiler<'a> {
         };
         let text = name.value.trim();
         if !valid_header_name(text) {
-            self.error(name.referenced, format!("'{text}' is not a header field name"));
+            self.error(
+                name.referenced,
+                format!("'{text}' is not a header field name"),
+            );
             return None;
         }
         if value.value.chars().any(char::is_control) {
-            self.error(value.referenced, "the value must be one line without control characters");
+            self.error(
+                value.referenced,
+                "the value must be one line without control characters",
+            );
             return None;
         }
         Some((text.to_string(), value.value.clone()))
@@ -445,7 +484,9 @@ impl<'a> Compiler<'a> {
 
 /// RFC 5322 field names: printable ASCII except the colon.
 fn valid_header_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 100 && name.bytes().all(|b| (33..=126).contains(&b) && b != b':')
+    !name.is_empty()
+        && name.len() <= 100
+        && name.bytes().all(|b| (33..=126).contains(&b) && b != b':')
 }
 
 fn regex_condition(c: &RawCondition) -> Option<(Field, &S<String>)> {
@@ -502,5 +543,8 @@ fn present_keys(c: &RawCondition) -> Vec<&'static str> {
         ("dnsbl", c.dnsbl.is_some()),
         ("score", c.score.is_some()),
     ];
-    keys.into_iter().filter(|(_, on)| *on).map(|(k, _)| k).collect()
+    keys.into_iter()
+        .filter(|(_, on)| *on)
+        .map(|(k, _)| k)
+        .collect()
 }

@@ -160,12 +160,54 @@ mod tests {
     #[test]
     fn bounds_table() {
         let cases = [
-            (Bounds { min: Some(1.0), max: None }, 1.0, true),
-            (Bounds { min: Some(1.0), max: None }, 0.5, false),
-            (Bounds { min: None, max: Some(3.0) }, 3.0, true),
-            (Bounds { min: None, max: Some(3.0) }, 3.5, false),
-            (Bounds { min: Some(-2.0), max: Some(2.0) }, -2.0, true),
-            (Bounds { min: Some(-2.0), max: Some(2.0) }, 2.1, false),
+            (
+                Bounds {
+                    min: Some(1.0),
+                    max: None,
+                },
+                1.0,
+                true,
+            ),
+            (
+                Bounds {
+                    min: Some(1.0),
+                    max: None,
+                },
+                0.5,
+                false,
+            ),
+            (
+                Bounds {
+                    min: None,
+                    max: Some(3.0),
+                },
+                3.0,
+                true,
+            ),
+            (
+                Bounds {
+                    min: None,
+                    max: Some(3.0),
+                },
+                3.5,
+                false,
+            ),
+            (
+                Bounds {
+                    min: Some(-2.0),
+                    max: Some(2.0),
+                },
+                -2.0,
+                true,
+            ),
+            (
+                Bounds {
+                    min: Some(-2.0),
+                    max: Some(2.0),
+                },
+                2.1,
+                false,
+            ),
         ];
         for (b, v, want) in cases {
             assert_eq!(b.contains(v), want, "{b:?} {v}");
@@ -189,18 +231,48 @@ mod tests {
             (Condition::Atom(0), true),
             (Condition::Atom(1), false),
             (Condition::Not(Box::new(Condition::Atom(1))), true),
-            (Condition::All(vec![Condition::Atom(0), Condition::Atom(1)]), false),
-            (Condition::Any(vec![Condition::Atom(0), Condition::Atom(1)]), true),
+            (
+                Condition::All(vec![Condition::Atom(0), Condition::Atom(1)]),
+                false,
+            ),
+            (
+                Condition::Any(vec![Condition::Atom(0), Condition::Atom(1)]),
+                true,
+            ),
             (Condition::All(vec![]), true),
             (Condition::Any(vec![]), false),
             (net("192.0.2.0/24"), true),
             (net("198.51.100.0/24"), false),
-            (Condition::Auth(AuthMethod::Spf, vec![AuthResult::None]), true),
-            (Condition::Auth(AuthMethod::Dmarc, vec![AuthResult::Fail]), false),
+            (
+                Condition::Auth(AuthMethod::Spf, vec![AuthResult::None]),
+                true,
+            ),
+            (
+                Condition::Auth(AuthMethod::Dmarc, vec![AuthResult::Fail]),
+                false,
+            ),
             (Condition::Dnsbl(vec![]), false),
-            (Condition::Score(Bounds { min: Some(4.0), max: None }), true),
-            (Condition::Recipients(Bounds { min: Some(3.0), max: None }), false),
-            (Condition::Size(Bounds { min: None, max: Some(100.0) }), true),
+            (
+                Condition::Score(Bounds {
+                    min: Some(4.0),
+                    max: None,
+                }),
+                true,
+            ),
+            (
+                Condition::Recipients(Bounds {
+                    min: Some(3.0),
+                    max: None,
+                }),
+                false,
+            ),
+            (
+                Condition::Size(Bounds {
+                    min: None,
+                    max: Some(100.0),
+                }),
+                true,
+            ),
         ];
         for (condition, want) in cases {
             assert_eq!(condition.eval(&env), want, "{condition:?}");

@@ -33,7 +33,9 @@ pub fn resolve(patterns: &[PathBuf], errors: &mut Vec<RuleError>) -> Vec<PathBuf
 }
 
 fn expand(pattern: &Path) -> Result<Vec<PathBuf>, String> {
-    let name = pattern.file_name().map(|n| n.to_string_lossy().into_owned());
+    let name = pattern
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
     let Some(name) = name.filter(|n| n.contains(['*', '?'])) else {
         return Ok(vec![pattern.to_path_buf()]);
     };
@@ -128,7 +130,14 @@ mod tests {
         let mut errors = Vec::new();
         let patterns = [dir.path().join("*.yaml"), dir.path().join("missing.yaml")];
         let files = resolve(&patterns, &mut errors);
-        assert_eq!(files, vec![dir.path().join("a.yaml"), dir.path().join("b.yaml"), dir.path().join("missing.yaml")]);
+        assert_eq!(
+            files,
+            vec![
+                dir.path().join("a.yaml"),
+                dir.path().join("b.yaml"),
+                dir.path().join("missing.yaml")
+            ]
+        );
         assert!(errors.is_empty());
         let missing = resolve(&[dir.path().join("nodir/*.yaml")], &mut errors);
         assert!(missing.is_empty() && errors.len() == 1, "{errors:?}");

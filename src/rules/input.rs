@@ -60,12 +60,10 @@ impl<'a> Input<'a> {
             Field::Helo => borrowed(self.helo),
             Field::Sender => borrowed(self.sender),
             Field::Recipient => self.recipients.iter().map(|r| Cow::Borrowed(*r)).collect(),
-            Field::Raw => self
-                .raw
-                .map(String::from_utf8_lossy)
-                .into_iter()
-                .collect(),
-            _ => self.parsed().map_or_else(Vec::new, |m| message_texts(m, field)),
+            Field::Raw => self.raw.map(String::from_utf8_lossy).into_iter().collect(),
+            _ => self
+                .parsed()
+                .map_or_else(Vec::new, |m| message_texts(m, field)),
         }
     }
 }
@@ -75,9 +73,9 @@ fn message_texts<'m>(message: &'m Message<'_>, field: &Field) -> Vec<Cow<'m, str
         Field::Header(name) => header_values(message, Some(name)),
         Field::AnyHeader => header_values(message, None),
         Field::Body => body_texts(message),
-        Field::AttachmentName => attachments(message, |p| {
-            p.attachment_name().map(|n| n.to_string())
-        }),
+        Field::AttachmentName => {
+            attachments(message, |p| p.attachment_name().map(|n| n.to_string()))
+        }
         Field::AttachmentType => attachments(message, |p| {
             let ct = p.content_type()?;
             Some(match ct.subtype() {
@@ -165,19 +163,32 @@ TVqQAAMAAAAEAAAA\r\n\
     fn fields_table() {
         let input = Input::new("192.0.2.1".parse().unwrap()).with_message(MESSAGE);
         let cases: Vec<(Field, Vec<&str>)> = vec![
-            (Field::Header("subject".into()), vec!["Grüße and more", "second"]),
-            (Field::Header("from".into()), vec!["PayPal <x@evil.example>"]),
+            (
+                Field::Header("subject".into()),
+                vec!["Grüße and more", "second"],
+            ),
+            (
+                Field::Header("from".into()),
+                vec!["PayPal <x@evil.example>"],
+            ),
             (Field::Header("date".into()), vec![]),
             (Field::AttachmentName, vec!["invoice.exe"]),
             (Field::AttachmentType, vec!["application/x-msdownload"]),
         ];
         for (field, want) in cases {
-            let got: Vec<String> = input.texts(&field).into_iter().map(|t| t.into_owned()).collect();
+            let got: Vec<String> = input
+                .texts(&field)
+                .into_iter()
+                .map(|t| t.into_owned())
+                .collect();
             assert_eq!(got, want, "{field:?}");
         }
         let body = input.texts(&Field::Body).join("\n");
         assert!(body.contains("café soft break"), "{body}");
-        assert!(body.contains("Hidden text") && !body.contains("<b>"), "{body}");
+        assert!(
+            body.contains("Hidden text") && !body.contains("<b>"),
+            "{body}"
+        );
         let any = input.texts(&Field::AnyHeader);
         assert!(any.iter().any(|h| h == "Subject: second"), "{any:?}");
     }

@@ -133,7 +133,12 @@ fn rule_source(text: &str, at: Location) -> Option<String> {
         offset += line.len();
     }
     let lines = usize::try_from(at.line()).ok()?.saturating_sub(1);
-    Some(format!("{}{}{}", "\n".repeat(lines), " ".repeat(indent), &rest[..end]))
+    Some(format!(
+        "{}{}{}",
+        "\n".repeat(lines),
+        " ".repeat(indent),
+        &rest[..end]
+    ))
 }
 
 /// The rule's name, for an error in a rule that does not parse.
@@ -152,5 +157,9 @@ fn rule_name(source: &str) -> Option<String> {
 
 /// serde-saphyr renders a snippet after the message; the first line is the why.
 fn first_line(rendered: &str) -> String {
-    rendered.lines().next().unwrap_or("invalid YAML").to_string()
+    rendered
+        .lines()
+        .next()
+        .unwrap_or("invalid YAML")
+        .to_string()
 }

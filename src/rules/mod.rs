@@ -90,7 +90,12 @@ pub struct RuleSet {
 
 impl fmt::Debug for RuleSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RuleSet({} rules from {} files)", self.rules.len(), self.files.len())
+        write!(
+            f,
+            "RuleSet({} rules from {} files)",
+            self.rules.len(),
+            self.files.len()
+        )
     }
 }
 
@@ -179,7 +184,13 @@ impl RuleSet {
     /// Evaluates the rules of `stage` in load order. `score` is the score
     /// before this stage; each enforced hit adds its own for the rules
     /// after it. Stops at the first enforced reject, tempfail or accept.
-    pub fn evaluate(&self, stage: Stage, input: &Input<'_>, facts: &Facts, score: f64) -> Vec<Hit<'_>> {
+    pub fn evaluate(
+        &self,
+        stage: Stage,
+        input: &Input<'_>,
+        facts: &Facts,
+        score: f64,
+    ) -> Vec<Hit<'_>> {
         let plan = &self.stages[stage_index(stage)];
         if plan.rules.is_empty() {
             return Vec::new();

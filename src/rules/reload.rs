@@ -71,7 +71,10 @@ impl RulesHandle {
                         "rule reload failed: {e}"
                     );
                 }
-                tracing::error!(errors = errors.0.len(), "rules not reloaded; the previous set stays in use");
+                tracing::error!(
+                    errors = errors.0.len(),
+                    "rules not reloaded; the previous set stays in use"
+                );
                 Err(errors)
             }
         }
@@ -88,7 +91,11 @@ impl RulesHandle {
 /// compared every `watch_interval`, and a change is acted on once it has
 /// stayed the same for one interval, so a save in several writes (or a
 /// batch of edited files) reloads once, complete.
-pub async fn watch(handle: RulesHandle, mut trigger: watch::Receiver<u64>, stop: CancellationToken) {
+pub async fn watch(
+    handle: RulesHandle,
+    mut trigger: watch::Receiver<u64>,
+    stop: CancellationToken,
+) {
     let config = handle.config.clone();
     let mut tick = tokio::time::interval(config.watch_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);

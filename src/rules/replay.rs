@@ -124,7 +124,9 @@ pub async fn replay(config: &Config, options: &ReplayOptions) -> Result<Report, 
     for (paths, label) in sets {
         for path in paths {
             for file in message_files(path).map_err(|e| ReplayError::Read(path.clone(), e))? {
-                for message in read_messages(&file).map_err(|e| ReplayError::Read(file.clone(), e))? {
+                for message in
+                    read_messages(&file).map_err(|e| ReplayError::Read(file.clone(), e))?
+                {
                     let input = test_input(message);
                     let judged = judge(&pipeline, config, &input).await;
                     if options.list && judged.verdict != "accept" {
@@ -201,7 +203,10 @@ pub fn read_messages(file: &Path) -> std::io::Result<Vec<Vec<u8>>> {
         return Ok(vec![bytes]);
     }
     let mbox = MessageIterator::new(BufReader::new(bytes.as_slice()));
-    Ok(mbox.filter_map(Result::ok).map(|m| m.unwrap_contents()).collect())
+    Ok(mbox
+        .filter_map(Result::ok)
+        .map(|m| m.unwrap_contents())
+        .collect())
 }
 
 /// The envelope a stored message most likely had: the sender from
@@ -224,8 +229,13 @@ fn envelope_of(message: &[u8]) -> (String, Vec<String>) {
     };
     let headers = parsed.root().headers();
     let first = |list: Option<mail_parser::AddressList<'_>>| -> Vec<String> {
-        list.map(|l| l.mailboxes().filter_map(|m| m.address()).map(str::to_string).collect())
-            .unwrap_or_default()
+        list.map(|l| {
+            l.mailboxes()
+                .filter_map(|m| m.address())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
     };
     let sender = headers
         .return_address()
@@ -234,7 +244,12 @@ fn envelope_of(message: &[u8]) -> (String, Vec<String>) {
         .unwrap_or_default();
     let delivered: Vec<String> = headers
         .all("Delivered-To")
-        .filter_map(|h| h.parse_as(mail_parser::HeaderForm::Text).value().as_text().map(|t| t.trim().to_string()))
+        .filter_map(|h| {
+            h.parse_as(mail_parser::HeaderForm::Text)
+                .value()
+                .as_text()
+                .map(|t| t.trim().to_string())
+        })
         .filter(|t| t.contains('@'))
         .collect();
     let mut rcpts = match delivered.is_empty() {
@@ -296,8 +311,17 @@ fn percent(part: usize, whole: usize) -> String {
 /// The report as aligned text tables.
 pub fn format_report(r: &Report) -> String {
     let labelled = r.spam + r.ham > 0;
-    let mut out = format!("messages: {} (spam {}, ham {}, unlabelled {})\n\n", r.messages, r.spam, r.ham, r.messages - r.spam - r.ham);
-    out.push_str(&format!("{:<10} {:>9} {:>9} {:>9}\n", "verdict", "messages", "spam", "ham"));
+    let mut out = format!(
+        "messages: {} (spam {}, ham {}, unlabelled {})\n\n",
+        r.messages,
+        r.spam,
+        r.ham,
+        r.messages - r.spam - r.ham
+    );
+    out.push_str(&format!(
+        "{:<10} {:>9} {:>9} {:>9}\n",
+        "verdict", "messages", "spam", "ham"
+    ));
     for (verdict, [all, spam, ham]) in &r.verdicts {
         out.push_str(&format!("{verdict:<10} {all:>9} {spam:>9} {ham:>9}\n"));
     }
@@ -351,7 +375,14 @@ mod tests {
         ];
         for (message, sender, rcpts) in cases {
             let (s, r) = envelope_of(message.as_bytes());
-            assert_eq!((s.as_str(), r), (*sender, rcpts.iter().map(|r| r.to_string()).collect::<Vec<_>>()), "{message}");
+            assert_eq!(
+                (s.as_str(), r),
+                (
+                    *sender,
+                    rcpts.iter().map(|r| r.to_string()).collect::<Vec<_>>()
+                ),
+                "{message}"
+            );
         }
     }
 
@@ -368,12 +399,30 @@ mod tests {
         std::fs::write(root.join("md/new/2"), "Subject: e\n\nz\n").unwrap();
         std::fs::write(root.join("md/tmp/3"), "Subject: partial").unwrap();
         let files = message_files(root).unwrap();
-        let messages: Vec<Vec<u8>> = files.iter().flat_map(|f| read_messages(f).unwrap()).collect();
+        let messages: Vec<Vec<u8>> = files
+            .iter()
+            .flat_map(|f| read_messages(f).unwrap())
+            .collect();
         let subjects: Vec<String> = messages
             .iter()
-            .map(|m| String::from_utf8_lossy(m).lines().next().unwrap().to_string())
+            .map(|m| {
+                String::from_utf8_lossy(m)
+                    .lines()
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
-        assert_eq!(subjects, vec!["Subject: b", "Subject: c", "Subject: d", "Subject: e", "Subject: a"]);
+        assert_eq!(
+            subjects,
+            vec![
+                "Subject: b",
+                "Subject: c",
+                "Subject: d",
+                "Subject: e",
+                "Subject: a"
+            ]
+        );
         assert!(String::from_utf8_lossy(&messages[0]).contains("\nFrom here"));
     }
 }

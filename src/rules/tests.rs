@@ -84,14 +84,26 @@ fn data_input() -> Input<'static> {
 fn every_condition() {
     let cases: &[(&str, &str, bool)] = &[
         ("connect", "{client_ip: ['192.0.2.0/24']}", true),
-        ("connect", "{client_ip: ['192.0.2.11', '2001:db8::/32']}", false),
+        (
+            "connect",
+            "{client_ip: ['192.0.2.11', '2001:db8::/32']}",
+            false,
+        ),
         ("helo", r"{helo: '^mail\.example\.org$'}", true),
         ("helo", "{helo: '^localhost$'}", false),
         ("mail", "{sender: '@example\\.org$'}", true),
         ("rcpt", "{recipient: '^b@'}", true),
         ("rcpt", "{recipient: '^c@'}", false),
-        ("data", "{header: {name: subject, regex: 'won a prize'}}", true),
-        ("data", "{header: {name: From, regex: '(?i)\"paypal'}}", true),
+        (
+            "data",
+            "{header: {name: subject, regex: 'won a prize'}}",
+            true,
+        ),
+        (
+            "data",
+            "{header: {name: From, regex: '(?i)\"paypal'}}",
+            true,
+        ),
         ("data", "{header: {name: Date}}", false),
         ("data", "{header: {name: MIME-Version}}", true),
         ("data", "{any_header: '^To: a@'}", true),
@@ -115,8 +127,16 @@ fn every_condition() {
         ("connect", "{dnsbl: [other.example]}", false),
         ("data", "{score: {min: 3}}", true),
         ("data", "{score: {max: 2.5}}", false),
-        ("data", "{all: [{body: money}, {not: {header: {name: Date}}}]}", true),
-        ("data", "{all: [{body: money}, {header: {name: Date}}]}", false),
+        (
+            "data",
+            "{all: [{body: money}, {not: {header: {name: Date}}}]}",
+            true,
+        ),
+        (
+            "data",
+            "{all: [{body: money}, {header: {name: Date}}]}",
+            false,
+        ),
         ("data", "{any: [{body: nothing}, {raw: Subject}]}", true),
         ("data", "{not: {body: money}}", false),
     ];
@@ -163,16 +183,32 @@ rules:
 "#;
     let set = load_text(text).unwrap();
     let hits = set.evaluate(Stage::Data, &data_input(), &Facts::default(), 0.0);
-    let got: Vec<(&str, bool)> = hits.iter().map(|h| (h.rule.name.as_str(), h.enforced)).collect();
+    let got: Vec<(&str, bool)> = hits
+        .iter()
+        .map(|h| (h.rule.name.as_str(), h.enforced))
+        .collect();
     assert_eq!(
         got,
-        vec![("header-only", true), ("scored", true), ("watched", false), ("meta", true)]
+        vec![
+            ("header-only", true),
+            ("scored", true),
+            ("watched", false),
+            ("meta", true)
+        ]
     );
     let meta = &set.rules()[3].action.effect;
-    let Effect::Tempfail(reply) = meta else { panic!("{meta:?}") };
+    let Effect::Tempfail(reply) = meta else {
+        panic!("{meta:?}")
+    };
     assert_eq!(reply.to_string(), "450 4.7.1 Slow down");
-    assert_eq!(set.rules()[2].action.effect, Effect::Reject(crate::smtp::reply::canned::rule_rejected()));
-    assert_eq!(set.rules()[0].action.header, Some(("X-Flag".into(), "money talk".into())));
+    assert_eq!(
+        set.rules()[2].action.effect,
+        Effect::Reject(crate::smtp::reply::canned::rule_rejected())
+    );
+    assert_eq!(
+        set.rules()[0].action.header,
+        Some(("X-Flag".into(), "money talk".into()))
+    );
 }
 
 #[test]
@@ -187,7 +223,11 @@ fn accept_stops_the_rules_after_it() {
 #[test]
 fn global_monitor_mode_acts_on_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(&dir, "r.yaml", "rules:\n  - {name: r, stage: data, condition: {body: money}, action: {reject: {}}}\n");
+    let path = write(
+        &dir,
+        "r.yaml",
+        "rules:\n  - {name: r, stage: data, condition: {body: money}, action: {reject: {}}}\n",
+    );
     let config = RulesConfig {
         files: vec![path],
         mode: RuleMode::Monitor,
@@ -262,9 +302,9 @@ fn all_errors_at_once_with_locations() {
     ];
     for (file, line, rule, text) in expect {
         let prefix = format!("{}:{line}:", file.display());
-        let found = shown
-            .iter()
-            .any(|s| s.starts_with(&prefix) && s.contains(&format!("rule {rule}:")) && s.contains(text));
+        let found = shown.iter().any(|s| {
+            s.starts_with(&prefix) && s.contains(&format!("rule {rule}:")) && s.contains(text)
+        });
         assert!(found, "{prefix} {rule} {text} in:\n{}", shown.join("\n"));
     }
     assert!(errors.iter().all(|e| e.column > 0), "{shown:?}");
@@ -280,7 +320,12 @@ fn missing_files_and_empty_files() {
     };
     let errors = RuleSet::load(&config).unwrap_err().0;
     assert_eq!(errors.len(), 1);
-    assert!(errors[0].to_string().contains("missing.yaml:0:0: cannot read"), "{errors:?}");
+    assert!(
+        errors[0]
+            .to_string()
+            .contains("missing.yaml:0:0: cannot read"),
+        "{errors:?}"
+    );
 }
 
 /// Many rules sharing literals, regexes without literals, and the same
@@ -289,12 +334,24 @@ fn missing_files_and_empty_files() {
 #[test]
 fn one_pass_agrees_with_rule_by_rule() {
     let patterns = [
-        "(?i)free money", "money", r"\bclaim\b", "[0-9]{6}", "(?i)PRIZE", "won a (prize|car)",
-        "^You", "zzz-absent", r"(?s)Claim.*money", "(?i)(cheap|discount) meds",
+        "(?i)free money",
+        "money",
+        r"\bclaim\b",
+        "[0-9]{6}",
+        "(?i)PRIZE",
+        "won a (prize|car)",
+        "^You",
+        "zzz-absent",
+        r"(?s)Claim.*money",
+        "(?i)(cheap|discount) meds",
     ];
     let mut text = String::from("rules:\n");
     for (i, p) in patterns.iter().enumerate() {
-        let field = if i % 2 == 0 { "body" } else { "header: {name: Subject, regex" };
+        let field = if i % 2 == 0 {
+            "body"
+        } else {
+            "header: {name: Subject, regex"
+        };
         let close = if i % 2 == 0 { "" } else { "}" };
         text.push_str(&format!(
             "  - {{name: r{i}, stage: data, condition: {{{field}: '{p}'{close}}}, action: {{score: 0}}}}\n"
@@ -304,7 +361,11 @@ fn one_pass_agrees_with_rule_by_rule() {
     let input = data_input();
     let hits = set.evaluate(Stage::Data, &input, &Facts::default(), 0.0);
     for (i, p) in patterns.iter().enumerate() {
-        let field = if i % 2 == 0 { Field::Body } else { Field::Header("subject".into()) };
+        let field = if i % 2 == 0 {
+            Field::Body
+        } else {
+            Field::Header("subject".into())
+        };
         let regex = regex::Regex::new(p).unwrap();
         let want = input.texts(&field).iter().any(|t| regex.is_match(t));
         let got = hits.iter().any(|h| h.rule.name == format!("r{i}"));

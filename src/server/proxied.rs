@@ -28,7 +28,7 @@ pub(super) async fn admit(
     let policy = &shared.config.proxy_protocol;
     if !policy.trusts(peer.ip()) {
         shared.metrics.proxy_header("untrusted");
-        tracing::warn!(peer = %peer.ip(), "PROXY listener: peer not trusted; closed");
+        tracing::info!(peer = %peer.ip(), "PROXY listener: peer not trusted; closed");
         return;
     }
     let read = tokio::select! {

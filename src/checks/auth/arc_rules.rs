@@ -107,15 +107,19 @@ pub async fn weak_key(dns: &Dns, fields: &[HeaderField<'_>]) -> bool {
         }
     }
     for name in selectors {
-        let records = dns.txt(&name).await.unwrap_or_default();
-        if records
-            .iter()
-            .any(|r| rsa_bits(r).is_some_and(|b| b < MIN_RSA_BITS))
-        {
+        if weak_rsa_key(dns, &name).await {
             return true;
         }
     }
     false
+}
+
+/// True if the key record at `name` holds an RSA key under 1024 bits.
+pub async fn weak_rsa_key(dns: &Dns, name: &str) -> bool {
+    let records = dns.txt(name).await.unwrap_or_default();
+    records
+        .iter()
+        .any(|r| rsa_bits(r).is_some_and(|b| b < MIN_RSA_BITS))
 }
 
 /// The modulus size of the RSA key in a DKIM key record.

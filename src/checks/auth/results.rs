@@ -171,7 +171,10 @@ mod tests {
         };
         assert_eq!(&*judgement.forwarded(message), b"X: 1\r\n\r\nbody");
         let untouched = Judgement::default();
-        assert!(matches!(untouched.forwarded(message), std::borrow::Cow::Borrowed(_)));
+        assert!(matches!(
+            untouched.forwarded(message),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

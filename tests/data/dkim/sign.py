@@ -1,7 +1,7 @@
 """Signs a message with dkimpy, an implementation independent of spamgate's.
 
 usage: sign.py KEYTYPE CANON DOMAIN SELECTOR < message > signed
-KEYTYPE is rsa or ed25519, CANON is header/body canonicalization such as
+KEYTYPE is rsa, rsa512 (a key too short to be valid) or ed25519, CANON is header/body canonicalization such as
 relaxed/simple. The keys are the test keys beside this script (test data,
 not secrets).
 """
@@ -16,8 +16,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def main():
     keytype, canon, domain, selector = sys.argv[1:5]
     header_canon, body_canon = canon.split("/")
-    key_file = {"rsa": "rsa.key", "ed25519": "ed25519.key"}[keytype]
-    algorithm = {"rsa": b"rsa-sha256", "ed25519": b"ed25519-sha256"}[keytype]
+    key_file = {"rsa": "rsa.key", "rsa512": "rsa512.key", "ed25519": "ed25519.key"}[keytype]
+    algorithm = b"ed25519-sha256" if keytype == "ed25519" else b"rsa-sha256"
     with open(os.path.join(HERE, key_file), "rb") as f:
         key = f.read()
     message = sys.stdin.buffer.read()
