@@ -18,12 +18,18 @@ const ACCEPTED: &str = "spamgate_messages_total{verdict=\"accept\"}";
 const CLIENT_IP: &str = "127.0.0.2";
 const CLIENT_HELO: &str = "real-client.example";
 
+/// These tests are about relaying; sender authentication (which needs DNS
+/// these tests do not serve) is off, as in `bench/relay.sh`.
+const RELAY_ONLY: &str = "limits:\n  max_connections_per_ip: 200
+auth:
+  spf: {mode: \"off\"}
+  dkim: {mode: \"off\"}
+  arc: {mode: \"off\"}
+  dmarc: {mode: \"off\"}
+  from_header: \"off\"";
+
 async fn spamgate_for(upstream: SocketAddr) -> Spamgate {
-    Spamgate::start(&test_config(
-        upstream,
-        "limits:\n  max_connections_per_ip: 200",
-    ))
-    .await
+    Spamgate::start(&test_config(upstream, RELAY_ONLY)).await
 }
 
 /// smtp-source sends `messages` in `sessions` parallel sessions (one

@@ -444,8 +444,10 @@ async fn sighup_reloads_the_running_binary() {
     let (port, metrics_port) = (free_port(), free_port());
     let config = dir.path().join("spamgate.yaml");
     let yaml = format!(
-        "listen: ['127.0.0.1:{port}']\nupstream: {{address: '{}'}}\nmetrics: {{listen: '127.0.0.1:{metrics_port}'}}\nrules: {{files: [rules.yaml], watch: false}}\nlimits: {{max_connections_per_ip: 100}}\n",
-        upstream.addr
+        "listen: ['127.0.0.1:{port}']\nupstream: {{address: '{}'}}\nmetrics: {{listen: '127.0.0.1:{metrics_port}'}}\nrules: {{files: [rules.yaml], watch: false}}\nlimits: {{max_connections_per_ip: 100}}\n{}\n{}\n",
+        upstream.addr,
+        common::NO_DNS,
+        common::NO_DNS_AUTH
     );
     std::fs::write(&config, yaml).unwrap();
     let child = Child(

@@ -34,17 +34,25 @@ impl Drop for Spamgate {
     }
 }
 
+/// DNS for tests that run no DNS server: a loopback port where nothing
+/// listens, so lookups fail at once and nothing ever leaves the machine
+/// (the system resolver here is not on loopback).
+pub const NO_DNS: &str = "dns: {nameservers: ['127.0.0.1:9'], timeout: 300ms, attempts: 1}";
+
+/// Sender authentication without DNS-based checks (they would only see
+/// temporary errors without a DNS server); the From header check stays.
+pub const NO_DNS_AUTH: &str = "auth: {spf: {mode: off}, dkim: {mode: off}, arc: {mode: off}, dmarc: {mode: off}}";
+
 /// A configuration for tests: `upstream` as the relay target, short
-/// timeouts, plus whatever YAML `extra` adds (top-level keys).
+/// timeouts, loopback-only DNS (and no DNS-based sender checks unless
+/// `extra` has `auth:`), plus whatever YAML `extra` adds (top-level
+/// keys; an `extra` with its own `timeouts:` or `dns:` replaces ours).
 pub fn test_config(upstream: SocketAddr, extra: &str) -> String {
-    format!(
-        "hostname: spamgate.test\nupstream:\n  address: '{upstream}'\n  xclient: true\n{}\n{extra}",
-        if extra.contains("timeouts:") {
-            ""
-        } else {
-            "timeouts: {upstream_connect: 5s, upstream_command: 5s, upstream_data: 5s, shutdown_drain: 5s}"
-        }
-    )
+    let timeouts = "timeouts: {upstream_connect: 5s, upstream_command: 5s, upstream_data: 5s, shutdown_drain: 5s}";
+    let timeouts = if extra.contains("timeouts:") { "" } else { timeouts };
+    let dns = if extra.contains("dns:") { "" } else { NO_DNS };
+    let auth = if extra.contains("auth:") { "" } else { NO_DNS_AUTH };
+    format!("hostname: spamgate.test\nupstream:\n  address: '{upstream}'\n  xclient: true\n{timeouts}\n{dns}\n{auth}\n{extra}")
 }
 
 impl Spamgate {
