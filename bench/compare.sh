@@ -6,7 +6,7 @@
 # Haraka, server CPU seconds per 1,000 messages, peak RSS, and the p50/p99
 # time per message at 1 session. See docs/performance.md.
 #
-#   bench/compare.sh                  # the full run (about 15 minutes)
+#   bench/compare.sh                  # the full run (about 10 minutes)
 #   QUICK=1 bench/compare.sh          # a smoke run, small counts
 #   SIZES="4096" SESSIONS="100" TARGETS="direct gate_on" bench/compare.sh
 #   BUILD=0 bench/compare.sh          # use the release binaries already built
@@ -26,7 +26,7 @@ HARAKA_NODES="${HARAKA_NODES:-cpus}"
 if [[ "${QUICK:-0}" == 1 ]]; then
     MESSAGES="${MESSAGES:-300}" SECONDS_CAP="${SECONDS_CAP:-5}"
 else
-    MESSAGES="${MESSAGES:-10000}" SECONDS_CAP="${SECONDS_CAP:-15}"
+    MESSAGES="${MESSAGES:-20000}" SECONDS_CAP="${SECONDS_CAP:-15}"
 fi
 SIZES="${SIZES:-4096 102400}"
 SESSIONS="${SESSIONS:-1 10 100}"
@@ -269,7 +269,7 @@ proxy_protocol:
   listeners: ["127.0.0.1:$SERVER_PORT"]
   trusted: ["127.0.0.1"]
 auth:
-  spf: {mode: enforce, reject_fail: true}
+  spf: {mode: enforce, reject_fail: true, helo: true}
   dkim: {mode: enforce}
   arc: {mode: tag}
   dmarc: {mode: enforce, quarantine: reject}

@@ -2,7 +2,7 @@
 //! replies. Nothing here ever grows a buffer past the configured limits.
 
 use bytes::BytesMut;
-use memchr::memchr;
+use memchr::{memchr, memchr2};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::reply::Reply;
@@ -218,15 +218,20 @@ impl Framer {
         if std::mem::take(&mut self.in_overlong) || raw.len() > self.limits.max_line {
             self.body.flag(DataFlaw::LineTooLong);
         }
-        if memchr(0, content).is_some() {
+        // One pass finds both rarities; the common line has neither.
+        let (nul, bare_cr) = match memchr2(0, b'\r', content) {
+            None => (false, false),
+            Some(_) => (memchr(0, content).is_some(), memchr(b'\r', content).is_some()),
+        };
+        if nul {
             self.body.flag(DataFlaw::Nul);
         }
-        let canonical = crlf && memchr(b'\r', content).is_none();
+        let canonical = crlf && !bare_cr;
         if !canonical && !self.limits.normalize {
             self.body.flag(DataFlaw::BareNewline);
         }
         self.after_crlf = crlf;
-        self.store(content);
+        self.store(content, canonical);
         false
     }
 
@@ -237,7 +242,7 @@ impl Framer {
     }
 
     /// Keeps the line, unstuffed, each bare-CR segment as its own CRLF line.
-    fn store(&mut self, content: &[u8]) {
+    fn store(&mut self, content: &[u8], canonical: bool) {
         if self.body.flaw.is_some() {
             self.body.bytes = Vec::new();
             return;
@@ -246,6 +251,11 @@ impl Framer {
         if self.body.bytes.len() + unstuffed.len() + 2 > self.limits.max_size {
             self.body.flag(DataFlaw::TooBig);
             self.body.bytes = Vec::new();
+            return;
+        }
+        if canonical {
+            self.body.bytes.extend_from_slice(unstuffed);
+            self.body.bytes.extend_from_slice(b"\r\n");
             return;
         }
         for segment in unstuffed.split(|&b| b == b'\r') {
