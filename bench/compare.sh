@@ -450,6 +450,10 @@ LOAD="$CARGO_TARGET_DIR/release/examples/load"
 
 mkdir -p "$SCRATCH"
 WORK=$(mktemp -d "$SCRATCH/run.XXXXXX")
+# Private copies: other builds may replace the shared target's binaries mid-run.
+BUILT=$(date -u -r "$SPAMGATE" +%H:%M:%SZ)
+cp "$SPAMGATE" "$WORK/spamgate" && SPAMGATE="$WORK/spamgate"
+cp "$LOAD" "$WORK/load" && LOAD="$WORK/load"
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/dkim.pem" 2>/dev/null
 for size in $SIZES; do
     "$PYTHON" bench/compare/make_message.py "$size" "$WORK/dkim.pem" "$WORK/msg-$size.eml"
@@ -461,9 +465,10 @@ sanity_gate
 
 COMMIT=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 DIRTY=$(git status --porcelain 2>/dev/null | grep -qv '^??' && echo " (with uncommitted changes)" || true)
-log "$(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), commit $COMMIT$DIRTY"
+log "$(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), commit $COMMIT$DIRTY, spamgate built $BUILT"
 log "up to $MESSAGES messages or $SECONDS_CAP s per measurement; Haraka $HARAKA_VERSION nodes=$HARAKA_NODES"
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A R C M L
 for size in $SIZES; do
     for sessions in $SESSIONS; do
@@ -484,7 +489,7 @@ ratio() {
 }
 
 echo
-echo "commit $COMMIT$DIRTY; $(nproc) CPUs; load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "commit $COMMIT$DIRTY, spamgate binary built $BUILT; $(nproc) CPUs; load average at the start $LOAD_START, at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "up to $MESSAGES messages or $SECONDS_CAP s per cell; msgs/s (x direct, x Haraka of the same kind); cpu-s per 1,000 msgs; peak RSS"
 echo
 printf '| %-14s | %-6s | %-8s | %8s | %9s | %9s | %10s | %8s |\n' \

@@ -232,7 +232,7 @@ async fn slowloris(
 async fn oversized_phase(spamgate: &Spamgate) -> bool {
     println!(
         "oversized: 200 clients x 1 MiB command lines, 10 clients x {} MiB messages",
-        2 * MAX_MESSAGE >> 20
+        (2 * MAX_MESSAGE) >> 20
     );
     let mut tasks = Vec::new();
     for i in 0..200 {

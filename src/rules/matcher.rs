@@ -121,10 +121,6 @@ impl FieldMatcher {
             }
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.atoms.len()
-    }
 }
 
 #[cfg(test)]

@@ -506,7 +506,8 @@ mod tests {
 
     #[test]
     fn operator_replies() {
-        let cases: &[(u8, u16, Option<&str>, &str, Result<&str, ReplyError>)] = &[
+        type Case<'a> = (u8, u16, Option<&'a str>, &'a str, Result<&'a str, ReplyError>);
+        let cases: &[Case] = &[
             (5, 550, None, "No", Ok("550 5.7.1 No\r\n")),
             (5, 554, Some("5.7.0"), "Go away", Ok("554 5.7.0 Go away\r\n")),
             (4, 451, Some("4.7.1"), "Later", Ok("451 4.7.1 Later\r\n")),

@@ -41,7 +41,8 @@ pub const NO_DNS: &str = "dns: {nameservers: ['127.0.0.1:9'], timeout: 300ms, at
 
 /// Sender authentication without DNS-based checks (they would only see
 /// temporary errors without a DNS server); the From header check stays.
-pub const NO_DNS_AUTH: &str = "auth: {spf: {mode: off}, dkim: {mode: off}, arc: {mode: off}, dmarc: {mode: off}}";
+pub const NO_DNS_AUTH: &str =
+    "auth: {spf: {mode: off}, dkim: {mode: off}, arc: {mode: off}, dmarc: {mode: off}}";
 
 /// A configuration for tests: `upstream` as the relay target, short
 /// timeouts, loopback-only DNS (and no DNS-based sender checks unless
@@ -49,9 +50,17 @@ pub const NO_DNS_AUTH: &str = "auth: {spf: {mode: off}, dkim: {mode: off}, arc: 
 /// keys; an `extra` with its own `timeouts:` or `dns:` replaces ours).
 pub fn test_config(upstream: SocketAddr, extra: &str) -> String {
     let timeouts = "timeouts: {upstream_connect: 5s, upstream_command: 5s, upstream_data: 5s, shutdown_drain: 5s}";
-    let timeouts = if extra.contains("timeouts:") { "" } else { timeouts };
+    let timeouts = if extra.contains("timeouts:") {
+        ""
+    } else {
+        timeouts
+    };
     let dns = if extra.contains("dns:") { "" } else { NO_DNS };
-    let auth = if extra.contains("auth:") { "" } else { NO_DNS_AUTH };
+    let auth = if extra.contains("auth:") {
+        ""
+    } else {
+        NO_DNS_AUTH
+    };
     format!("hostname: spamgate.test\nupstream:\n  address: '{upstream}'\n  xclient: true\n{timeouts}\n{dns}\n{auth}\n{extra}")
 }
 
