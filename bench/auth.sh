@@ -198,7 +198,7 @@ through=$RATE
 CPU=$(awk -v hz="$(getconf CLK_TCK)" -v n="$MESSAGES" '{ printf "%.0f", ($14 + $15) * 1000000 / hz / n }' "/proc/$GATE_PID/stat")
 exec 3<>"/dev/tcp/127.0.0.1/$METRICS_PORT"
 printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
-passes=$(grep -a 'spamgate_auth_results_total{method="dmarc",result="pass"}' <&3 | awk '{ print $2 }')
+passes=$({ grep -a 'spamgate_auth_results_total{method="dmarc",result="pass"}' <&3 || true; } | awk '{ print $2 }')
 exec 3<&-
 stop "$GATE_PID"
 stop "$SINK_PID"
