@@ -388,7 +388,6 @@ async fn ledger_through_a_flaky_upstream_loses_nothing() {
 /// commands below are accepted; nothing harmful is relayed (parameters are
 /// re-rendered), but a strict parser must refuse them.
 #[tokio::test]
-#[ignore = "bug: Unicode whitespace taken as an SMTP separator (src/smtp/command.rs)"]
 async fn unicode_whitespace_is_not_an_smtp_separator() {
     let (_upstream, spamgate) = setup("limits: {max_bad_commands: 100}").await;
     let mut client = Client::ready(spamgate.addr).await;
@@ -409,7 +408,6 @@ async fn unicode_whitespace_is_not_an_smtp_separator() {
 /// about 770 octets; `pack` cannot split one attribute. Postfix refuses
 /// lines over its limits and the session then gets 451s.
 #[tokio::test]
-#[ignore = "bug: XCLIENT line over 512 octets for a long non-ASCII HELO (src/upstream/xclient.rs)"]
 async fn xclient_lines_stay_within_512_octets_whatever_the_helo() {
     let (upstream, spamgate) = setup("").await;
     let mut client = Client::greeted(spamgate.addr).await;
@@ -442,7 +440,6 @@ async fn xclient_lines_stay_within_512_octets_whatever_the_helo() {
 /// another. Found by the `command` fuzz target (fuzz/seeds/command/
 /// regress-local-part).
 #[tokio::test]
-#[ignore = "bug: local part not validated, upstream may read another address (src/smtp/command.rs)"]
 async fn addresses_the_upstream_would_read_differently_are_refused() {
     let (upstream, spamgate) = setup("limits: {max_bad_commands: 100}").await;
     let mut client = Client::ready(spamgate.addr).await;
@@ -468,7 +465,6 @@ async fn addresses_the_upstream_would_read_differently_are_refused() {
 /// `limits.max_message_size` (by up to one line's worth of CRs). Found by
 /// the `data_framer` fuzz target (fuzz/seeds/data_framer/regress-normalize-size).
 #[tokio::test]
-#[ignore = "bug: normalized body may exceed max_message_size (src/smtp/codec.rs Framer::store)"]
 async fn normalized_messages_respect_the_size_limit() {
     let limits = "limits: {max_message_size: 1024}\nsmtp: {bare_newline: normalize}";
     let (upstream, spamgate) = setup(limits).await;

@@ -7,7 +7,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::reply::Reply;
 
+/// Reads during DATA: large, so a message takes few system calls.
 const READ_CHUNK: usize = 16 * 1024;
+/// Reads of command lines: small, so ten thousand idle sessions stay cheap.
+const LINE_CHUNK: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -69,7 +72,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpStream<S> {
     pub fn new(io: S) -> Self {
         SmtpStream {
             io,
-            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            rbuf: BytesMut::with_capacity(LINE_CHUNK),
             wbuf: Vec::with_capacity(512),
         }
     }
@@ -94,8 +97,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpStream<S> {
         &mut self.io
     }
 
-    async fn fill(&mut self) -> Result<(), ReadError> {
-        self.rbuf.reserve(READ_CHUNK);
+    async fn fill(&mut self, chunk: usize) -> Result<(), ReadError> {
+        self.rbuf.reserve(chunk);
         match self.io.read_buf(&mut self.rbuf).await? {
             0 => Err(ReadError::Closed),
             _ => Ok(()),
@@ -117,7 +120,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpStream<S> {
                 overlong = true;
                 self.rbuf.clear();
             }
-            self.fill().await?;
+            self.fill(LINE_CHUNK).await?;
         }
     }
 
@@ -129,6 +132,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpStream<S> {
             while let Some(pos) = memchr(b'\n', &self.rbuf) {
                 let raw = self.rbuf.split_to(pos + 1);
                 if framer.line(&raw) {
+                    self.shrink();
                     return Ok(framer.body);
                 }
             }
@@ -140,7 +144,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpStream<S> {
                     self.rbuf.extend_from_slice(b"\r");
                 }
             }
-            self.fill().await?;
+            self.fill(READ_CHUNK).await?;
+        }
+    }
+
+    /// Gives back the large DATA buffer once nothing is pending in it, so
+    /// a session idling between messages holds a small one.
+    fn shrink(&mut self) {
+        if self.rbuf.capacity() > LINE_CHUNK && self.rbuf.len() <= LINE_CHUNK {
+            let mut small = BytesMut::with_capacity(LINE_CHUNK);
+            small.extend_from_slice(&self.rbuf);
+            self.rbuf = small;
         }
     }
 
@@ -248,7 +262,9 @@ impl Framer {
             return;
         }
         let unstuffed = content.strip_prefix(b".").unwrap_or(content);
-        if self.body.bytes.len() + unstuffed.len() + 2 > self.limits.max_size {
+        // Each bare CR becomes a CRLF when normalised: count what is stored.
+        let added_crs = if canonical { 0 } else { memchr::memchr_iter(b'\r', unstuffed).count() };
+        if self.body.bytes.len() + unstuffed.len() + added_crs + 2 > self.limits.max_size {
             self.body.flag(DataFlaw::TooBig);
             self.body.bytes = Vec::new();
             return;

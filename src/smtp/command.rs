@@ -88,15 +88,21 @@ impl Command {
 }
 
 fn no_args(rest: &str, command: Command) -> Result<Command, CommandError> {
-    if rest.trim().is_empty() {
+    if rest.trim_matches(' ').is_empty() {
         Ok(command)
     } else {
         Err(CommandError::Syntax("this command takes no argument"))
     }
 }
 
+/// SMTP separates words with ASCII spaces only; Unicode white space
+/// (U+00A0, U+0085...) is part of a word, not a separator.
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(' ').filter(|w| !w.is_empty())
+}
+
 fn parse_auth(rest: &str) -> Result<Command, CommandError> {
-    let mut words = rest.split_whitespace();
+    let mut words = words(rest);
     let mechanism = words
         .next()
         .ok_or(CommandError::Syntax("AUTH needs a mechanism"))?;
@@ -115,8 +121,8 @@ fn parse_auth(rest: &str) -> Result<Command, CommandError> {
 }
 
 fn parse_domain_arg(rest: &str) -> Result<String, CommandError> {
-    let arg = rest.trim();
-    if arg.is_empty() || arg.contains(' ') {
+    let arg = rest.trim_matches(' ');
+    if arg.is_empty() || arg.contains(char::is_whitespace) {
         return Err(CommandError::Syntax(
             "a single domain or address literal is required",
         ));
@@ -133,7 +139,7 @@ fn strip_keyword<'a>(rest: &'a str, keyword: &str) -> Result<&'a str, CommandErr
         .get(..keyword.len())
         .filter(|h| h.eq_ignore_ascii_case(keyword));
     match head {
-        Some(_) => Ok(rest[keyword.len()..].trim_start()),
+        Some(_) => Ok(rest[keyword.len()..].trim_start_matches(' ')),
         None if keyword == "FROM:" => Err(CommandError::Syntax("expected MAIL FROM:<address>")),
         None => Err(CommandError::Syntax("expected RCPT TO:<address>")),
     }
@@ -149,7 +155,7 @@ fn parse_mail(rest: &str) -> Result<Command, CommandError> {
 fn parse_rcpt(rest: &str) -> Result<Command, CommandError> {
     let (path, params) = split_path(strip_keyword(rest, "TO:")?)?;
     let to = parse_path(path, false)?;
-    if let Some(param) = params.split_whitespace().next() {
+    if let Some(param) = words(params).next() {
         return Err(CommandError::UnsupportedParam(param_name(param)));
     }
     Ok(Command::Rcpt { to })
@@ -167,7 +173,7 @@ fn split_path(text: &str) -> Result<(&str, &str), CommandError> {
             _ if escaped => escaped = false,
             '\\' if quoted => escaped = true,
             '"' => quoted = !quoted,
-            '>' if !quoted => return Ok((&text[1..i], text[i + 1..].trim_start())),
+            '>' if !quoted => return Ok((&text[1..i], text[i + 1..].trim_start_matches(' '))),
             _ => {}
         }
     }
@@ -188,14 +194,55 @@ fn parse_path(path: &str, null_ok: bool) -> Result<String, CommandError> {
         return Err(CommandError::Syntax("address too long"));
     }
     let mailbox = match path.strip_prefix('@') {
-        Some(_) => path
-            .split_once(':')
-            .map(|(_, m)| m)
-            .ok_or(CommandError::Syntax("bad source route"))?,
+        Some(_) => strip_route(path)?,
         None => path,
     };
     validate_mailbox(mailbox, null_ok)?;
     Ok(mailbox.to_string())
+}
+
+/// `@a.example,@b.example:user@c.example` → `user@c.example`, only when
+/// every hop is a valid `@domain`.
+fn strip_route(path: &str) -> Result<&str, CommandError> {
+    let bad = CommandError::Syntax("bad source route");
+    let (route, mailbox) = path.split_once(':').ok_or(bad.clone())?;
+    let hops_valid = route
+        .split(',')
+        .all(|hop| hop.strip_prefix('@').is_some_and(valid_domain));
+    if hops_valid {
+        Ok(mailbox)
+    } else {
+        Err(bad)
+    }
+}
+
+/// RFC 5321 Local-part: a Dot-string of atext (UTF-8 allowed, for
+/// SMTPUTF8) or a Quoted-string. Anything else could be read differently
+/// by the upstream than by our checks.
+fn valid_local_part(local: &str) -> bool {
+    match local.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
+        Some(quoted) => valid_quoted(quoted),
+        None => local.split('.').all(|atom| !atom.is_empty() && atom.chars().all(is_atext)),
+    }
+}
+
+fn is_atext(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii()
+}
+
+fn valid_quoted(inner: &str) -> bool {
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        let ok = match c {
+            '\\' => chars.next().is_some_and(|n| (' '..='~').contains(&n)),
+            '"' => false,
+            c => c == ' ' || c == '!' || ('#'..='~').contains(&c) || !c.is_ascii(),
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
 }
 
 fn validate_mailbox(mailbox: &str, is_sender: bool) -> Result<(), CommandError> {
@@ -211,7 +258,7 @@ fn validate_mailbox(mailbox: &str, is_sender: bool) -> Result<(), CommandError> 
             false => Ok(()),
         };
     };
-    if local.is_empty() || domain.is_empty() || !valid_domain(domain) {
+    if !valid_local_part(local) || domain.is_empty() || !valid_domain(domain) {
         return Err(CommandError::Syntax("invalid address"));
     }
     Ok(())
@@ -239,7 +286,7 @@ fn param_name(param: &str) -> String {
 
 fn parse_mail_params(text: &str) -> Result<MailParams, CommandError> {
     let mut params = MailParams::default();
-    for param in text.split_whitespace() {
+    for param in words(text) {
         let (key, value) = param.split_once('=').unwrap_or((param, ""));
         match (
             key.to_ascii_uppercase().as_str(),
@@ -336,6 +383,13 @@ mod tests {
             ),
             (b"MAIL FROM:<nodomain>", syntax("address needs a domain")),
             (b"MAIL FROM:<a@b..c>", syntax("invalid address")),
+            (b"MAIL FROM:<a..b@c.d>", syntax("invalid address")),
+            (b"MAIL FROM:<a,b@c.d>", syntax("invalid address")),
+            (b"MAIL FROM:<@1r2ar:@,@b.c>", syntax("invalid address")),
+            (b"MAIL FROM:<@bad route:a@b.c>", syntax("bad source route")),
+            (b"MAIL FROM:<o'hara+tag@b.c>", mail("o'hara+tag@b.c", MailParams::default())),
+            (b"EHLO \xc2\xa0x", syntax("a single domain or address literal is required")),
+            (b"RSET \xc2\x85", syntax("this command takes no argument")),
             (
                 b"MAIL FROM:<a@b\x01c>",
                 syntax("invalid character in address"),

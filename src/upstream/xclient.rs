@@ -64,15 +64,20 @@ fn pack(attributes: impl Iterator<Item = String>) -> Vec<String> {
 }
 
 /// RFC 3461 xtext: `+`, `=`, and anything outside `!`..`~` as `+XX`.
-/// Values longer than 255 octets are cut, as Postfix would refuse them.
+/// The encoded value is cut at 255 characters (never inside a `+XX`), as
+/// Postfix refuses longer ones and the line must stay within 512 octets.
 pub fn xtext(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for &b in value.as_bytes().iter().take(255) {
-        match b {
-            b'+' | b'=' => out.push_str(&format!("+{b:02X}")),
-            b'!'..=b'~' => out.push(b as char),
-            _ => out.push_str(&format!("+{b:02X}")),
+    const MAX: usize = 255;
+    let mut out = String::with_capacity(value.len().min(MAX));
+    for &b in value.as_bytes() {
+        let piece = match b {
+            b'!'..=b'~' if b != b'+' && b != b'=' => (b as char).to_string(),
+            _ => format!("+{b:02X}"),
+        };
+        if out.len() + piece.len() > MAX {
+            break;
         }
+        out.push_str(&piece);
     }
     out
 }
@@ -105,6 +110,8 @@ mod tests {
             ("a b", "a+20b"),
             ("\u{e9}", "+C3+A9"),
         ];
+        assert_eq!(xtext(&"\u{e9}".repeat(200)).len(), 255);
+        assert_eq!(xtext(&"a".repeat(300)).len(), 255);
         for (input, want) in cases {
             assert_eq!(xtext(input), want);
         }
