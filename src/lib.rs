@@ -36,8 +36,8 @@ pub mod proxy_protocol;
 pub mod rules;
 pub mod server;
 pub mod smtp;
-pub mod tls;
 pub mod state;
+pub mod tls;
 pub mod upstream;
 
 pub use config::Config;

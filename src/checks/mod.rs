@@ -139,14 +139,28 @@ impl<'a> CheckContext<'a> {
 /// One effect of a check. A check that returns no outcome lets the session continue.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Reject { reply: Reply, reason: String },
-    Tempfail { reply: Reply, reason: String },
-    AddHeader { name: String, value: String },
-    AddScore { score: f64, reason: String },
+    Reject {
+        reply: Reply,
+        reason: String,
+    },
+    Tempfail {
+        reply: Reply,
+        reason: String,
+    },
+    AddHeader {
+        name: String,
+        value: String,
+    },
+    AddScore {
+        score: f64,
+        reason: String,
+    },
     /// Leave these bytes of the received message (one whole header field,
     /// its CRLF included) out of what is relayed: for headers a forger
     /// could have added in our name.
-    RemoveHeader { range: Range<usize> },
+    RemoveHeader {
+        range: Range<usize>,
+    },
 }
 
 /// Why the checks could not be set up.

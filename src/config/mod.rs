@@ -5,16 +5,16 @@
 //! and it carries source locations (`Spanned`) so that semantic errors found
 //! after parsing still point at a line.
 
+pub mod auth;
 mod duration;
 mod error;
 pub mod proxy;
 mod raw;
-mod submission;
-mod tls;
-pub mod auth;
 pub mod reputation;
 pub mod rules;
 pub mod state;
+mod submission;
+mod tls;
 mod validate;
 
 use std::net::SocketAddr;
@@ -25,9 +25,9 @@ use ipnet::IpNet;
 
 pub use duration::parse_duration;
 pub use error::{ConfigError, ConfigErrors};
+use raw::RawConfig;
 pub use submission::SubmissionConfig;
 pub use tls::TlsConfig;
-use raw::RawConfig;
 use validate::Validator;
 
 /// The configuration shipped at the repository root, used by `spamgate run`

@@ -235,7 +235,10 @@ impl Framer {
         // One pass finds both rarities; the common line has neither.
         let (nul, bare_cr) = match memchr2(0, b'\r', content) {
             None => (false, false),
-            Some(_) => (memchr(0, content).is_some(), memchr(b'\r', content).is_some()),
+            Some(_) => (
+                memchr(0, content).is_some(),
+                memchr(b'\r', content).is_some(),
+            ),
         };
         if nul {
             self.body.flag(DataFlaw::Nul);
@@ -263,7 +266,11 @@ impl Framer {
         }
         let unstuffed = content.strip_prefix(b".").unwrap_or(content);
         // Each bare CR becomes a CRLF when normalised: count what is stored.
-        let added_crs = if canonical { 0 } else { memchr::memchr_iter(b'\r', unstuffed).count() };
+        let added_crs = if canonical {
+            0
+        } else {
+            memchr::memchr_iter(b'\r', unstuffed).count()
+        };
         if self.body.bytes.len() + unstuffed.len() + added_crs + 2 > self.limits.max_size {
             self.body.flag(DataFlaw::TooBig);
             self.body.bytes = Vec::new();

@@ -222,7 +222,9 @@ fn strip_route(path: &str) -> Result<&str, CommandError> {
 fn valid_local_part(local: &str) -> bool {
     match local.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
         Some(quoted) => valid_quoted(quoted),
-        None => local.split('.').all(|atom| !atom.is_empty() && atom.chars().all(is_atext)),
+        None => local
+            .split('.')
+            .all(|atom| !atom.is_empty() && atom.chars().all(is_atext)),
     }
 }
 
@@ -387,8 +389,14 @@ mod tests {
             (b"MAIL FROM:<a,b@c.d>", syntax("invalid address")),
             (b"MAIL FROM:<@1r2ar:@,@b.c>", syntax("invalid address")),
             (b"MAIL FROM:<@bad route:a@b.c>", syntax("bad source route")),
-            (b"MAIL FROM:<o'hara+tag@b.c>", mail("o'hara+tag@b.c", MailParams::default())),
-            (b"EHLO \xc2\xa0x", syntax("a single domain or address literal is required")),
+            (
+                b"MAIL FROM:<o'hara+tag@b.c>",
+                mail("o'hara+tag@b.c", MailParams::default()),
+            ),
+            (
+                b"EHLO \xc2\xa0x",
+                syntax("a single domain or address literal is required"),
+            ),
             (b"RSET \xc2\x85", syntax("this command takes no argument")),
             (
                 b"MAIL FROM:<a@b\x01c>",

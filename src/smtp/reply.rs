@@ -218,7 +218,11 @@ pub mod canned {
         Reply::new(530, Status(5, 7, 0), "Authentication required")
     }
     pub fn encryption_required() -> Reply {
-        Reply::new(538, Status(5, 7, 11), "Encryption required for requested authentication mechanism")
+        Reply::new(
+            538,
+            Status(5, 7, 11),
+            "Encryption required for requested authentication mechanism",
+        )
     }
     pub fn auth_unavailable() -> Reply {
         Reply::new(454, Status(4, 7, 0), "Temporary authentication failure")
@@ -506,16 +510,40 @@ mod tests {
 
     #[test]
     fn operator_replies() {
-        type Case<'a> = (u8, u16, Option<&'a str>, &'a str, Result<&'a str, ReplyError>);
+        type Case<'a> = (
+            u8,
+            u16,
+            Option<&'a str>,
+            &'a str,
+            Result<&'a str, ReplyError>,
+        );
         let cases: &[Case] = &[
             (5, 550, None, "No", Ok("550 5.7.1 No\r\n")),
-            (5, 554, Some("5.7.0"), "Go away", Ok("554 5.7.0 Go away\r\n")),
+            (
+                5,
+                554,
+                Some("5.7.0"),
+                "Go away",
+                Ok("554 5.7.0 Go away\r\n"),
+            ),
             (4, 451, Some("4.7.1"), "Later", Ok("451 4.7.1 Later\r\n")),
             (5, 451, None, "x", Err(ReplyError::Code(451, 5))),
             (4, 250, None, "x", Err(ReplyError::Code(250, 4))),
             (5, 650, None, "x", Err(ReplyError::Code(650, 5))),
-            (5, 550, Some("4.7.1"), "x", Err(ReplyError::Status("4.7.1".into(), 5))),
-            (5, 550, Some("5.7"), "x", Err(ReplyError::Status("5.7".into(), 5))),
+            (
+                5,
+                550,
+                Some("4.7.1"),
+                "x",
+                Err(ReplyError::Status("4.7.1".into(), 5)),
+            ),
+            (
+                5,
+                550,
+                Some("5.7"),
+                "x",
+                Err(ReplyError::Status("5.7".into(), 5)),
+            ),
             (5, 550, None, "two\r\nlines", Err(ReplyError::Text)),
             (5, 550, None, "", Err(ReplyError::Text)),
         ];
@@ -525,7 +553,11 @@ mod tests {
                 r.write_to(&mut out);
                 String::from_utf8(out).unwrap()
             });
-            assert_eq!(got, want.clone().map(String::from), "{code} {status:?} {text:?}");
+            assert_eq!(
+                got,
+                want.clone().map(String::from),
+                "{code} {status:?} {text:?}"
+            );
         }
     }
 

@@ -85,9 +85,10 @@ impl SharedState {
         let rep = &config.reputation;
         let (backend, on_failure) = match &config.state {
             StateConfig::Memory => (memory_backend(config), OnFailure::FailOpen),
-            StateConfig::Redis(redis) => {
-                (Backend::Redis(Box::new(RedisState::new(redis)?)), redis.on_failure)
-            }
+            StateConfig::Redis(redis) => (
+                Backend::Redis(Box::new(RedisState::new(redis)?)),
+                redis.on_failure,
+            ),
         };
         Ok(SharedState {
             backend,

@@ -26,8 +26,8 @@ use super::codec::{Line, SmtpStream};
 use super::command::{Command, CommandError};
 use super::reply::{canned, Reply};
 use crate::checks::{ClientInfo, Envelope, Facts, Judgement};
-use crate::server::Shared;
 use crate::config::ListenerMode;
+use crate::server::Shared;
 use crate::tls::{ClientIo, TlsInfo};
 use crate::upstream::Upstream;
 
