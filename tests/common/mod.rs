@@ -45,7 +45,7 @@ pub const NO_DNS_AUTH: &str =
     "auth: {spf: {mode: off}, dkim: {mode: off}, arc: {mode: off}, dmarc: {mode: off}}";
 
 /// A configuration for tests: `upstream` as the relay target, short
-/// timeouts, loopback-only DNS (and no DNS-based sender checks unless
+/// timeouts, loopback-only DNS (and then no DNS-based sender checks unless
 /// `extra` has `auth:`), plus whatever YAML `extra` adds (top-level
 /// keys; an `extra` with its own `timeouts:` or `dns:` replaces ours).
 pub fn test_config(upstream: SocketAddr, extra: &str) -> String {
@@ -56,7 +56,8 @@ pub fn test_config(upstream: SocketAddr, extra: &str) -> String {
         timeouts
     };
     let dns = if extra.contains("dns:") { "" } else { NO_DNS };
-    let auth = if extra.contains("auth:") {
+    // A test that runs its own DNS server keeps the default sender checks.
+    let auth = if extra.contains("auth:") || extra.contains("dns:") {
         ""
     } else {
         NO_DNS_AUTH
