@@ -73,7 +73,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpStream<S> {
         SmtpStream {
             io,
             rbuf: BytesMut::with_capacity(LINE_CHUNK),
-            wbuf: Vec::with_capacity(512),
+            wbuf: Vec::new(),
         }
     }
 
