@@ -4,6 +4,7 @@
 mod common;
 
 use common::client::{message, Client};
+use common::conformance::smuggling_sequences;
 use common::upstream::{closed_port, Behaviour, Fault, Recorder, Step};
 use common::{test_config, Spamgate};
 
@@ -408,22 +409,6 @@ async fn bytes_after_data_before_354_are_refused() {
     assert!(upstream.accepted().is_empty());
 }
 
-/// The sequences of ../shared/conformance/smtp-smuggling.md.
-const SMUGGLING: &[(&str, &[u8])] = &[
-    ("lflf", b"\n.\n"),
-    ("crcr", b"\r.\r"),
-    ("crlf-bare", b"\r.\n"),
-    ("lfcr", b"\n.\r"),
-    ("lfcrlf", b"\n.\r\n"),
-    ("crlflf", b"\r\n.\n"),
-    ("crcrlf", b"\r.\r\n"),
-    ("crlfcr", b"\r\n.\r"),
-    ("nullbefore", b"\r\n\x00.\r\n"),
-    ("nullafter", b"\r\n.\x00\r\n"),
-    ("crlf-crcrlf", b"\r\n.\r\r\n"),
-    ("crcrlf-crcrlf", b"\r\r\n.\r\r\n"),
-];
-
 /// Sends one message with `sequence` inside, followed by a smuggled
 /// transaction, the real end, then a clean second transaction.
 async fn smuggle(client: &mut Client, sequence: &[u8]) -> (u16, u16) {
@@ -445,15 +430,16 @@ async fn smuggle(client: &mut Client, sequence: &[u8]) -> (u16, u16) {
 #[tokio::test]
 async fn smuggling_sequences_are_rejected_and_never_reach_the_upstream() {
     let (upstream, spamgate) = setup(Behaviour::default(), "").await;
-    for (name, sequence) in SMUGGLING {
+    let sequences = smuggling_sequences();
+    for (name, sequence) in &sequences {
         let mut client = Client::ready(spamgate.addr).await;
         let (first, second) = smuggle(&mut client, sequence).await;
         assert_eq!((first, second), (550, 250), "{name}");
     }
-    let accepted = upstream.wait_accepted(SMUGGLING.len()).await;
+    let accepted = upstream.wait_accepted(sequences.len()).await;
     assert_eq!(
         accepted.len(),
-        SMUGGLING.len(),
+        sequences.len(),
         "only the clean messages arrived"
     );
     for got in &accepted {
@@ -469,11 +455,16 @@ async fn smuggling_sequences_are_rejected_and_never_reach_the_upstream() {
 #[tokio::test]
 async fn smuggling_sequences_are_normalised_into_one_message() {
     let (upstream, spamgate) = setup(Behaviour::default(), "smtp: {bare_newline: normalize}").await;
-    for (name, sequence) in SMUGGLING.iter().filter(|(n, _)| !n.starts_with("null")) {
+    // NUL is refused in every mode; the others become one canonical message.
+    let sequences: Vec<_> = smuggling_sequences()
+        .into_iter()
+        .filter(|(_, s)| !s.contains(&0))
+        .collect();
+    for (name, sequence) in &sequences {
         let mut client = Client::ready(spamgate.addr).await;
         assert_eq!(smuggle(&mut client, sequence).await, (250, 250), "{name}");
     }
-    let accepted = upstream.wait_accepted(2 * 10).await;
+    let accepted = upstream.wait_accepted(2 * sequences.len()).await;
     assert!(upstream
         .commands()
         .iter()
@@ -660,4 +651,44 @@ async fn metrics_count_sessions_and_verdicts() {
     );
     assert_eq!(spamgate.metric("spamgate_sessions_total").await, 1.0);
     assert!(text.contains("spamgate_build_info{version="));
+}
+
+#[tokio::test]
+async fn overlong_data_line_is_refused_and_never_relayed() {
+    let (upstream, spamgate) = setup(Behaviour::default(), "").await;
+    let mut client = Client::ready(spamgate.addr).await;
+    let body = format!(
+        "From: a@example.com\r\nSubject: long\r\n\r\n{}\r\n",
+        "y".repeat(1200)
+    );
+    let reply = client
+        .send_mail("a@example.com", &["b@example.net"], &body)
+        .await;
+    assert_eq!(
+        (reply.code, reply.status()),
+        (550, Some("5.5.2")),
+        "{reply:?}"
+    );
+    assert!(reply.text().contains("longer than 1000"), "{reply:?}");
+    assert_eq!(client.cmd("NOOP").await.code, 250, "the session goes on");
+    assert!(upstream.accepted().is_empty());
+    assert!(
+        upstream.commands().iter().any(|c| c == "RSET"),
+        "upstream transaction reset"
+    );
+}
+
+#[tokio::test]
+async fn session_lifetime_is_bounded_even_for_a_busy_client() {
+    let (_upstream, spamgate) =
+        setup(Behaviour::default(), "timeouts: {session: 1s, idle: 1m}").await;
+    let mut client = Client::ready(spamgate.addr).await;
+    let started = std::time::Instant::now();
+    let mut last = client.cmd("NOOP").await;
+    while last.code == 250 && started.elapsed() < std::time::Duration::from_secs(15) {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        last = client.cmd("NOOP").await;
+    }
+    assert_eq!((last.code, last.status()), (421, Some("4.4.2")), "{last:?}");
+    assert!(client.is_closed().await);
 }

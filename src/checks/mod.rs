@@ -390,10 +390,6 @@ impl Pipeline {
         self.rules.as_ref()
     }
 
-    pub fn names(&self) -> Vec<&'static str> {
-        self.checks.iter().map(|c| c.name()).collect()
-    }
-
     /// Runs every check of `ctx.stage` in order, stopping at the first refusal.
     pub async fn judge(&self, mut ctx: CheckContext<'_>) -> Judgement {
         let mut judgement = Judgement::default();

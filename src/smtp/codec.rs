@@ -87,10 +87,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpStream<S> {
         memchr(b'\n', &self.rbuf).is_some()
     }
 
-    pub fn into_inner(self) -> S {
-        self.io
-    }
-
     /// The underlying stream, for an in-place TLS upgrade. The read buffer
     /// must be empty then (the caller refused pipelined bytes).
     pub fn get_mut(&mut self) -> &mut S {

@@ -71,10 +71,6 @@ impl Reply {
         (400..500).contains(&self.code)
     }
 
-    pub fn is_permanent(&self) -> bool {
-        self.code >= 500
-    }
-
     /// Appends the reply in wire form; the status repeats on every line.
     pub fn write_to(&self, out: &mut Vec<u8>) {
         let last = self.lines.len().saturating_sub(1);

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod conformance;
 pub mod dns;
 pub mod postfix;
 pub mod prometheus;

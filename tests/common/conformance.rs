@@ -1,0 +1,52 @@
+//! Test tables read from `../shared/conformance/`, so the tests follow the
+//! shared specification instead of a copy of it.
+
+use std::path::PathBuf;
+
+fn shared(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/conformance")
+        .join(name)
+}
+
+/// The end-of-data sequences of `smtp-smuggling.md`: `(name, bytes)`.
+pub fn smuggling_sequences() -> Vec<(String, Vec<u8>)> {
+    let text = std::fs::read_to_string(shared("smtp-smuggling.md"))
+        .expect("shared/conformance/smtp-smuggling.md");
+    let rows: Vec<(String, Vec<u8>)> = text.lines().filter_map(row).collect();
+    assert!(
+        rows.len() >= 12,
+        "expected the 12 sequences, found {}",
+        rows.len()
+    );
+    rows
+}
+
+/// `| lflf | `\n.\n` |` → ("lflf", b"\n.\n").
+fn row(line: &str) -> Option<(String, Vec<u8>)> {
+    let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+    let (name, escaped) = (
+        cells.get(1)?,
+        cells.get(2)?.strip_prefix('`')?.strip_suffix('`')?,
+    );
+    Some((name.to_string(), unescape(escaped)))
+}
+
+fn unescape(text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        let (byte, len) = match rest.as_bytes() {
+            [b'\\', b'n', ..] => (b'\n', 2),
+            [b'\\', b'r', ..] => (b'\r', 2),
+            [b'\\', b'x', h, l, ..] => (
+                u8::from_str_radix(&format!("{}{}", *h as char, *l as char), 16).unwrap(),
+                4,
+            ),
+            _ => (c as u8, c.len_utf8()),
+        };
+        out.push(byte);
+        rest = &rest[len..];
+    }
+    out
+}
