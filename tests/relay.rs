@@ -538,6 +538,22 @@ async fn upstream_faults_never_give_a_false_250() {
     }
 }
 
+/// An upstream 421 closes the channel (RFC 5321 4.2.2): the client hears
+/// it and is hung up on, not left in a session the upstream has left.
+#[tokio::test]
+async fn upstream_421_closes_the_client_session() {
+    let behaviour = Behaviour {
+        fault: Some((Step::Rcpt, Fault::Reply(421))),
+        ..Behaviour::default()
+    };
+    let (upstream, spamgate) = setup(behaviour, "").await;
+    let mut client = Client::ready(spamgate.addr).await;
+    assert_eq!(client.cmd("MAIL FROM:<a@example.com>").await.code, 250);
+    assert_eq!(client.cmd("RCPT TO:<b@example.net>").await.code, 421);
+    assert!(client.is_closed().await, "the session ends after a 421");
+    assert!(upstream.accepted().is_empty());
+}
+
 #[tokio::test]
 async fn idle_client_is_timed_out_with_421() {
     let timeouts = "timeouts: {idle: 1s}";

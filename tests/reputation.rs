@@ -557,3 +557,22 @@ async fn dnsbl_asks_about_ipv6_clients_by_reversed_nibbles() {
         assert_eq!(banner.code, code, "{from}: {banner:?}");
     }
 }
+
+/// A limit configured to answer 421 ends the session, as 421 means.
+#[tokio::test]
+async fn rate_limit_with_421_closes_the_session() {
+    let upstream = Recorder::start(Behaviour::default()).await;
+    let yaml = rate_yaml(
+        "      - {name: per_ip, key: ip, count: messages, rate: 1/1h, burst: 1, reply: 421}\n",
+    );
+    let spamgate = Spamgate::start(&test_config(upstream.addr, &yaml)).await;
+    let mut client = Client::ready(spamgate.addr).await;
+    let first = client
+        .send_mail("a@example.com", &["b@example.net"], &message("one"))
+        .await;
+    assert_eq!(first.code, 250, "{first:?}");
+    let second = client.cmd("MAIL FROM:<a@example.com>").await;
+    assert_eq!((second.code, second.status()), (421, Some("4.7.0")), "{second:?}");
+    assert!(client.is_closed().await, "421 closes the channel");
+    assert_eq!(upstream.accepted().len(), 1);
+}

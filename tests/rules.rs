@@ -227,6 +227,8 @@ async fn reload_by_trigger_keeps_open_transactions_on_the_old_set() {
     .await;
     check_reload_contract(server.addr, clients).await;
     assert_eq!(server.metric("spamgate_rules_loaded").await, 1.0);
+    let reloads = "spamgate_config_reload_duration_seconds_count";
+    assert_eq!(server.metric(reloads).await, 1.0, "the reload was timed");
     assert_eq!(
         server
             .metric("spamgate_rule_hits_total{rule=\"SUBJECT_BETA\",mode=\"enforce\"}")

@@ -53,6 +53,7 @@ impl RulesHandle {
         let started = Instant::now();
         let result = RuleSet::load(&self.config);
         let elapsed = started.elapsed().as_secs_f64();
+        self.metrics.config_reload_duration.observe(elapsed);
         match result {
             Ok(set) => {
                 let count = set.len();

@@ -137,7 +137,11 @@ async fn reload_certificates(shared: Arc<Shared>) {
         let Some(tls) = shared.tls.as_ref() else {
             return;
         };
-        match tls.reload() {
+        let started = std::time::Instant::now();
+        let result = tls.reload();
+        let elapsed = started.elapsed().as_secs_f64();
+        shared.metrics.config_reload_duration.observe(elapsed);
+        match result {
             Ok(()) => tracing::info!("TLS certificate reloaded"),
             Err(error) => {
                 tracing::error!(%error, "TLS certificate reload failed; keeping the old one")

@@ -71,6 +71,12 @@ impl Reply {
         (400..500).contains(&self.code)
     }
 
+    /// RFC 5321 4.2.2: 421 means the service is closing the channel, so
+    /// whoever sends it (we or the upstream) must hang up after it.
+    pub fn closes_channel(&self) -> bool {
+        self.code == 421
+    }
+
     /// Appends the reply in wire form; the status repeats on every line.
     pub fn write_to(&self, out: &mut Vec<u8>) {
         let last = self.lines.len().saturating_sub(1);

@@ -206,7 +206,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     fn reply(&mut self, reply: Reply) -> Flow {
         self.stream.queue(&reply);
-        Flow::Continue
+        match reply.closes_channel() {
+            true => Flow::Close,
+            false => Flow::Continue,
+        }
     }
 
     /// A client error: answered, counted, and fatal past the limit.
