@@ -10,6 +10,7 @@
 #   QUICK=1 bench/auth.sh              # 2,000 messages: a smoke run
 #   MESSAGES=5000 SIZE=4096 SESSIONS=100 bench/auth.sh
 #   AUTH=off bench/auth.sh             # the same relay, authentication off
+#   SPAMGATE_BIN=/path/spamgate bench/auth.sh   # that binary, no build (A/B runs)
 #
 # Needs the Debian packages postfix and knot, and dkimpy (.venv, see .ci/requirements.txt).
 set -euo pipefail
@@ -177,9 +178,13 @@ measure() {
     RATE=$(awk -v n="$MESSAGES" -v a="$start" -v b="$end" 'BEGIN { printf "%.0f", n / (b - a) }')
 }
 
-log "building spamgate (release) into $CARGO_TARGET_DIR"
-cargo build --release --ignore-rust-version --bin spamgate >&2
-SPAMGATE="$CARGO_TARGET_DIR/release/spamgate"
+if [[ -n "${SPAMGATE_BIN:-}" ]]; then
+    SPAMGATE="$SPAMGATE_BIN"
+else
+    log "building spamgate (release) into $CARGO_TARGET_DIR"
+    cargo build --release --ignore-rust-version --bin spamgate >&2
+    SPAMGATE="$CARGO_TARGET_DIR/release/spamgate"
+fi
 start_dns
 make_message
 log "$(nproc) CPUs; $MESSAGES messages of $(wc -c <"$WORK/message.txt") bytes (DKIM-signed) in $SESSIONS sessions"

@@ -9,6 +9,9 @@
 #   QUICK=1 bench/relay.sh         # 1,000 messages: a smoke run
 #   MESSAGES=5000 SIZES="4096" SESSIONS="100" bench/relay.sh
 #   RECONNECT=1 bench/relay.sh     # one message per connection (no smtp-source -d)
+#   GATES="before=/tmp/sg.old after=/tmp/sg.new" bench/relay.sh
+#                                  # A/B: each binary measured right after direct,
+#                                  # back to back (no cargo build)
 #
 # Needs the Debian package postfix (smtp-source, smtp-sink) and cargo.
 set -euo pipefail
@@ -172,32 +175,42 @@ spamgate_rate() {
     stop "$SINK_PID"
 }
 
-log "building spamgate (release) into $CARGO_TARGET_DIR"
-cargo build --release --ignore-rust-version --bin spamgate >&2
-SPAMGATE="$CARGO_TARGET_DIR/release/spamgate"
+if [[ -z "${GATES:-}" ]]; then
+    log "building spamgate (release) into $CARGO_TARGET_DIR"
+    cargo build --release --ignore-rust-version --bin spamgate >&2
+    GATES="spamgate=$CARGO_TARGET_DIR/release/spamgate"
+fi
+for gate in $GATES; do
+    [[ -x "${gate#*=}" ]] || { echo "not an executable: ${gate#*=}" >&2; exit 1; }
+done
 
 log "$(nproc) CPUs, $(uname -sr), spamgate $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 if [[ ${#REUSE[@]} -gt 0 ]]; then how="sessions reused (smtp-source -d)"; else how="one connection per message"; fi
 log "$MESSAGES messages per measurement, $how"
 
+FORMAT='%-9s %8s %-8s %14s %16s %8s %10s %18s %9s'
 ROWS=()
 for size in $SIZES; do
     for sessions in $SESSIONS; do
-        log "size $size B, $sessions sessions: direct"
-        direct_rate "$size" "$sessions"
-        direct=$RATE
-        log "size $size B, $sessions sessions: through spamgate"
-        spamgate_rate "$size" "$sessions"
-        through=$RATE
-        rss=$RSS
-        ratio=$(awk -v a="$through" -v b="$direct" 'BEGIN { printf "%.1f%%", 100 * a / b }')
-        ROWS+=("$(printf '%-9s %8s %14s %16s %8s %12s %18s' "$((size / 1024)) KB" "$sessions" \
-            "$direct" "$through" "$ratio" "$((rss / 1024)) MB" "$CPU")")
-        log "${ROWS[-1]}"
+        for gate in $GATES; do
+            log "size $size B, $sessions sessions: direct"
+            direct_rate "$size" "$sessions"
+            direct=$RATE
+            log "size $size B, $sessions sessions: through ${gate%%=*}"
+            SPAMGATE="${gate#*=}"
+            spamgate_rate "$size" "$sessions"
+            ratio=$(awk -v a="$RATE" -v b="$direct" 'BEGIN { printf "%.1f%%", 100 * a / b }')
+            load=$(cut -d' ' -f1 /proc/loadavg)
+            # shellcheck disable=SC2059 # FORMAT is ours
+            ROWS+=("$(printf "$FORMAT" "$((size / 1024)) KB" "$sessions" "${gate%%=*}" \
+                "$direct" "$RATE" "$ratio" "$((RSS / 1024)) MB" "$CPU" "$load")")
+            log "${ROWS[-1]}"
+        done
     done
 done
 
 echo
-printf '%-9s %8s %14s %16s %8s %12s %18s\n' size sessions "direct msg/s" "spamgate msg/s" ratio \
-    "peak RSS" "spamgate CPU µs/msg"
+# shellcheck disable=SC2059
+printf "$FORMAT\n" size sessions binary "direct msg/s" "spamgate msg/s" ratio \
+    "peak RSS" "spamgate CPU µs/msg" "load 1m"
 printf '%s\n' "${ROWS[@]}"

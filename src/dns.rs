@@ -7,7 +7,10 @@
 //! (a definite answer they may act on) from "DNS did not answer" (which must
 //! never turn into a silent pass).
 
+use std::borrow::Borrow;
+use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use hickory_resolver::config::{
@@ -19,7 +22,7 @@ use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::domain::Label;
 use hickory_resolver::proto::rr::{Name, RData};
 use hickory_resolver::TokioResolver;
-use mail_auth::MessageAuthenticator;
+use mail_auth::{DnsCache, MessageAuthenticator, NoCache, ResolverCache, TxtRecord};
 
 use crate::config::DnsConfig;
 use crate::metrics::Metrics;
@@ -106,7 +109,72 @@ impl DnsError {
 #[derive(Clone)]
 pub struct Dns {
     auth: MessageAuthenticator,
+    records: Arc<RecordCache>,
     metrics: Metrics,
+}
+
+/// `mail-auth`'s TXT records (DKIM keys above all) kept parsed until
+/// their DNS TTL ends: hickory caches the answer, this saves parsing it
+/// again for every message.
+pub struct RecordCache {
+    txt: moka::sync::Cache<Box<str>, (TxtRecord, Instant)>,
+}
+
+impl RecordCache {
+    fn new(capacity: usize) -> Self {
+        RecordCache {
+            txt: moka::sync::Cache::new(capacity.max(1) as u64),
+        }
+    }
+}
+
+impl ResolverCache<Box<str>, TxtRecord> for RecordCache {
+    fn get<Q>(&self, name: &Q) -> Option<TxtRecord>
+    where
+        Box<str>: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let (record, valid_until) = self.txt.get(name)?;
+        (valid_until > Instant::now()).then_some(record)
+    }
+
+    fn remove<Q>(&self, name: &Q) -> Option<TxtRecord>
+    where
+        Box<str>: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.txt.remove(name).map(|(record, _)| record)
+    }
+
+    fn insert(&self, name: Box<str>, record: TxtRecord, valid_until: Instant) {
+        self.txt.insert(name, (record, valid_until));
+    }
+}
+
+/// Only TXT records: the other types `mail-auth` asks for (SPF's) are
+/// ours to ask, through [`Dns`].
+impl DnsCache for RecordCache {
+    type Txt = RecordCache;
+    type Mx = NoCache;
+    type Ipv4 = NoCache;
+    type Ipv6 = NoCache;
+    type Ptr = NoCache;
+
+    fn txt(&self) -> Option<&Self::Txt> {
+        Some(self)
+    }
+    fn mx(&self) -> Option<&Self::Mx> {
+        None
+    }
+    fn ipv4(&self) -> Option<&Self::Ipv4> {
+        None
+    }
+    fn ipv6(&self) -> Option<&Self::Ipv6> {
+        None
+    }
+    fn ptr(&self) -> Option<&Self::Ptr> {
+        None
+    }
 }
 
 impl Dns {
@@ -123,6 +191,7 @@ impl Dns {
             .map_err(|e| DnsError::Setup(e.to_string()))?;
         Ok(Dns {
             auth,
+            records: Arc::new(RecordCache::new(config.cache_size)),
             metrics: metrics.clone(),
         })
     }
@@ -130,6 +199,12 @@ impl Dns {
     /// The `mail-auth` verifier, built on this same resolver.
     pub fn authenticator(&self) -> &MessageAuthenticator {
         &self.auth
+    }
+
+    /// The parsed-record cache to hand `mail-auth`'s verifiers
+    /// (`Parameters::with_cache`).
+    pub fn record_cache(&self) -> &RecordCache {
+        &self.records
     }
 
     /// The metrics the resolver reports into (so verifiers can count too).

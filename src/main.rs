@@ -124,7 +124,7 @@ fn check_rules(config: Config) -> Result<Config, ConfigErrors> {
 }
 
 fn run(config: Config) -> anyhow::Result<()> {
-    spamgate::logging::init(&config.log);
+    let _log = spamgate::logging::init(&config.log);
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async {
         let reload = spamgate::server::Reload::default();

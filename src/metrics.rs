@@ -153,6 +153,8 @@ pub struct Metrics {
     pub rules_reloads: Family<ResultLabel, Counter>,
     pub score: Histogram,
     pub smtp_auth: Family<ResultLabel, Counter>,
+    pub upstream_tls: Family<ResultLabel, Counter>,
+    pub data_memory_bytes: Gauge,
 }
 
 /// Spam scores: negative (allow rules) to well past a typical reject_score.
@@ -194,6 +196,8 @@ impl Metrics {
             rules_reloads: Family::default(),
             score: Histogram::new(SCORE_BUCKETS),
             smtp_auth: Family::default(),
+            upstream_tls: Family::default(),
+            data_memory_bytes: Gauge::default(),
         };
         m.register(&mut Declaring(&mut registry));
         m.initialise_closed_sets();
@@ -204,6 +208,16 @@ impl Metrics {
     }
 
     fn register(&self, r: &mut Declaring) {
+        r.register(
+            "spamgate_upstream_tls",
+            "STARTTLS towards the upstream when upstream.tls is on, by result",
+            self.upstream_tls.clone(),
+        );
+        r.register(
+            "spamgate_data_memory_bytes",
+            "Bytes reserved by DATA buffers across all sessions (bounded by limits.data_memory_total)",
+            self.data_memory_bytes.clone(),
+        );
         r.register(
             "spamgate_smtp_auth",
             "AUTH attempts relayed on submission listeners, by result",
@@ -349,7 +363,14 @@ impl Metrics {
         let _ = self.transactions.get_or_create(&VerdictLabel {
             verdict: "abandoned",
         });
-        for kind in ["connect", "timeout", "disconnect", "protocol", "refused"] {
+        for kind in [
+            "connect",
+            "timeout",
+            "disconnect",
+            "protocol",
+            "refused",
+            "tls",
+        ] {
             let _ = self.upstream_errors.get_or_create(&KindLabel { kind });
         }
         for result in ["ok", "error"] {
@@ -359,6 +380,9 @@ impl Metrics {
         }
         for result in ["success", "failure"] {
             let _ = self.smtp_auth.get_or_create(&ResultLabel { result });
+        }
+        for result in ["established", "not_offered", "failed"] {
+            let _ = self.upstream_tls.get_or_create(&ResultLabel { result });
         }
         for result in ["ok", "error"] {
             let _ = self.rules_reloads.get_or_create(&ResultLabel { result });
@@ -467,6 +491,14 @@ impl Metrics {
     pub fn upstream_connection(&self, ok: bool) {
         let result = if ok { "ok" } else { "error" };
         self.upstream_connections
+            .get_or_create(&ResultLabel { result })
+            .inc();
+    }
+
+    /// Counts one STARTTLS outcome towards the upstream: `established`,
+    /// `not_offered` or `failed`.
+    pub fn upstream_tls(&self, result: &'static str) {
+        self.upstream_tls
             .get_or_create(&ResultLabel { result })
             .inc();
     }

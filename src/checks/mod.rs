@@ -172,6 +172,8 @@ pub enum SetupError {
     Rules(#[from] crate::rules::RuleErrors),
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    #[error("upstream: {0}")]
+    Upstream(#[from] crate::upstream::UpstreamError),
 }
 
 #[derive(Debug, thiserror::Error)]

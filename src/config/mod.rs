@@ -15,6 +15,7 @@ pub mod rules;
 pub mod state;
 mod submission;
 mod tls;
+mod upstream_tls;
 mod validate;
 
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ pub use error::{ConfigError, ConfigErrors};
 use raw::RawConfig;
 pub use submission::SubmissionConfig;
 pub use tls::TlsConfig;
+pub use upstream_tls::{UpstreamTlsConfig, UpstreamTlsMode};
 use validate::Validator;
 
 /// The configuration shipped at the repository root, used by `spamgate run`
@@ -63,6 +65,7 @@ pub struct UpstreamConfig {
     pub address: String,
     pub xclient: bool,
     pub helo_name: String,
+    pub tls: UpstreamTlsConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +90,8 @@ pub struct Limits {
     pub max_command_line: usize,
     pub max_text_line: usize,
     pub max_bad_commands: usize,
+    /// The most all sessions' DATA buffers may hold together.
+    pub data_memory_total: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -298,6 +303,7 @@ fn upstream(v: &mut Validator, raw: &RawConfig, hostname: &str) -> UpstreamConfi
         }
         None => "127.0.0.1:10025".to_string(),
     };
+    let tls = upstream_tls::validate(v, &raw.upstream.tls, host_of(&address));
     UpstreamConfig {
         address,
         xclient: raw.upstream.xclient.unwrap_or(true),
@@ -306,7 +312,13 @@ fn upstream(v: &mut Validator, raw: &RawConfig, hostname: &str) -> UpstreamConfi
             raw.upstream.helo_name.as_ref(),
             hostname,
         ),
+        tls,
     }
+}
+
+/// The host part of `host:port` (an IPv6 address keeps its brackets).
+fn host_of(address: &str) -> &str {
+    address.rsplit_once(':').map_or(address, |(host, _)| host)
 }
 
 fn valid_host_port(text: &str) -> bool {
@@ -346,7 +358,8 @@ fn limits(v: &mut Validator, raw: &RawConfig) -> Limits {
     let mut n = |key: &str, value: &Option<raw::S<u64>>, default: u64, range: (u64, u64)| {
         v.number(&format!("limits.{key}"), value.as_ref(), default, range) as usize
     };
-    Limits {
+    let mut limits = Limits {
+        data_memory_total: 0,
         max_message_size: n(
             "max_message_size",
             &l.max_message_size,
@@ -364,6 +377,23 @@ fn limits(v: &mut Validator, raw: &RawConfig) -> Limits {
         max_command_line: n("max_command_line", &l.max_command_line, 512, (512, 65_536)),
         max_text_line: n("max_text_line", &l.max_text_line, 1000, (1000, 1 << 20)),
         max_bad_commands: n("max_bad_commands", &l.max_bad_commands, 10, (1, 1000)),
+    };
+    limits.data_memory_total = data_memory_total(v, l, limits.max_message_size);
+    limits
+}
+
+/// The bound on all DATA buffers together: at least one whole message.
+fn data_memory_total(v: &mut Validator, l: &raw::RawLimits, max_message: usize) -> usize {
+    let key = "limits.data_memory_total";
+    let raw = l.data_memory_total.as_ref();
+    let total = v.number(key, raw, 512 << 20, (1024, 1 << 40)) as usize;
+    match raw {
+        Some(value) if total < max_message => {
+            let why = format!("{total} is below limits.max_message_size ({max_message})");
+            v.error_at(value.referenced, key, why);
+            total.max(max_message)
+        }
+        _ => total.max(max_message),
     }
 }
 

@@ -35,6 +35,7 @@ pub struct RawUpstream {
     pub address: Option<S<String>>,
     pub xclient: Option<bool>,
     pub helo_name: Option<S<String>>,
+    pub tls: super::upstream_tls::RawUpstreamTls,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,6 +63,7 @@ pub struct RawLimits {
     pub max_command_line: Option<S<u64>>,
     pub max_text_line: Option<S<u64>>,
     pub max_bad_commands: Option<S<u64>>,
+    pub data_memory_total: Option<S<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

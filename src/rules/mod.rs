@@ -244,9 +244,9 @@ fn build_plans(
         for (id, atom) in table.pending.iter().enumerate() {
             match parse_regex(atom) {
                 Ok(hir) => {
-                    let literals = literal::literals_of(&hir);
+                    let required = literal::requirements(&hir);
                     let builder = builders.entry(atom.field.clone()).or_default();
-                    builder.add(id, &atom.pattern, literals);
+                    builder.add(id, &atom.pattern, required);
                 }
                 Err(e) => errors.push(e),
             }

@@ -1,6 +1,7 @@
 //! Accepting connections: limits, one task per session, graceful shutdown.
 
 mod limiter;
+mod memory;
 mod proxied;
 mod shared;
 
@@ -14,12 +15,13 @@ use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
 use crate::checks::{Pipeline, SetupError};
-use crate::config::{Config, ListenerMode};
+use crate::config::{Config, ListenerMode, UpstreamTlsMode};
 use crate::metrics::{self, Metrics};
 use crate::smtp::reply::{canned, Reply};
 use crate::smtp::session::Session;
 use crate::upstream::Upstream;
 pub use limiter::{ConnectionLimiter, Permit, Refused};
+pub use memory::{DataMemory, Reservation};
 pub use shared::{Reload, Shared, Shutdown};
 
 /// How long sessions still running after the drain get to say 421.
@@ -86,8 +88,24 @@ pub async fn try_run_reloadable(
     let pipeline = Pipeline::from_config(&config, &metrics)?;
     let mut shared = Shared::new(config, pipeline, metrics);
     shared.reload = reload;
+    require_upstream_tls(&shared).await?;
     run_shared(listeners, Arc::new(shared), shutdown).await;
     Ok(())
+}
+
+/// With `upstream.tls.mode: required`, an upstream that answers but cannot
+/// give us TLS (no STARTTLS, a certificate we refuse) stops the start: every
+/// message would get a 4xx. An unreachable one does not: it may come up
+/// after us, and the background probe says so.
+async fn require_upstream_tls(shared: &Shared) -> Result<(), SetupError> {
+    let c = &shared.config;
+    if c.upstream.tls.mode != UpstreamTlsMode::Required {
+        return Ok(());
+    }
+    match Upstream::probe(&c.upstream, &c.timeouts, &shared.upstream_caps).await {
+        Err(error) if error.is_tls() => Err(SetupError::Upstream(error)),
+        _ => Ok(()),
+    }
 }
 
 /// Like [`run`], with state built by the caller (tests inject checks).
@@ -153,8 +171,14 @@ async fn reload_certificates(shared: Arc<Shared>) {
 async fn probe_upstream(shared: Arc<Shared>) {
     let c = &shared.config;
     match Upstream::probe(&c.upstream, &c.timeouts, &shared.upstream_caps).await {
-        Ok(caps) => {
-            tracing::info!(upstream = %c.upstream.address, xclient = caps.xclient.is_some(), smtputf8 = caps.smtputf8, "upstream reachable")
+        Ok(report) => {
+            let caps = &report.caps;
+            let tls = report.tls.map(|t| format!("{} {}", t.version, t.cipher));
+            tracing::info!(upstream = %c.upstream.address, xclient = caps.xclient.is_some(), smtputf8 = caps.smtputf8, starttls = report.starttls, tls = tls.as_deref().unwrap_or("none"), "upstream reachable")
+        }
+        Err(error) if error.is_tls() => {
+            shared.metrics.upstream_error(error.kind());
+            tracing::error!(upstream = %c.upstream.address, %error, "upstream reachable but TLS to it failed; clients will get 451 until it is fixed");
         }
         Err(error) => {
             shared.metrics.upstream_error(error.kind());

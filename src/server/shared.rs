@@ -12,6 +12,8 @@ use crate::metrics::Metrics;
 use crate::tls::Tls;
 use crate::upstream::SharedCapabilities;
 
+use super::memory::DataMemory;
+
 /// The two moments of a graceful shutdown.
 #[derive(Clone, Default)]
 pub struct Shutdown {
@@ -51,6 +53,8 @@ pub struct Shared {
     pub upstream_caps: SharedCapabilities,
     /// The certificate for STARTTLS and implicit TLS, when configured.
     pub tls: Option<Tls>,
+    /// The pool every session's DATA buffer draws on.
+    pub data_memory: Arc<DataMemory>,
     pub shutdown: Shutdown,
     pub reload: Reload,
     /// Tells this process's transaction ids apart from another's (or an
@@ -61,8 +65,13 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: Config, pipeline: Pipeline, metrics: Metrics) -> Self {
+        let data_memory = DataMemory::new(
+            config.limits.data_memory_total,
+            metrics.data_memory_bytes.clone(),
+        );
         Shared {
             tls: load_tls(&config),
+            data_memory: Arc::new(data_memory),
             config,
             pipeline,
             metrics,

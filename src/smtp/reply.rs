@@ -289,6 +289,10 @@ pub mod canned {
             format!("Message size exceeds the limit of {max} bytes"),
         )
     }
+    /// The shared DATA memory is spoken for; another try later will fit.
+    pub fn insufficient_storage() -> Reply {
+        Reply::new(452, Status(4, 3, 1), "Insufficient system storage")
+    }
     pub fn too_many_recipients() -> Reply {
         Reply::new(452, Status(4, 5, 3), "Too many recipients")
     }

@@ -2,18 +2,22 @@
 //! client session: it is opened at the client's first MAIL, carries every
 //! transaction of that session, and is dropped at the first error.
 
+pub mod stream;
 pub mod xclient;
 
+use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use crate::config::{Timeouts, UpstreamConfig};
+use crate::config::{Timeouts, UpstreamConfig, UpstreamTlsConfig, UpstreamTlsMode};
 use crate::smtp::codec::{dot_stuff_into, Line, ReadError, SmtpStream};
 use crate::smtp::command::MailParams;
 use crate::smtp::reply::Reply;
+use crate::tls::TlsInfo;
+use stream::UpstreamIo;
 pub use xclient::ClientIdentity;
 
 const MAX_REPLY_LINE: usize = 4096;
@@ -25,6 +29,7 @@ pub enum Phase {
     Connect,
     Greeting,
     Ehlo,
+    Starttls,
     Xclient,
     Mail,
     Rcpt,
@@ -49,6 +54,10 @@ pub enum UpstreamError {
     Protocol(Phase, String),
     #[error("upstream refused at {0:?}: {1}")]
     Refused(Phase, Reply),
+    #[error("upstream.tls.mode is required but the upstream does not offer STARTTLS")]
+    TlsNotOffered,
+    #[error("TLS to the upstream failed: {0}")]
+    Tls(String),
 }
 
 impl UpstreamError {
@@ -60,7 +69,14 @@ impl UpstreamError {
             UpstreamError::Closed(_) => "disconnect",
             UpstreamError::Protocol(..) => "protocol",
             UpstreamError::Refused(..) => "refused",
+            UpstreamError::TlsNotOffered | UpstreamError::Tls(_) => "tls",
         }
+    }
+
+    /// Whether the upstream answered but TLS could not be had: a setup
+    /// problem (certificate, name, missing STARTTLS), not an outage.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, UpstreamError::TlsNotOffered | UpstreamError::Tls(_))
     }
 }
 
@@ -74,6 +90,7 @@ pub struct Capabilities {
     pub xclient: Option<Vec<String>>,
     /// SASL mechanisms offered (for relaying AUTH on submission listeners).
     pub auth: Vec<String>,
+    pub starttls: bool,
 }
 
 impl Capabilities {
@@ -89,6 +106,7 @@ impl Capabilities {
                 "PIPELINING" => caps.pipelining = true,
                 "XCLIENT" => caps.xclient = Some(words.map(str::to_string).collect()),
                 "AUTH" => caps.auth = words.map(str::to_ascii_uppercase).collect(),
+                "STARTTLS" => caps.starttls = true,
                 _ => {}
             }
         }
@@ -120,11 +138,38 @@ pub struct Timed<T> {
     pub elapsed: Duration,
 }
 
+/// What the startup probe learned about the upstream.
+#[derive(Debug, Clone)]
+pub struct ProbeReport {
+    pub caps: Capabilities,
+    /// The first EHLO offered STARTTLS.
+    pub starttls: bool,
+    /// The session the probe established, when `upstream.tls` is on.
+    pub tls: Option<TlsInfo>,
+}
+
+/// How TLS towards the upstream went on one connection, for
+/// `spamgate_upstream_tls_total`: a closed set.
+pub fn tls_outcome(
+    mode: UpstreamTlsMode,
+    connected: &Result<Upstream, UpstreamError>,
+) -> Option<&'static str> {
+    match (mode, connected) {
+        (UpstreamTlsMode::Off, _) => None,
+        (_, Ok(upstream)) if upstream.tls.is_some() => Some("established"),
+        (_, Ok(_)) | (_, Err(UpstreamError::TlsNotOffered)) => Some("not_offered"),
+        (_, Err(UpstreamError::Tls(_))) => Some("failed"),
+        (_, Err(_)) => None,
+    }
+}
+
 pub struct Upstream {
-    stream: SmtpStream<TcpStream>,
+    stream: SmtpStream<UpstreamIo>,
     caps: Capabilities,
     command_timeout: Duration,
     data_timeout: Duration,
+    /// The TLS session, when STARTTLS succeeded.
+    tls: Option<TlsInfo>,
 }
 
 impl Upstream {
@@ -152,24 +197,38 @@ impl Upstream {
         config: &UpstreamConfig,
         timeouts: &Timeouts,
         shared: &SharedCapabilities,
-    ) -> Result<Capabilities, UpstreamError> {
-        let upstream = Upstream::greet(config, timeouts).await?;
+    ) -> Result<ProbeReport, UpstreamError> {
+        let mut upstream = Upstream::open(config, timeouts).await?;
+        let starttls = upstream.caps.starttls;
+        upstream.secure(&config.tls, &config.helo_name).await?;
         shared.learn(&upstream.caps);
-        let caps = upstream.caps.clone();
+        let report = ProbeReport {
+            caps: upstream.caps.clone(),
+            starttls,
+            tls: upstream.tls.clone(),
+        };
         upstream.quit().await;
-        Ok(caps)
+        Ok(report)
     }
 
+    /// Connects and says EHLO, over TLS when `upstream.tls` asks for it.
     async fn greet(
         config: &UpstreamConfig,
         timeouts: &Timeouts,
     ) -> Result<Upstream, UpstreamError> {
+        let mut upstream = Upstream::open(config, timeouts).await?;
+        upstream.secure(&config.tls, &config.helo_name).await?;
+        Ok(upstream)
+    }
+
+    async fn open(config: &UpstreamConfig, timeouts: &Timeouts) -> Result<Upstream, UpstreamError> {
         let stream = open(&config.address, timeouts.upstream_connect).await?;
         let mut upstream = Upstream {
-            stream: SmtpStream::new(stream),
+            stream: SmtpStream::new(UpstreamIo::Plain(stream)),
             caps: Capabilities::default(),
             command_timeout: timeouts.upstream_command,
             data_timeout: timeouts.upstream_data,
+            tls: None,
         };
         upstream.expect(Phase::Greeting, 220).await?;
         upstream.ehlo(&config.helo_name).await?;
@@ -178,6 +237,54 @@ impl Upstream {
 
     pub fn capabilities(&self) -> &Capabilities {
         &self.caps
+    }
+
+    /// The TLS session to the upstream, if there is one.
+    pub fn tls(&self) -> Option<&TlsInfo> {
+        self.tls.as_ref()
+    }
+
+    /// Applies `upstream.tls` after the first EHLO. Never falls back to
+    /// plaintext once STARTTLS was tried: a failed handshake may be an
+    /// attacker's doing, and a silent downgrade is what they want.
+    async fn secure(&mut self, tls: &UpstreamTlsConfig, helo: &str) -> Result<(), UpstreamError> {
+        let Some(client) = tls.client.as_ref() else {
+            return Ok(()); // off
+        };
+        match (self.caps.starttls, tls.mode) {
+            (true, _) => self.starttls(client, helo).await,
+            (false, UpstreamTlsMode::Required) => Err(UpstreamError::TlsNotOffered),
+            (false, _) => Ok(()),
+        }
+    }
+
+    /// STARTTLS, the handshake, and the EHLO again (RFC 3207 §4.2: what
+    /// the server said before TLS no longer counts).
+    async fn starttls(
+        &mut self,
+        client: &stream::TlsClient,
+        helo: &str,
+    ) -> Result<(), UpstreamError> {
+        let failed = |why: String| UpstreamError::Tls(why);
+        let reply = self
+            .command(Phase::Starttls, "STARTTLS")
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        if reply.code != 220 {
+            return Err(failed(format!("STARTTLS refused: {reply}")));
+        }
+        // Bytes behind the 220 were sent in clear and could be anyone's.
+        if self.stream.has_buffered_input() {
+            return Err(failed("data pipelined after the STARTTLS reply".into()));
+        }
+        let handshake = self.stream.get_mut().start_tls(client);
+        let info = match timeout(self.command_timeout, handshake).await {
+            Ok(Ok(info)) => info,
+            Ok(Err(error)) => return Err(failed(error.to_string())),
+            Err(_) => return Err(failed("handshake timed out".into())),
+        };
+        self.tls = Some(info);
+        self.ehlo(helo).await
     }
 
     async fn ehlo(&mut self, helo_name: &str) -> Result<(), UpstreamError> {
@@ -221,18 +328,24 @@ impl Upstream {
     }
 
     /// Relays MAIL FROM; the caller passes the reply on to the client.
+    /// The line is formatted straight into the write buffer, as RCPT's is:
+    /// these two run for every message.
     pub async fn mail(&mut self, from: &str, params: &MailParams) -> Result<Reply, UpstreamError> {
-        let mut line = format!("MAIL FROM:<{from}>");
+        let line = self.stream.queued_mut();
+        line.extend_from_slice(b"MAIL FROM:<");
+        line.extend_from_slice(from.as_bytes());
+        line.push(b'>');
         if let (Some(size), Some(_)) = (params.size, self.caps.size) {
-            line.push_str(&format!(" SIZE={size}"));
+            // Writing into a Vec cannot fail.
+            let _ = write!(line, " SIZE={size}");
         }
         if params.body_8bit && self.caps.eightbit {
-            line.push_str(" BODY=8BITMIME");
+            line.extend_from_slice(b" BODY=8BITMIME");
         }
         if params.smtputf8 && self.caps.smtputf8 {
-            line.push_str(" SMTPUTF8");
+            line.extend_from_slice(b" SMTPUTF8");
         }
-        self.command(Phase::Mail, &line).await
+        self.command(Phase::Mail, "").await
     }
 
     /// One step of a relayed AUTH exchange: the client's line as is.
@@ -241,7 +354,11 @@ impl Upstream {
     }
 
     pub async fn rcpt(&mut self, to: &str) -> Result<Reply, UpstreamError> {
-        self.command(Phase::Rcpt, &format!("RCPT TO:<{to}>")).await
+        let line = self.stream.queued_mut();
+        line.extend_from_slice(b"RCPT TO:<");
+        line.extend_from_slice(to.as_bytes());
+        line.push(b'>');
+        self.command(Phase::Rcpt, "").await
     }
 
     /// Sends DATA, then `headers` and `body` dot-stuffed, and returns the
@@ -251,10 +368,11 @@ impl Upstream {
         if reply.code != 354 {
             return Ok(reply);
         }
-        let mut out = Vec::with_capacity(headers.len() + body.len() + body.len() / 64 + 8);
+        // Straight into the write buffer: one copy of the message, one write.
+        let out = self.stream.queued_mut();
+        out.reserve(headers.len() + body.len() + body.len() / 64 + 8);
         out.extend_from_slice(headers);
-        dot_stuff_into(&mut out, body);
-        self.stream.queue_raw(&out);
+        dot_stuff_into(out, body);
         self.flush(Phase::Message).await?;
         self.read_reply(Phase::Message, self.data_timeout).await
     }
@@ -279,6 +397,8 @@ impl Upstream {
         self.stream.shutdown().await;
     }
 
+    /// Sends `line` after whatever is already queued (MAIL and RCPT format
+    /// theirs in place and pass ""), then reads the reply.
     async fn command(&mut self, phase: Phase, line: &str) -> Result<Reply, UpstreamError> {
         self.stream.queue_raw(line.as_bytes());
         self.stream.queue_raw(b"\r\n");
@@ -331,7 +451,7 @@ async fn open(address: &str, limit: Duration) -> Result<TcpStream, UpstreamError
 
 /// Reads a (possibly multi-line) reply: `250-a`, `250-b`, `250 c`.
 async fn read_reply(
-    stream: &mut SmtpStream<TcpStream>,
+    stream: &mut SmtpStream<UpstreamIo>,
     phase: Phase,
 ) -> Result<Reply, UpstreamError> {
     let mut lines = Vec::new();

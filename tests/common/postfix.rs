@@ -197,6 +197,24 @@ impl Drop for Postfix {
 impl Postfix {
     /// Starts Postfix and waits for its smtpd's 220 banner. Needs root.
     pub async fn start() -> Postfix {
+        Postfix::start_with("").await
+    }
+
+    /// Postfix whose smtpd offers STARTTLS with `cert` and records the TLS
+    /// session in its Received header (`using TLSv1.3 with cipher ...`).
+    pub async fn start_with_tls(cert: &super::tls::TestCert) -> Postfix {
+        let settings = format!(
+            "smtpd_tls_cert_file = {}\nsmtpd_tls_key_file = {}\n\
+             smtpd_tls_security_level = may\nsmtpd_tls_received_header = yes\n\
+             smtpd_tls_loglevel = 1\n",
+            cert.cert.path().display(),
+            cert.key.path().display()
+        );
+        Postfix::start_with(&settings).await
+    }
+
+    /// Postfix with `extra` lines appended to its `main.cf`.
+    pub async fn start_with(extra: &str) -> Postfix {
         assert!(
             is_root(),
             "a private Postfix instance needs root (master runs as root)"
@@ -209,7 +227,7 @@ impl Postfix {
         let namespaced = pid_namespaces_work();
         let etc = dir.path().join("etc");
         let (child, addr) = spawn_listening("postfix", |port| {
-            std::fs::write(etc.join("main.cf"), main_cf(dir.path())).unwrap();
+            std::fs::write(etc.join("main.cf"), main_cf(dir.path()) + extra).unwrap();
             std::fs::write(etc.join("master.cf"), master_cf(port)).unwrap();
             let _ = std::fs::remove_file(dir.path().join("queue/pid/master.pid"));
             postfix_command(&etc, dir.path(), namespaced)
@@ -338,6 +356,7 @@ fn master_cf(port: u16) -> String {
         "anvil unix - - n - 1 anvil",
         "scache unix - - n - 1 scache",
         "postlog unix-dgram n - n - 1 postlogd",
+        "tlsmgr unix - - n 1000? 1 tlsmgr",
     ];
     format!(
         "127.0.0.1:{port} inet n - n - - smtpd\n{}\n",

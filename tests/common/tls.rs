@@ -38,10 +38,24 @@ impl TestCert {
         )
     }
 
+    /// A TLS server configuration with this certificate, for test servers
+    /// (the recording upstream's STARTTLS).
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        let chain = vec![CertificateDer::from_pem_slice(self.cert_pem.as_bytes()).unwrap()];
+        let key = PrivateKeyDer::from_pem_file(self.key.path()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        Arc::new(config)
+    }
+
     pub fn connector(&self) -> TlsConnector {
         let mut roots = RootCertStore::empty();
-        let der =
-            rustls::pki_types::CertificateDer::from_pem_slice(self.cert_pem.as_bytes()).unwrap();
+        let der = CertificateDer::from_pem_slice(self.cert_pem.as_bytes()).unwrap();
         roots.add(der).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = ClientConfig::builder_with_provider(provider)
@@ -81,6 +95,7 @@ impl TestCert {
 }
 
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 fn pem_file(text: &str) -> tempfile::NamedTempFile {
     let mut file = tempfile::Builder::new().suffix(".pem").tempfile().unwrap();

@@ -7,14 +7,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use super::client::Io;
 
 /// A step of the upstream dialogue where a fault can be injected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     Greeting,
     Ehlo,
+    /// The reply to STARTTLS (`Reply(454)`: TLS not available).
+    Starttls,
     Mail,
     Rcpt,
     Data,
@@ -41,6 +46,8 @@ pub struct Behaviour {
     pub fault: Option<(Step, Fault)>,
     /// The one account AUTH PLAIN/LOGIN accepts, when AUTH is offered.
     pub account: Option<(String, String)>,
+    /// STARTTLS offered with this certificate (see `TestCert::server_config`).
+    pub starttls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for Behaviour {
@@ -51,6 +58,7 @@ impl Default for Behaviour {
             unknown_rcpts: Vec::new(),
             fault: None,
             account: None,
+            starttls: None,
         }
     }
 }
@@ -70,18 +78,22 @@ pub struct Received {
     pub connection: usize,
     /// The user the upstream session authenticated, if any.
     pub user: Option<String>,
+    /// The TLS version of the upstream session (`"TLSv1_3"`), if any.
+    pub tls: Option<String>,
 }
 
 #[derive(Default)]
 struct Log {
     accepted: Vec<Received>,
-    commands: Vec<String>,
+    /// Each command line with the connection it came on.
+    commands: Vec<(usize, String)>,
     connections: usize,
 }
 
 pub struct Recorder {
     pub addr: SocketAddr,
     log: Arc<Mutex<Log>>,
+    behaviour: Arc<Mutex<Behaviour>>,
     task: JoinHandle<()>,
 }
 
@@ -96,8 +108,20 @@ impl Recorder {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let log = Arc::new(Mutex::new(Log::default()));
-        let task = tokio::spawn(accept_loop(listener, behaviour, log.clone()));
-        Recorder { addr, log, task }
+        let behaviour = Arc::new(Mutex::new(behaviour));
+        let task = tokio::spawn(accept_loop(listener, behaviour.clone(), log.clone()));
+        Recorder {
+            addr,
+            log,
+            behaviour,
+            task,
+        }
+    }
+
+    /// Changes how connections opened from now on behave (the upstream
+    /// reconfigured or restarted behind spamgate's back).
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        *self.behaviour.lock().unwrap() = behaviour;
     }
 
     /// Messages accepted so far.
@@ -107,7 +131,15 @@ impl Recorder {
 
     /// Every command line received, across connections.
     pub fn commands(&self) -> Vec<String> {
-        self.log.lock().unwrap().commands.clone()
+        let log = self.log.lock().unwrap();
+        log.commands.iter().map(|(_, c)| c.clone()).collect()
+    }
+
+    /// The command lines of one connection (see [`Received::connection`]).
+    pub fn commands_of(&self, connection: usize) -> Vec<String> {
+        let log = self.log.lock().unwrap();
+        let of = log.commands.iter().filter(|(id, _)| *id == connection);
+        of.map(|(_, c)| c.clone()).collect()
     }
 
     pub fn connections(&self) -> usize {
@@ -136,20 +168,26 @@ pub async fn closed_port() -> SocketAddr {
     listener.local_addr().unwrap()
 }
 
-async fn accept_loop(listener: TcpListener, behaviour: Behaviour, log: Arc<Mutex<Log>>) {
+async fn accept_loop(
+    listener: TcpListener,
+    behaviour: Arc<Mutex<Behaviour>>,
+    log: Arc<Mutex<Log>>,
+) {
     while let Ok((stream, _)) = listener.accept().await {
         let id = {
             let mut log = log.lock().unwrap();
             log.connections += 1;
             log.connections
         };
-        tokio::spawn(Conn::new(stream, id, behaviour.clone(), log.clone()).serve());
+        let behaviour = behaviour.lock().unwrap().clone();
+        tokio::spawn(Conn::new(Box::new(stream), id, behaviour, log.clone()).serve());
     }
 }
 
 struct Conn {
     id: usize,
-    stream: BufReader<TcpStream>,
+    stream: BufReader<Box<dyn Io>>,
+    tls: Option<String>,
     behaviour: Behaviour,
     log: Arc<Mutex<Log>>,
     tx: Received,
@@ -163,10 +201,11 @@ enum Next {
 }
 
 impl Conn {
-    fn new(stream: TcpStream, id: usize, behaviour: Behaviour, log: Arc<Mutex<Log>>) -> Conn {
+    fn new(stream: Box<dyn Io>, id: usize, behaviour: Behaviour, log: Arc<Mutex<Log>>) -> Conn {
         Conn {
             id,
             stream: BufReader::new(stream),
+            tls: None,
             behaviour,
             log,
             tx: Received::default(),
@@ -190,7 +229,8 @@ impl Conn {
                 Ok(_) => {}
             }
             let command = line.trim_end_matches(['\r', '\n']).to_string();
-            self.log.lock().unwrap().commands.push(command.clone());
+            let entry = (self.id, command.clone());
+            self.log.lock().unwrap().commands.push(entry);
             if let Next::Stop = self.command(&command).await {
                 return;
             }
@@ -225,12 +265,52 @@ impl Conn {
                 self.write("250 2.0.0 Ok").await
             }
             "AUTH" => self.auth(command).await,
+            "STARTTLS" => self.starttls().await,
             "QUIT" => {
                 self.write("221 2.0.0 Bye").await;
                 Next::Stop
             }
             _ => self.write("502 5.5.2 Error: command not recognized").await,
         }
+    }
+
+    /// RFC 3207: 220, the handshake, and a fresh session; commands sent
+    /// ahead of the handshake are an injection and end the connection.
+    async fn starttls(&mut self) -> Next {
+        let Some(config) = self
+            .behaviour
+            .starttls
+            .clone()
+            .filter(|_| self.tls.is_none())
+        else {
+            return self.write("502 5.5.1 STARTTLS not offered").await;
+        };
+        if let Next::Stop = self
+            .answer(Step::Starttls, "220 2.0.0 Ready to start TLS")
+            .await
+        {
+            return Next::Stop;
+        }
+        if self
+            .behaviour
+            .fault
+            .is_some_and(|(s, _)| s == Step::Starttls)
+        {
+            return Next::Continue; // refused (say 454): the session stays plain
+        }
+        if !self.stream.buffer().is_empty() {
+            return Next::Stop;
+        }
+        let placeholder: Box<dyn Io> = Box::new(tokio::io::duplex(1).0);
+        let plain = std::mem::replace(&mut self.stream, BufReader::new(placeholder)).into_inner();
+        let Ok(tls) = TlsAcceptor::from(config).accept(plain).await else {
+            return Next::Stop;
+        };
+        self.tls = tls.get_ref().1.protocol_version().map(|v| format!("{v:?}"));
+        self.stream = BufReader::new(Box::new(tls));
+        self.xclient.clear();
+        self.user = None;
+        Next::Continue
     }
 
     /// PLAIN with an initial response, or LOGIN in two challenges.
@@ -296,6 +376,9 @@ impl Conn {
         if self.behaviour.smtputf8 {
             lines.push("250-SMTPUTF8");
         }
+        if self.behaviour.starttls.is_some() && self.tls.is_none() {
+            lines.push("250-STARTTLS");
+        }
         lines.push("250 ENHANCEDSTATUSCODES");
         lines.join("\r\n")
     }
@@ -327,6 +410,7 @@ impl Conn {
         self.tx.xclient = self.xclient.clone();
         self.tx.connection = self.id;
         self.tx.user = self.user.clone();
+        self.tx.tls = self.tls.clone();
         let faulted = matches!(self.behaviour.fault, Some((Step::Dot, _)));
         let next = self.answer(Step::Dot, "250 2.0.0 Ok: queued as REC1").await;
         if let (Next::Continue, false) = (&next, faulted) {

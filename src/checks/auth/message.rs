@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use mail_auth::dkim::DkimError;
-use mail_auth::{AuthenticatedMessage, DkimOutput, DkimResult, Error as AuthError};
+use mail_auth::{AuthenticatedMessage, DkimOutput, DkimResult, Error as AuthError, Parameters};
 
 use super::headers::header_fields;
-use super::{arc_rules, count, AuthResult, DkimFact};
+use super::{arc_rules, arc_verify, count, AuthResult, DkimFact};
 use crate::checks::{Check, CheckContext, CheckError, Outcome, Stage};
 use crate::config::auth::{AuthConfig, Mode, TempErrorAction};
 use crate::dns::Dns;
@@ -112,18 +112,6 @@ impl DkimCheck {
         DkimCheck { config, dns }
     }
 
-    /// RFC 8301 3.2: a signature made with an RSA key under 1024 bits is
-    /// not valid, whatever the verifier says (the key is in the resolver's
-    /// cache by now).
-    async fn fail_weak_keys(&self, facts: &mut [DkimFact]) {
-        for fact in facts.iter_mut().filter(|f| f.result == AuthResult::Pass) {
-            let name = format!("{}._domainkey.{}", fact.selector, fact.domain);
-            if arc_rules::weak_rsa_key(&self.dns, &name).await {
-                fact.result = AuthResult::Fail;
-            }
-        }
-    }
-
     fn outcomes(&self, result: AuthResult) -> Vec<Outcome> {
         let dkim = &self.config.dkim;
         let reason = format!("dkim={}", result.as_str());
@@ -176,10 +164,11 @@ impl Check for DkimCheck {
         let Some(parsed) = AuthenticatedMessage::parse(ctx.message.unwrap_or_default()) else {
             return Ok(Vec::new());
         };
-        let outputs = self.dns.authenticator().verify_dkim(&parsed).await;
-        let mut facts: Vec<DkimFact> = outputs.iter().map(dkim_fact).collect();
-        self.fail_weak_keys(&mut facts).await;
-        ctx.facts.auth.dkim = facts;
+        // RFC 8301 3.2 (RSA keys under 1024 bits are not valid) is the
+        // crypto backend's: aws-lc's RSA_PKCS1_1024_8192 refuses them.
+        let parameters = Parameters::new(&parsed).with_cache(self.dns.record_cache());
+        let outputs = self.dns.authenticator().verify_dkim(parameters).await;
+        ctx.facts.auth.dkim = outputs.iter().map(dkim_fact).collect();
         let result = ctx.facts.auth.dkim_result();
         count(self.dns.metrics(), "dkim", result);
         Ok(self.outcomes(result))
@@ -198,7 +187,8 @@ impl ArcCheck {
     }
 
     /// The chain validation result of a whole message: our rules
-    /// ([`arc_rules`]) first, then `mail-auth`'s chain validation.
+    /// ([`arc_rules`]) first, then `mail-auth`'s chain validation, or ours
+    /// ([`arc_verify`]) for the signatures `mail-auth` reads differently.
     pub async fn evaluate(&self, message: &[u8]) -> AuthResult {
         let fields = header_fields(message);
         if !arc_rules::has_arc_headers(&fields) {
@@ -207,10 +197,20 @@ impl ArcCheck {
         if arc_rules::structural_failure(&fields).is_some() {
             return AuthResult::Fail;
         }
+        if arc_rules::lenient_signature(&fields) {
+            return arc_verify::validate(&self.dns, message).await;
+        }
         let Some(parsed) = AuthenticatedMessage::parse(message) else {
             return AuthResult::Fail;
         };
-        let result = match arc_word(self.dns.authenticator().verify_arc(&parsed).await.result()) {
+        let parameters = Parameters::new(&parsed).with_cache(self.dns.record_cache());
+        let result = match arc_word(
+            self.dns
+                .authenticator()
+                .verify_arc(parameters)
+                .await
+                .result(),
+        ) {
             // ARC headers without a complete set: a broken chain.
             AuthResult::None => AuthResult::Fail,
             other => other,

@@ -12,6 +12,8 @@
 //! and `pct`.
 
 mod arc_rules;
+mod arc_verify;
+mod canon;
 mod dmarc;
 mod headers;
 mod message;
@@ -25,6 +27,7 @@ use crate::config::auth::AuthConfig;
 use crate::dns::Dns;
 use crate::metrics::Metrics;
 
+pub use arc_verify::validate as validate_arc_chain;
 pub use dmarc::{org_domain, DmarcCheck, DmarcRecord, Policy};
 pub use headers::{header_fields, HeaderField};
 pub use message::{ArcCheck, DkimCheck, FromHeaderCheck};

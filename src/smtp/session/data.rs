@@ -7,7 +7,8 @@ use tokio::time::Instant as Deadline;
 use super::{Flow, ReadEnd, Session, State};
 use crate::checks::{CheckContext, ClientInfo, Judgement, Refusal, Stage, Verdict};
 use crate::config::BareNewline;
-use crate::smtp::codec::{DataBody, DataFlaw, DataLimits};
+use crate::server::Reservation;
+use crate::smtp::codec::{DataBody, DataFlaw, DataLimits, FIRST_GRANT};
 use crate::smtp::reply::{canned, Reply};
 use crate::tls::TlsInfo;
 
@@ -18,11 +19,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             State::Transaction(_) => return self.error(canned::no_valid_recipients()),
             _ => return self.error(canned::bad_sequence("need MAIL and RCPT before DATA")),
         }
+        let Some(mut reservation) = self.reserve_data_memory() else {
+            self.shared.metrics.rejection("data", "data_memory");
+            return self.reply(canned::insufficient_storage());
+        };
         self.reply(canned::start_data());
         if self.stream.flush().await.is_err() {
             return Flow::Close;
         }
-        let Some(body) = self.receive().await else {
+        // The reservation lives until the reply: the message is held (and
+        // copied for the upstream) until then.
+        let Some(body) = self.receive(&mut reservation).await else {
             return Flow::Close;
         };
         self.shared
@@ -39,9 +46,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         self.reply(reply)
     }
 
+    /// The buffer's first grant, taken before the 354 so that a client the
+    /// pool cannot serve hears 452 before it sends a byte of the message.
+    fn reserve_data_memory(&self) -> Option<Reservation> {
+        let first = FIRST_GRANT.min(self.shared.config.limits.max_message_size);
+        self.shared.data_memory.reserve(first)
+    }
+
     /// Reads the message; `None` when the session must end (the reason,
     /// if the client can still hear it, is already queued).
-    async fn receive(&mut self) -> Option<DataBody> {
+    async fn receive(&mut self, budget: &mut Reservation) -> Option<DataBody> {
         let config = &self.shared.config;
         let limits = DataLimits {
             max_size: config.limits.max_message_size,
@@ -53,7 +67,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let read = tokio::select! {
             biased;
             _ = abort.cancelled() => None,
-            read = tokio::time::timeout_at(deadline, self.stream.read_data(limits)) => Some(read),
+            read = tokio::time::timeout_at(deadline, self.stream.read_data_within(limits, budget)) => Some(read),
         };
         match read {
             Some(Ok(Ok(body))) => Some(body),
@@ -138,6 +152,7 @@ fn flaw_refusal(flaw: DataFlaw, limits: &crate::config::Limits) -> Refusal {
         ),
         DataFlaw::BareNewline => ("bare_newline", canned::bare_newline_data()),
         DataFlaw::Nul => ("nul_byte", canned::nul_in_data()),
+        DataFlaw::NoMemory => ("data_memory", canned::insufficient_storage()),
     };
     Refusal { check, reply }
 }

@@ -25,6 +25,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         reply: Option<&Reply>,
     ) {
         let envelope = &tx.envelope;
+        let upstream_tls = self.upstream.as_ref().and_then(|u| u.tls());
         tracing::info!(
             target: "spamgate::transaction",
             tx = %tx.id,
@@ -38,6 +39,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             reason = %tx.judgement.reasons_text(),
             reply = %reply.map(ToString::to_string).unwrap_or_default(),
             upstream = %tx.upstream_reply.as_ref().map(ToString::to_string).unwrap_or_default(),
+            upstream_tls = %upstream_tls.map(|t| format!("{} {}", t.version, t.cipher)).unwrap_or_default(),
             "transaction"
         );
     }

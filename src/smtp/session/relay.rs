@@ -6,7 +6,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::{Session, State, Transaction};
 use crate::checks::Envelope;
 use crate::smtp::reply::{canned, Reply};
-use crate::upstream::{timed, ClientIdentity, Upstream, UpstreamError};
+use crate::upstream::{self, timed, ClientIdentity, Upstream, UpstreamError};
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// Relays MAIL, opening the upstream session first if there is none.
@@ -68,6 +68,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let metrics = &self.shared.metrics;
         metrics.upstream_latency("connect", result.elapsed);
         metrics.upstream_connection(result.value.is_ok());
+        if let Some(outcome) = upstream::tls_outcome(config.upstream.tls.mode, &result.value) {
+            metrics.upstream_tls(outcome);
+        }
         result.value
     }
 
