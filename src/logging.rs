@@ -97,7 +97,10 @@ impl Shared {
     fn append(&self, line: &[u8]) -> io::Result<()> {
         let mut queue = self.lock();
         while queue.lines.len() >= MAX_QUEUED && !queue.stop {
-            queue = self.room.wait(queue).unwrap_or_else(PoisonError::into_inner);
+            queue = self
+                .room
+                .wait(queue)
+                .unwrap_or_else(PoisonError::into_inner);
         }
         if queue.stop {
             // Logged after shutdown began: straight out, not lost.
@@ -132,7 +135,10 @@ impl Shared {
         let mut queue = self.lock();
         while queue.lines.is_empty() && !queue.stop {
             queue.idle = true;
-            queue = self.wake.wait(queue).unwrap_or_else(PoisonError::into_inner);
+            queue = self
+                .wake
+                .wait(queue)
+                .unwrap_or_else(PoisonError::into_inner);
         }
         std::mem::swap(&mut queue.lines, batch);
         self.room.notify_all();

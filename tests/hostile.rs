@@ -488,3 +488,87 @@ async fn normalized_messages_respect_the_size_limit() {
         );
     }
 }
+
+/// Waits (with a deadline) until a metric shows `value`.
+async fn wait_metric(spamgate: &Spamgate, sample: &str, value: f64) {
+    for _ in 0..2000 {
+        if spamgate.metric(sample).await == value {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "{sample} is {}, expected {value}",
+        spamgate.metric(sample).await
+    );
+}
+
+/// A session in DATA: the 354 received, `bytes` of body sent, no dot yet.
+async fn in_data(addr: SocketAddr, bytes: usize) -> Client {
+    let mut client = Client::ready(addr).await;
+    assert_eq!(client.cmd("MAIL FROM:<a@example.com>").await.code, 250);
+    assert_eq!(client.cmd("RCPT TO:<b@example.net>").await.code, 250);
+    assert_eq!(client.cmd("DATA").await.code, 354);
+    client.send(message("memory").as_bytes()).await;
+    client.send(&body_lines(bytes)).await;
+    client
+}
+
+/// `bytes` of 100-octet lines.
+fn body_lines(bytes: usize) -> Vec<u8> {
+    let line = [&[b'x'; 98][..], b"\r\n"].concat();
+    line.repeat(bytes / 100)
+}
+
+const MEMORY_IN_USE: &str = "spamgate_data_memory_bytes";
+
+/// The DATA buffers of all sessions draw on `limits.data_memory_total`
+/// (64 KiB here): a message that would pass it gets 452 at DATA or after
+/// its dot, the other session's message is delivered, and the memory is
+/// given back, so the refused client's retry goes through.
+#[tokio::test]
+async fn data_memory_is_bounded_across_sessions_and_given_back() {
+    let limits = "limits: {max_message_size: 65536, data_memory_total: 65536}";
+    let (upstream, spamgate) = setup(limits).await;
+
+    // A holds 32 KiB (30 kB received); B's 40 kB message would need 64 KiB.
+    let mut a = in_data(spamgate.addr, 30_000).await;
+    wait_metric(&spamgate, MEMORY_IN_USE, 32768.0).await;
+    let mut b = in_data(spamgate.addr, 40_000).await;
+    b.send(b".\r\n").await;
+    let refused = b.reply().await;
+    assert_eq!(
+        (refused.code, refused.status()),
+        (452, Some("4.3.1")),
+        "{refused:?}"
+    );
+    a.send(b".\r\n").await;
+    assert_eq!(a.reply().await.code, 250);
+    assert_eq!(upstream.wait_accepted(1).await.len(), 1);
+
+    // A holds the whole pool (40 kB received): B is refused at DATA.
+    let mut a = in_data(spamgate.addr, 40_000).await;
+    wait_metric(&spamgate, MEMORY_IN_USE, 65536.0).await;
+    assert_eq!(b.cmd("RSET").await.code, 250);
+    assert_eq!(b.cmd("MAIL FROM:<a@example.com>").await.code, 250);
+    assert_eq!(b.cmd("RCPT TO:<b@example.net>").await.code, 250);
+    let at_data = b.cmd("DATA").await;
+    assert_eq!(
+        (at_data.code, at_data.status()),
+        (452, Some("4.3.1")),
+        "{at_data:?}"
+    );
+    a.send(b".\r\n").await;
+    assert_eq!(a.reply().await.code, 250);
+    wait_metric(&spamgate, MEMORY_IN_USE, 0.0).await;
+
+    // Given back: B's retry of the same message goes through.
+    assert_eq!(b.cmd("DATA").await.code, 354);
+    b.send(message("memory").as_bytes()).await;
+    b.send(&body_lines(40_000)).await;
+    assert_eq!(b.cmd(".").await.code, 250);
+    assert_eq!(upstream.wait_accepted(3).await.len(), 3);
+    wait_metric(&spamgate, MEMORY_IN_USE, 0.0).await;
+    let refusals = "spamgate_rejections_total{stage=\"data\",reason=\"data_memory\"}";
+    assert_eq!(spamgate.metric(refusals).await, 2.0);
+}

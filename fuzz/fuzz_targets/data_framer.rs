@@ -5,6 +5,9 @@
 //!   follows a CRLF), so the next command the session reads is the one the
 //!   client sent after the dot, whatever the chunking;
 //! - the kept body never exceeds `max_size`;
+//! - with a fuzzer-chosen memory budget (flags' upper bits), the buffer's
+//!   capacity never exceeds what the budget granted, and running out of it
+//!   changes only the verdict, never where the message ends;
 //! - a body judged clean is canonical CRLF text that survives dot-stuffing
 //!   for the upstream and framing again unchanged.
 #![no_main]
@@ -15,7 +18,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use libfuzzer_sys::fuzz_target;
-use spamgate::smtp::codec::{dot_stuff_into, DataBody, DataLimits, Line, SmtpStream};
+use spamgate::smtp::codec::{
+    dot_stuff_into, DataBody, DataBudget, DataFlaw, DataLimits, Line, SmtpStream, Unbounded,
+};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Bytes handed out at most `chunk` at a time; writes are dropped.
@@ -58,6 +63,24 @@ impl AsyncWrite for Mem {
     }
 }
 
+/// A budget of `left` bytes, as a session's share of the shared pool.
+struct Pool {
+    left: usize,
+    granted: usize,
+}
+
+impl DataBudget for Pool {
+    fn take(&mut self, least: usize, most: usize) -> Option<usize> {
+        if least > self.left {
+            return None;
+        }
+        let n = most.min(self.left);
+        self.left -= n;
+        self.granted += n;
+        Some(n)
+    }
+}
+
 thread_local! {
     static RT: RefCell<tokio::runtime::Runtime> = RefCell::new(
         tokio::runtime::Builder::new_current_thread().build().expect("runtime"),
@@ -83,8 +106,17 @@ fuzz_target!(|input: &[u8]| {
         pos: 0,
         chunk,
     });
+    // 0: no budget; else 64-octet steps up to about 8 KiB.
+    let mut pool = Pool {
+        left: (*flags >> 1) as usize * 64,
+        granted: 0,
+    };
+    let budget: &mut dyn DataBudget = match pool.left {
+        0 => &mut Unbounded,
+        _ => &mut pool,
+    };
     let (framed, next) = block_on(async {
-        let framed = stream.read_data(limits).await;
+        let framed = stream.read_data_within(limits, budget).await;
         let next = stream.read_line(1 << 20).await;
         (framed, next)
     });
@@ -95,6 +127,7 @@ fuzz_target!(|input: &[u8]| {
     let body = framed.expect("the RFC sees an end of data but the framer did not");
     assert_next_line(&data[end + 3..], next);
     check_body(&body, limits);
+    check_budget(&body, &pool);
     if !limits.normalize && body.flaw.is_none() {
         assert_eq!(
             body.bytes,
@@ -156,6 +189,21 @@ fn check_body(body: &DataBody, limits: DataLimits) {
         reframed.bytes, body.bytes,
         "dot-stuffing round trip changed the body"
     );
+}
+
+fn check_budget(body: &DataBody, pool: &Pool) {
+    if pool.granted == 0 && pool.left == 0 {
+        return; // unbounded, or a budget that was never asked
+    }
+    assert!(
+        body.bytes.capacity() <= pool.granted,
+        "buffer capacity {} over the {} granted",
+        body.bytes.capacity(),
+        pool.granted
+    );
+    if body.flaw == Some(DataFlaw::NoMemory) {
+        assert!(body.bytes.is_empty(), "a refused body is dropped");
+    }
 }
 
 /// The body as the RFC defines it: CRLF lines, one leading dot removed.

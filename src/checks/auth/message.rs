@@ -35,19 +35,18 @@ impl FromHeaderCheck {
 
 /// The From domain, or why there is no single one.
 pub fn from_domain(message: &[u8]) -> Result<String, &'static str> {
-    let count = header_fields(message)
-        .iter()
-        .filter(|f| f.is("From"))
-        .count();
-    match count {
-        0 => return Err("No From header"),
-        1 => {}
-        _ => return Err("Several From headers"),
-    }
-    // The header section alone: parsing the body would hash it for
-    // every DKIM signature, which the DKIM check does anyway.
-    let headers = memchr::memmem::find(message, b"\r\n\r\n").map_or(message, |i| &message[..i + 4]);
-    let parsed = AuthenticatedMessage::parse(headers).ok_or("Unparsable From header")?;
+    let fields = header_fields(message);
+    let mut from = fields.iter().filter(|f| f.is("From"));
+    let field = match (from.next(), from.next()) {
+        (None, _) => return Err("No From header"),
+        (Some(field), None) => field,
+        (Some(_), Some(_)) => return Err("Several From headers"),
+    };
+    // The From field alone: parsing the rest of the header section (or
+    // the body, which it would hash for every DKIM signature) is wasted.
+    let mut headers = message[field.range.clone()].to_vec();
+    headers.extend_from_slice(b"\r\n");
+    let parsed = AuthenticatedMessage::parse(&headers).ok_or("Unparsable From header")?;
     let domains: BTreeSet<&str> = parsed
         .from_addresses()
         .iter()
