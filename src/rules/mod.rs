@@ -142,8 +142,11 @@ impl RuleSet {
         let mut errors = Vec::new();
         let files = files::resolve(&config.files, &mut errors);
         let mut tables: [AtomTable; 5] = Default::default();
+        let t0 = std::time::Instant::now();
         let rules = load::read_rules(&files, &mut tables, &mut errors);
+        eprintln!("TMP read {:?}", t0.elapsed());
         let stages = build_plans(&rules, tables, &mut errors);
+        eprintln!("TMP plans {:?}", t0.elapsed());
         if !errors.is_empty() {
             return Err(RuleErrors(errors));
         }
@@ -251,7 +254,10 @@ fn build_plans(
                 Err(e) => errors.push(e),
             }
         }
-        plan.matchers = builders.into_iter().map(|(f, b)| (f, b.build())).collect();
+        eprintln!("TMP parsed+literals");
+        let t0 = std::time::Instant::now();
+        plan.matchers = builders.into_iter().map(|(f, b)| { let t=std::time::Instant::now(); let m = b.build(); eprintln!("TMP build {:?} {:?}", f, t.elapsed()); (f, m)}).collect();
+        eprintln!("TMP ac {:?}", t0.elapsed());
     }
     plans
 }

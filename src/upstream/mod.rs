@@ -248,8 +248,11 @@ impl Upstream {
     /// plaintext once STARTTLS was tried: a failed handshake may be an
     /// attacker's doing, and a silent downgrade is what they want.
     async fn secure(&mut self, tls: &UpstreamTlsConfig, helo: &str) -> Result<(), UpstreamError> {
-        let Some(client) = tls.client.as_ref() else {
-            return Ok(()); // off
+        let client = match (tls.mode, tls.client.as_ref()) {
+            (UpstreamTlsMode::Off, _) => return Ok(()),
+            (_, Some(client)) => client,
+            // Only a configuration built by hand gets here: never go plain.
+            (_, None) => return Err(UpstreamError::Tls("no TLS client configured".into())),
         };
         match (self.caps.starttls, tls.mode) {
             (true, _) => self.starttls(client, helo).await,
@@ -265,7 +268,7 @@ impl Upstream {
         client: &stream::TlsClient,
         helo: &str,
     ) -> Result<(), UpstreamError> {
-        let failed = |why: String| UpstreamError::Tls(why);
+        let failed = UpstreamError::Tls;
         let reply = self
             .command(Phase::Starttls, "STARTTLS")
             .await
