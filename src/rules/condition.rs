@@ -133,6 +133,16 @@ impl Condition {
         }
     }
 
+    /// An atom that must have matched for the condition to hold, if there
+    /// is one: with 10,000 rules, most are skipped on that one look-up.
+    pub fn trigger(&self) -> Option<usize> {
+        match self {
+            Condition::Atom(id) => Some(*id),
+            Condition::All(list) => list.iter().find_map(Condition::trigger),
+            _ => None,
+        }
+    }
+
     /// True if the tree reads the score, which then depends on rule order.
     pub fn reads_score(&self) -> bool {
         match self {
@@ -211,6 +221,31 @@ mod tests {
         ];
         for (b, v, want) in cases {
             assert_eq!(b.contains(v), want, "{b:?} {v}");
+        }
+    }
+
+    #[test]
+    fn trigger_table() {
+        let score = || Condition::Score(Bounds::default());
+        let cases = [
+            (Condition::Atom(3), Some(3)),
+            (Condition::All(vec![score(), Condition::Atom(2)]), Some(2)),
+            (
+                Condition::All(vec![
+                    Condition::Any(vec![Condition::Atom(1)]),
+                    Condition::Atom(4),
+                ]),
+                Some(4),
+            ),
+            (
+                Condition::Any(vec![Condition::Atom(1), Condition::Atom(2)]),
+                None,
+            ),
+            (Condition::Not(Box::new(Condition::Atom(1))), None),
+            (score(), None),
+        ];
+        for (condition, want) in cases {
+            assert_eq!(condition.trigger(), want, "{condition:?}");
         }
     }
 

@@ -282,19 +282,20 @@ impl FieldMatcher {
         });
     }
 
-    /// The smallest set of windows, over the atom's requirements, that
-    /// holds every match; `None` if some requirement has no literal in the
-    /// text (the regex cannot match).
+    /// The windows that hold every match: a match lies in a window of
+    /// each requirement, so in their intersection. `None` if it is empty
+    /// (some literal set is missing, or no place has all of them close
+    /// enough): the regex cannot match.
     fn windows(&self, atom: &Atom, len: usize, scratch: &Scratch) -> Option<Vec<(usize, usize)>> {
-        let mut best: Option<(usize, Vec<(usize, usize)>)> = None;
+        let mut windows = vec![(0, len)];
         for requirement in &atom.requirements {
-            let windows = self.requirement_windows(requirement, len, scratch)?;
-            let cost = windows.iter().map(|(a, b)| b - a).sum();
-            if best.as_ref().is_none_or(|(c, _)| cost < *c) {
-                best = Some((cost, windows));
+            let theirs = self.requirement_windows(requirement, len, scratch)?;
+            windows = intersect(&windows, &theirs);
+            if windows.is_empty() {
+                return None;
             }
         }
-        best.map(|(_, windows)| windows)
+        Some(windows)
     }
 
     /// Every match contains an occurrence of one of the literals, and
@@ -324,6 +325,25 @@ impl FieldMatcher {
         }
         (!windows.is_empty()).then(|| merge(windows))
     }
+}
+
+/// The places in both of two sorted lists of disjoint windows.
+fn intersect(a: &[(usize, usize)], b: &[(usize, usize)]) -> Vec<(usize, usize)> {
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    while i < a.len() && j < b.len() {
+        let start = a[i].0.max(b[j].0);
+        let end = a[i].1.min(b[j].1);
+        if start < end {
+            out.push((start, end));
+        }
+        if a[i].1 < b[j].1 {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
 }
 
 /// Sorts windows and joins those that overlap or touch.
@@ -402,6 +422,7 @@ mod tests {
             r"(?s)start.{0,40}finish",
             r"größe\d",
             r"(?i)\bkal[oö]\b",
+            r"(?i)\bfree\s+money\b",
         ];
         let long_cats = "concatenate ".repeat(KEPT + 3) + "a cat.";
         let texts = [
@@ -424,8 +445,41 @@ mod tests {
             "gröẞe1 größex".to_string(),
             "a kalö b".to_string(),
             "kalox kalo".to_string(),
+            format!("free{}money", " ".repeat(300)),
+            format!("free{}money", " x ".repeat(100)),
+            format!(
+                "{}FREE\r\n\tMONEY",
+                "free free money-free ".repeat(KEPT + 2)
+            ),
         ];
         agree(&patterns, &texts);
+    }
+
+    #[test]
+    fn intersect_table() {
+        let cases = [
+            (
+                vec![(0, 100)],
+                vec![(10, 20), (30, 40)],
+                vec![(10, 20), (30, 40)],
+            ),
+            (
+                vec![(0, 15), (35, 50)],
+                vec![(10, 20), (30, 40)],
+                vec![(10, 15), (35, 40)],
+            ),
+            (vec![(0, 10)], vec![(10, 20)], vec![]),
+            (
+                vec![(5, 25)],
+                vec![(0, 10), (12, 14), (20, 30)],
+                vec![(5, 10), (12, 14), (20, 25)],
+            ),
+            (vec![], vec![(0, 1)], vec![]),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(intersect(&a, &b), want, "{a:?} {b:?}");
+            assert_eq!(intersect(&b, &a), want, "{b:?} {a:?}");
+        }
     }
 
     #[test]

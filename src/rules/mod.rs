@@ -72,6 +72,9 @@ pub struct Rule {
 #[derive(Default)]
 struct StagePlan {
     rules: Vec<usize>,
+    /// Per rule of `rules`: an atom that must match for the rule to fire (see
+    /// [`Condition::trigger`]).
+    triggers: Vec<Option<usize>>,
     matchers: Vec<(Field, FieldMatcher)>,
     atoms: usize,
 }
@@ -142,11 +145,8 @@ impl RuleSet {
         let mut errors = Vec::new();
         let files = files::resolve(&config.files, &mut errors);
         let mut tables: [AtomTable; 5] = Default::default();
-        let t0 = std::time::Instant::now();
         let rules = load::read_rules(&files, &mut tables, &mut errors);
-        eprintln!("TMP read {:?}", t0.elapsed());
         let stages = build_plans(&rules, tables, &mut errors);
-        eprintln!("TMP plans {:?}", t0.elapsed());
         if !errors.is_empty() {
             return Err(RuleErrors(errors));
         }
@@ -213,8 +213,9 @@ impl RuleSet {
             facts,
         };
         let mut hits = Vec::new();
-        for rule in plan.rules.iter().map(|&i| &self.rules[i]) {
-            if !rule.condition.eval(&env) {
+        for (&i, trigger) in plan.rules.iter().zip(&plan.triggers) {
+            let rule = &self.rules[i];
+            if trigger.is_some_and(|atom| !atoms[atom]) || !rule.condition.eval(&env) {
                 continue;
             }
             let enforced = rule.mode == RuleMode::Enforce && !self.monitor;
@@ -239,7 +240,9 @@ fn build_plans(
 ) -> [StagePlan; 5] {
     let mut plans: [StagePlan; 5] = Default::default();
     for (i, rule) in rules.iter().enumerate() {
-        plans[stage_index(rule.stage)].rules.push(i);
+        let plan = &mut plans[stage_index(rule.stage)];
+        plan.rules.push(i);
+        plan.triggers.push(rule.condition.trigger());
     }
     for (plan, table) in plans.iter_mut().zip(tables) {
         plan.atoms = table.pending.len();
@@ -254,10 +257,7 @@ fn build_plans(
                 Err(e) => errors.push(e),
             }
         }
-        eprintln!("TMP parsed+literals");
-        let t0 = std::time::Instant::now();
-        plan.matchers = builders.into_iter().map(|(f, b)| { let t=std::time::Instant::now(); let m = b.build(); eprintln!("TMP build {:?} {:?}", f, t.elapsed()); (f, m)}).collect();
-        eprintln!("TMP ac {:?}", t0.elapsed());
+        plan.matchers = builders.into_iter().map(|(f, b)| (f, b.build())).collect();
     }
     plans
 }

@@ -379,16 +379,20 @@ impl Framer<'_> {
 }
 
 /// Writes `body` dot-stuffed and terminated, ready for the DATA phase.
+/// Searches for the rare `LF .` instead of walking line by line, so a
+/// message goes over in a few large copies.
 pub fn dot_stuff_into(out: &mut Vec<u8>, body: &[u8]) {
-    let mut rest = body;
-    while !rest.is_empty() {
-        let end = memchr(b'\n', rest).map_or(rest.len(), |p| p + 1);
-        if rest[0] == b'.' {
-            out.push(b'.');
-        }
-        out.extend_from_slice(&rest[..end]);
-        rest = &rest[end..];
+    out.reserve(body.len() + 8);
+    if body.first() == Some(&b'.') {
+        out.push(b'.');
     }
+    let mut start = 0;
+    for lf in memchr::memmem::find_iter(body, b"\n.") {
+        out.extend_from_slice(&body[start..=lf]);
+        out.push(b'.');
+        start = lf + 1;
+    }
+    out.extend_from_slice(&body[start..]);
     if !body.is_empty() && !body.ends_with(b"\r\n") {
         out.extend_from_slice(b"\r\n");
     }

@@ -1,24 +1,18 @@
 //! ARC rules `mail-auth` 0.15.1 does not enforce, checked before its chain
-//! validation (RFC 8617, RFC 6376 3.2, RFC 8301): every ARC-Seal and
+//! validation (RFC 8617, RFC 6376 3.2): every ARC-Seal and
 //! ARC-Message-Signature is a well-formed tag list with its required tags,
-//! signs with rsa-sha256 only, never signs an ARC-Seal from the AMS, and
-//! uses a key of at least 1024 bits; and ARC headers without a complete
-//! set are a broken chain, not "no chain".
+//! signs with rsa-sha256 only and never signs an ARC-Seal from the AMS;
+//! and ARC headers without a complete set are a broken chain, not "no
+//! chain". Keys under 1024 bits (RFC 8301) are refused by the crypto
+//! backend (aws-lc), in `mail-auth` and in [`super::arc_verify`] alike.
 
 use std::collections::HashSet;
 
-use base64ct::{Base64, Encoding};
-use rsa::pkcs8::DecodePublicKey;
-use rsa::traits::PublicKeyParts;
-use rsa::RsaPublicKey;
-
 use super::headers::HeaderField;
-use crate::dns::Dns;
 
 const SEAL: &str = "ARC-Seal";
 const SIGNATURE: &str = "ARC-Message-Signature";
 const RESULTS: &str = "ARC-Authentication-Results";
-const MIN_RSA_BITS: usize = 1024;
 
 /// True if the message carries any ARC header at all.
 pub fn has_arc_headers(fields: &[HeaderField<'_>]) -> bool {
@@ -102,45 +96,6 @@ pub fn lenient_signature(fields: &[HeaderField<'_>]) -> bool {
         let get = |name: &str| tags.iter().find(|(n, _)| n == name).map(|(_, v)| v);
         get("c").is_none() || get("h").is_some_and(|h| h.is_empty())
     })
-}
-
-/// True if some seal or signature names an RSA key shorter than 1024 bits
-/// (RFC 8301 3.2). Keys that cannot be fetched or read are left to the
-/// verifier, which reports them.
-pub async fn weak_key(dns: &Dns, fields: &[HeaderField<'_>]) -> bool {
-    let mut selectors = HashSet::new();
-    for field in fields.iter().filter(|f| f.is(SEAL) || f.is(SIGNATURE)) {
-        let Ok(tags) = tag_list(field.value) else {
-            continue;
-        };
-        let get = |name: &str| tags.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
-        if let (Some(d), Some(s)) = (get("d"), get("s")) {
-            selectors.insert(format!("{s}._domainkey.{d}"));
-        }
-    }
-    for name in selectors {
-        if weak_rsa_key(dns, &name).await {
-            return true;
-        }
-    }
-    false
-}
-
-/// True if the key record at `name` holds an RSA key under 1024 bits.
-pub async fn weak_rsa_key(dns: &Dns, name: &str) -> bool {
-    let records = dns.txt(name).await.unwrap_or_default();
-    records
-        .iter()
-        .any(|r| rsa_bits(r).is_some_and(|b| b < MIN_RSA_BITS))
-}
-
-/// The modulus size of the RSA key in a DKIM key record.
-fn rsa_bits(record: &str) -> Option<usize> {
-    let tags = tag_list(record.as_bytes()).ok()?;
-    let key = tags.iter().find(|(n, _)| n == "p").map(|(_, v)| v)?;
-    let der = Base64::decode_vec(key).ok()?;
-    let key = RsaPublicKey::from_public_key_der(&der).ok()?;
-    Some(key.n().bits())
 }
 
 #[cfg(test)]

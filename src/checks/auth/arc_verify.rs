@@ -8,13 +8,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use aws_lc_rs::digest::{digest, SHA256};
+use aws_lc_rs::signature::{UnparsedPublicKey, RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY};
 use base64ct::{Base64, Encoding};
-use ring::digest::{digest, SHA256};
-use ring::signature::{RsaPublicKeyComponents, RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY};
-use rsa::pkcs1::DecodeRsaPublicKey;
-use rsa::pkcs8::DecodePublicKey;
-use rsa::traits::PublicKeyParts;
-use rsa::RsaPublicKey;
 
 use super::arc_rules::{self, tag_list};
 use super::canon::{self, Canon};
@@ -280,15 +276,12 @@ async fn verify(dns: &Dns, tags: &Tags, data: &[u8]) -> Result<(), ChainError> {
     let key = fetch_key(dns, &name).await?;
     let signature = Base64::decode_vec(tag(tags, "b").unwrap_or_default())
         .map_err(|_| ChainError::Key(name.clone(), "b= is not base64".into()))?;
-    key.verify(
-        &RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
-        data,
-        &signature,
-    )
-    .map_err(|_| ChainError::Key(name, "the signature does not verify".into()))
+    UnparsedPublicKey::new(&RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY, key)
+        .verify(data, &signature)
+        .map_err(|_| ChainError::Key(name, "the signature does not verify".into()))
 }
 
-async fn fetch_key(dns: &Dns, name: &str) -> Result<RsaPublicKeyComponents<Vec<u8>>, ChainError> {
+async fn fetch_key(dns: &Dns, name: &str) -> Result<Vec<u8>, ChainError> {
     let records = match dns.txt(name).await {
         Ok(records) => records,
         Err(e) if e.is_temporary() => return Err(ChainError::KeyUnavailable(name.into())),
@@ -304,8 +297,10 @@ async fn fetch_key(dns: &Dns, name: &str) -> Result<RsaPublicKeyComponents<Vec<u
     Err(ChainError::Key(name.into(), why))
 }
 
-/// The RSA key of a DKIM key record (RFC 6376 3.6.1).
-fn public_key(record: &str) -> Result<RsaPublicKeyComponents<Vec<u8>>, String> {
+/// The RSA key of a DKIM key record (RFC 6376 3.6.1), DER as published
+/// (SubjectPublicKeyInfo or RSAPublicKey: aws-lc reads both, and refuses
+/// keys under 1024 bits when verifying).
+fn public_key(record: &str) -> Result<Vec<u8>, String> {
     let tags = tag_list(record.as_bytes())?;
     if tag(&tags, "v").is_some_and(|v| v != "DKIM1") {
         return Err("not a DKIM1 record".into());
@@ -313,18 +308,11 @@ fn public_key(record: &str) -> Result<RsaPublicKeyComponents<Vec<u8>>, String> {
     if !tag(&tags, "k").unwrap_or("rsa").eq_ignore_ascii_case("rsa") {
         return Err("not an RSA key".into());
     }
-    let p = tag(&tags, "p").ok_or("no p= tag")?;
-    if p.is_empty() {
-        return Err("the key is revoked".into());
+    match tag(&tags, "p") {
+        None => Err("no p= tag".into()),
+        Some("") => Err("the key is revoked".into()),
+        Some(p) => Base64::decode_vec(p).map_err(|_| "p= is not base64".into()),
     }
-    let der = Base64::decode_vec(p).map_err(|_| "p= is not base64")?;
-    let key = RsaPublicKey::from_public_key_der(&der)
-        .or_else(|_| RsaPublicKey::from_pkcs1_der(&der))
-        .map_err(|_| "p= is not an RSA public key")?;
-    Ok(RsaPublicKeyComponents {
-        n: key.n().to_bytes_be(),
-        e: key.e().to_bytes_be(),
-    })
 }
 
 #[cfg(test)]

@@ -203,7 +203,7 @@ impl ArcCheck {
             return AuthResult::Fail;
         };
         let parameters = Parameters::new(&parsed).with_cache(self.dns.record_cache());
-        let result = match arc_word(
+        match arc_word(
             self.dns
                 .authenticator()
                 .verify_arc(parameters)
@@ -213,10 +213,6 @@ impl ArcCheck {
             // ARC headers without a complete set: a broken chain.
             AuthResult::None => AuthResult::Fail,
             other => other,
-        };
-        match result == AuthResult::Pass && arc_rules::weak_key(&self.dns, &fields).await {
-            true => AuthResult::Fail,
-            false => result,
         }
     }
 }

@@ -175,10 +175,55 @@ fn dot_stuffing_table() {
         (b".\r\n", b"..\r\n.\r\n"),
         (b"a\r\n.b\r\n..c\r\n", b"a\r\n..b\r\n...c\r\n.\r\n"),
         (b"no newline", b"no newline\r\n.\r\n"),
+        (b".", b"..\r\n.\r\n"),
+        (b"a\r\n.", b"a\r\n..\r\n.\r\n"),
+        (
+            b"..\r\n.\r\n.x\r\nend.\r\n",
+            b"...\r\n..\r\n..x\r\nend.\r\n.\r\n",
+        ),
+        (b"a.\r\n\r\n.\r\n", b"a.\r\n\r\n..\r\n.\r\n"),
     ];
     for (body, want) in cases {
         let mut out = Vec::new();
         dot_stuff_into(&mut out, body);
         assert_eq!(out, *want, "{:?}", String::from_utf8_lossy(body));
+    }
+}
+
+/// Line by line, as RFC 5321 4.5.2 states it: the reference for the fast
+/// search above.
+fn dot_stuff_by_lines(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in body.split_inclusive(|&b| b == b'\n') {
+        if line.first() == Some(&b'.') {
+            out.push(b'.');
+        }
+        out.extend_from_slice(line);
+    }
+    if !body.is_empty() && !body.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+#[test]
+fn dot_stuffing_matches_line_by_line_on_every_short_mix() {
+    let pieces: [&[u8]; 5] = [b".", b"\r\n", b"x", b"\n", b".."];
+    // Every sequence of up to five pieces: 3,905 bodies.
+    let mut bodies: Vec<Vec<u8>> = vec![Vec::new()];
+    for _ in 0..5 {
+        let longer: Vec<Vec<u8>> = bodies
+            .iter()
+            .flat_map(|b| pieces.iter().map(move |p| [b.as_slice(), p].concat()))
+            .collect();
+        bodies.extend(longer.into_iter().filter(|b| b.len() <= 10));
+        bodies.sort();
+        bodies.dedup();
+    }
+    for body in &bodies {
+        let mut out = Vec::new();
+        dot_stuff_into(&mut out, body);
+        assert_eq!(out, dot_stuff_by_lines(body), "{body:?}");
     }
 }
