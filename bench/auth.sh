@@ -206,8 +206,8 @@ printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
 cat <&3 >"$WORK/metrics.txt"
 exec 3<&-
 passes=$({ grep -a 'spamgate_auth_results_total{method="dmarc",result="pass"}' "$WORK/metrics.txt" || true; } | awk '{ print $2 }')
-# Lookups that reached hickory through spamgate's resolver (SPF, DMARC; mail-auth's DKIM key
-# lookups go through its own cache first and are not counted here).
+# Lookups made through spamgate's resolver (SPF, DMARC); mail-auth's DKIM key lookups bypass
+# this count (they are answered from the parsed-record cache until the key's TTL runs out).
 lookups=$(awk -v n="$MESSAGES" '/^spamgate_dns_lookup_duration_seconds_count/ { s += $2 } END { printf "%.2f", s / n }' "$WORK/metrics.txt")
 stop "$GATE_PID"
 stop "$SINK_PID"

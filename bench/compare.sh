@@ -10,6 +10,7 @@
 #   QUICK=1 bench/compare.sh          # a smoke run, small counts
 #   SIZES="4096" SESSIONS="100" TARGETS="direct gate_on" bench/compare.sh
 #   BUILD=0 bench/compare.sh          # use the release binaries already built
+#   BUILD=0 SPAMGATE=/tmp/sg.old bench/compare.sh   # measure another spamgate binary
 #   HARAKA_NODES=1 bench/compare.sh   # Haraka's shipped default: one process
 #
 # Installs when missing: Debian postfix (smtp-source, smtp-sink), knot,
@@ -445,7 +446,8 @@ if [[ "${BUILD:-1}" == 1 ]]; then
     log "building spamgate and the load driver (release) into $CARGO_TARGET_DIR"
     cargo build --release --ignore-rust-version --bin spamgate --example load >&2
 fi
-SPAMGATE="$CARGO_TARGET_DIR/release/spamgate"
+# SPAMGATE=/path/to/spamgate measures another build (A/B runs; BUILD=0 then).
+SPAMGATE="${SPAMGATE:-$CARGO_TARGET_DIR/release/spamgate}"
 LOAD="$CARGO_TARGET_DIR/release/examples/load"
 
 mkdir -p "$SCRATCH"
