@@ -395,6 +395,24 @@ mod tests {
     }
 
     #[test]
+    fn record_cache_honours_the_ttl() {
+        let cache = RecordCache::new(8);
+        let record = || TxtRecord::Error(mail_auth::Error::MissingParameters);
+        let now = Instant::now();
+        let past = now
+            .checked_sub(std::time::Duration::from_secs(1))
+            .unwrap_or(now);
+        let future = now + std::time::Duration::from_secs(60);
+        cache.insert("live.example.".into(), record(), future);
+        cache.insert("gone.example.".into(), record(), past);
+        assert!(cache.get("live.example.").is_some());
+        assert!(cache.get("gone.example.").is_none());
+        assert!(cache.get("never.example.").is_none());
+        assert!(cache.remove("live.example.").is_some());
+        assert!(cache.get("live.example.").is_none());
+    }
+
+    #[test]
     fn names_are_absolute() {
         assert_eq!(fqdn("example.com").unwrap().to_ascii(), "example.com.");
         assert_eq!(fqdn("example.com.").unwrap().to_ascii(), "example.com.");

@@ -191,6 +191,60 @@ async fn dnsbl_answers_are_cached_and_misses_too() {
     }
 }
 
+/// A list that only adds to the score still names itself to the rules:
+/// a rule on that zone fires, a rule on a zone that did not list the
+/// client does not, and neither fires for an unlisted client.
+#[tokio::test]
+async fn rules_see_every_zone_that_listed_the_client() {
+    let dns = DnsServer::start(&dnsbl_zones().a("7.0.0.127.score.test", "127.0.0.2"));
+    let upstream = Recorder::start(Behaviour::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(
+        &rules,
+        "rules:
+  - {name: ON_SCORE, stage: data, condition: {dnsbl: [score.test]}, action: {add_header: {name: X-Listed, value: score.test}}}
+  - {name: ON_BL, stage: data, condition: {dnsbl: [bl.test]}, action: {add_header: {name: X-Listed, value: bl.test}}}
+",
+    )
+    .unwrap();
+    let yaml = format!(
+        "{}reputation:
+  dnsbl:
+    threshold: 3
+    zones:
+      - {{zone: bl.test, weight: 3}}
+      - {{zone: score.test, weight: 1}}
+rules: {{files: ['{}']}}
+",
+        dns.yaml("2s"),
+        rules.display()
+    );
+    let spamgate = Spamgate::start(&test_config(upstream.addr, &yaml)).await;
+    let cases = [("127.0.0.7", Some("score.test")), ("127.0.0.8", None)];
+    for (n, (from, listed)) in cases.into_iter().enumerate() {
+        let mut client = connect_from(from, spamgate.addr).await;
+        assert_eq!(client.reply().await.code, 220, "{from}");
+        assert_eq!(client.cmd("EHLO client.example").await.code, 250);
+        let reply = client
+            .send_mail("a@example.com", &["b@example.net"], &message("zones"))
+            .await;
+        assert_eq!(
+            reply.code, 250,
+            "{from}: listed with weight 1 only: {reply:?}"
+        );
+        let got = upstream.wait_accepted(n + 1).await.remove(n);
+        let text = String::from_utf8_lossy(&got.message).into_owned();
+        let headers: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("X-Listed:"))
+            .collect();
+        let want: Vec<String> = listed.iter().map(|z| format!("X-Listed: {z}")).collect();
+        assert_eq!(headers, want, "{from}: {text}");
+    }
+    spamgate.stop().await;
+}
+
 #[tokio::test]
 async fn dnsbl_can_wait_for_rcpt_so_the_envelope_is_logged() {
     let dns = DnsServer::start(&dnsbl_zones());
@@ -572,7 +626,11 @@ async fn rate_limit_with_421_closes_the_session() {
         .await;
     assert_eq!(first.code, 250, "{first:?}");
     let second = client.cmd("MAIL FROM:<a@example.com>").await;
-    assert_eq!((second.code, second.status()), (421, Some("4.7.0")), "{second:?}");
+    assert_eq!(
+        (second.code, second.status()),
+        (421, Some("4.7.0")),
+        "{second:?}"
+    );
     assert!(client.is_closed().await, "421 closes the channel");
     assert_eq!(upstream.accepted().len(), 1);
 }

@@ -98,6 +98,7 @@ impl Dnsbl {
         if result.score < 0.0 {
             ctx.facts.allowlisted = true;
         }
+        ctx.facts.dnsbl_zones = result.listed.iter().map(|l| l.zone.clone()).collect();
         ctx.facts.dnsbl = Some(result.clone());
         let zone = result.worst_zone().map(str::to_string);
         match (result.score >= self.config.threshold, zone) {

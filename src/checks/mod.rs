@@ -83,6 +83,9 @@ pub struct Facts {
     /// The DNS list that put the client over the threshold, when the
     /// refusal waits for RCPT so that the envelope is logged.
     pub dnsbl_listed: Option<String>,
+    /// Every DNS list zone that listed the client, whatever its weight
+    /// (rules' `dnsbl` condition reads it), in configuration order.
+    pub dnsbl_zones: Vec<String>,
     /// What the DNS lists said about the client; `None` when not asked.
     pub dnsbl: Option<dnsbl::DnsblResult>,
     /// The rate limits counted so far, in order.

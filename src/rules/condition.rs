@@ -155,10 +155,11 @@ impl Condition {
 }
 
 /// The DNS list zones that listed the client, as the reputation checks
-/// recorded them.
+/// recorded them: every listing zone, not only one that refuses, so a
+/// rule can act on a list that only scores.
 fn dnsbl_hit(facts: &Facts, zones: &[String]) -> bool {
     facts
-        .dnsbl_listed
+        .dnsbl_zones
         .iter()
         .any(|hit| zones.is_empty() || zones.iter().any(|z| z.eq_ignore_ascii_case(hit)))
 }

@@ -67,7 +67,8 @@ fn facts() -> Facts {
         policy: None,
         applied: None,
     });
-    facts.dnsbl_listed = Some("zen.example".into());
+    // Two lists: one that would refuse, one that only scores.
+    facts.dnsbl_zones = vec!["zen.example".into(), "score.example".into()];
     facts
 }
 
@@ -125,6 +126,8 @@ fn every_condition() {
         ("connect", "{dnsbl: [ZEN.example]}", true),
         ("connect", "{dnsbl: []}", true),
         ("connect", "{dnsbl: [other.example]}", false),
+        ("connect", "{dnsbl: [score.example]}", true),
+        ("connect", "{dnsbl: [other.example, Score.Example]}", true),
         ("data", "{score: {min: 3}}", true),
         ("data", "{score: {max: 2.5}}", false),
         (
