@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::cli::{json, spamgate};
 use common::client::Client;
 use common::dns::{DnsServer, Zones};
 use common::upstream::{Behaviour, Recorder};
@@ -375,28 +376,22 @@ fn spamgate_test_prints_the_verdict_as_json() {
     let eml = dir.path().join("message.eml");
     // LF line ends, as a saved .eml often has.
     std::fs::write(&eml, message("ceo@bank.test", "cli").replace("\r\n", "\n")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_spamgate"))
-        .arg("test")
-        .arg("--config")
-        .arg(&config)
-        .args(["--ip", "192.0.2.99", "--helo", "mx.evil.test"])
-        .args([
-            "--from",
-            "attacker@evil.test",
-            "--rcpt",
-            "a@example.net",
-            "--rcpt",
-            "b@example.net",
-        ])
-        .arg(&eml)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let report = json(
+        spamgate()
+            .arg("test")
+            .arg("--config")
+            .arg(&config)
+            .args(["--ip", "192.0.2.99", "--helo", "mx.evil.test"])
+            .args([
+                "--from",
+                "attacker@evil.test",
+                "--rcpt",
+                "a@example.net",
+                "--rcpt",
+                "b@example.net",
+            ])
+            .arg(&eml),
     );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["verdict"], "reject", "{report}");
     assert_eq!(report["code"], 550);
     assert_eq!(report["spf"], "pass", "evil.test allows every host");

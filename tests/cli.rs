@@ -2,16 +2,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::process::Stdio;
 
+use common::cli::{free_port, spamgate, Running};
 use common::client::{message, Client};
 use common::upstream::{Behaviour, Recorder};
-
-fn spamgate() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_spamgate"))
-}
 
 fn write_config(text: &str) -> tempfile::NamedTempFile {
     let mut file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
@@ -73,35 +69,6 @@ fn version_is_printed() {
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
 
-/// A free loopback port (bound then released; good enough for one child).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "spamgate did not listen on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// `run` serves SMTP, logs one JSON line per transaction and exits cleanly on SIGTERM.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_relays_logs_json_and_stops_on_sigterm() {
@@ -114,31 +81,16 @@ async fn run_relays_logs_json_and_stops_on_sigterm() {
         common::NO_DNS_AUTH
     );
     let file = write_config(&config);
-    let mut child = Child(
-        spamgate()
-            .args(["run", "--config"])
-            .arg(file.path())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port);
-    let mut client = Client::ready(([127, 0, 0, 1], port).into()).await;
+    let running = Running::start(file.path(), port, Stdio::piped());
+    let mut client = Client::ready(running.addr).await;
     let reply = client
         .send_mail("a@example.com", &["b@example.net"], &message("cli"))
         .await;
     assert_eq!(reply.code, 250);
     assert_eq!(client.cmd("QUIT").await.code, 221);
-    let pid = child.0.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = child.0.wait().unwrap();
+    let (status, log) = running.terminate();
     assert!(status.success(), "{status:?}");
-    let stderr = BufReader::new(child.0.stderr.take().unwrap());
-    let lines: Vec<String> = stderr.lines().map_while(Result::ok).collect();
+    let lines: Vec<&str> = log.lines().collect();
     let tx = lines
         .iter()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

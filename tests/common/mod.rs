@@ -2,6 +2,7 @@
 //! port 0, a recording upstream, and a plain SMTP client.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod client;
 pub mod conformance;
 pub mod dns;
