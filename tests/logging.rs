@@ -4,61 +4,30 @@
 
 mod common;
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
 
+use common::cli::{free_port, Running};
 use common::client::{message, Client};
 use common::upstream::{Behaviour, Recorder};
 
 const SESSIONS: usize = 8;
 const PER_SESSION: usize = 25;
 
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "spamgate did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn start(upstream: std::net::SocketAddr, port: u16) -> (Child, tempfile::NamedTempFile) {
+fn start(upstream: std::net::SocketAddr) -> (Running, tempfile::NamedTempFile) {
+    let port = free_port();
     let extra = format!("listen: ['127.0.0.1:{port}']\nlog: {{format: text, level: info}}");
     let yaml = common::test_config(upstream, &extra);
     let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
     std::fs::write(file.path(), yaml).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_spamgate"))
-        .args(["run", "--config"])
-        .arg(file.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    (Child(child), file)
+    (Running::start(file.path(), port, Stdio::piped()), file)
 }
 
 /// Sends PER_SESSION messages on each of SESSIONS parallel sessions.
-async fn burst(port: u16) {
+async fn burst(addr: std::net::SocketAddr) {
     let mut tasks = Vec::new();
     for s in 0..SESSIONS {
         tasks.push(tokio::spawn(async move {
-            let mut client = Client::ready(([127, 0, 0, 1], port).into()).await;
+            let mut client = Client::ready(addr).await;
             for m in 0..PER_SESSION {
                 let from = format!("s{s}m{m}@example.com");
                 let reply = client
@@ -76,18 +45,11 @@ async fn burst(port: u16) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_transaction_line_is_written_by_shutdown_without_colour() {
     let upstream = Recorder::start(Behaviour::default()).await;
-    let port = free_port();
-    let (mut child, _config) = start(upstream.addr, port);
-    wait_for_port(port);
-    burst(port).await;
+    let (running, _config) = start(upstream.addr);
+    burst(running.addr).await;
     // SIGTERM straight after the burst: queued lines must still come out.
-    let pid = child.0.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(killed.success());
-    let mut log = String::new();
-    let mut stderr = child.0.stderr.take().unwrap();
-    stderr.read_to_string(&mut log).unwrap();
-    assert!(child.0.wait().unwrap().success());
+    let (status, log) = running.terminate();
+    assert!(status.success(), "{status:?}");
     assert!(!log.contains('\x1b'), "colour codes in a pipe:\n{log}");
     let lines: Vec<&str> = log
         .lines()
