@@ -1,9 +1,10 @@
 //! Rule engine cost: load time, memory and messages per second on one
 //! core for rule sets of 10, 1,000 and 10,000 rules on 100 KB messages.
 //! Run through `bench/rules.sh` (release build). The rules are generated
-//! to look like real ones: mostly case-insensitive word patterns over the
-//! body and the Subject, some over any header or the raw message, a few
-//! with no literal at all (which the prefilter cannot skip).
+//! to look like real ones (see [`rule`]): mostly case-insensitive word
+//! patterns over the body and the Subject, some over any header or the
+//! raw message, a few with no literal at all (which the prefilter cannot
+//! skip).
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -29,13 +30,19 @@ fn word(n: usize) -> String {
     out
 }
 
+/// Rule `i`: the shapes of SpamAssassin-style rules. Word pairs with any
+/// space between them, alternatives, bounded gaps, Subject and header
+/// patterns, raw-message patterns, and 1% (20 distinct regexes) with no
+/// literal at all, which run on every message.
 fn rule(i: usize) -> String {
-    let (a, b) = (word(i), word(i + 7919));
+    let (a, b, c) = (word(i), word(i + 7919), word(i + 15_838));
     let condition = match i % 10 {
-        0..=5 => format!(r"{{body: '(?i)\b{a}\s+{b}\b'}}"),
+        0..=3 => format!(r"{{body: '(?i)\b{a}\s+{b}\b'}}"),
+        4 => format!(r"{{body: '(?i)\b(?:{a}|{b}|{c})\b'}}"),
+        5 => format!(r"{{body: '(?i){a}.{{0,30}}{b}'}}"),
         6 | 7 => format!(r"{{header: {{name: Subject, regex: '(?i){a}.*{b}'}}}}"),
         8 => format!(r"{{any_header: '^X-{a}: '}}"),
-        _ if i % 100 == 9 => r"{raw: '[0-9]{12,}'}".to_string(),
+        _ if i % 100 == 9 => format!(r"{{raw: '[0-9]{{{},}}'}}", 12 + i / 100 % 20),
         _ => format!(r"{{raw: '{a}[0-9]+{b}'}}"),
     };
     format!("  - {{name: r{i}, stage: data, condition: {condition}, action: {{score: 0.5}}}}\n")
@@ -167,7 +174,10 @@ fn main() {
     println!("message: {} bytes", message.len());
     // BENCH_RULES=10000 measures one size only (for profiling).
     let counts: Vec<usize> = match std::env::var("BENCH_RULES") {
-        Ok(list) => list.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
+        Ok(list) => list
+            .split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect(),
         Err(_) => vec![10, 1_000, 10_000],
     };
     for count in counts {

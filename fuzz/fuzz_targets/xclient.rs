@@ -1,7 +1,7 @@
 //! The XCLIENT encoder: whatever the client told us (HELO is client text),
 //! every line we send stays within 512 octets CRLF included, carries only
 //! printable ASCII, names each offered attribute once, and decodes back to
-//! the values we meant (cut at 255 octets).
+//! the values we meant (HELO cut where its xtext form reaches 255 characters).
 #![no_main]
 
 use std::collections::HashMap;
@@ -51,10 +51,30 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(sent.contains_key(name), wanted, "{name} offered={wanted}");
     }
     if let (Some(helo), Some(sent)) = (&client.helo, sent.get("HELO")) {
-        let cut = &helo.as_bytes()[..helo.len().min(255)];
-        assert_eq!(sent.as_slice(), cut, "HELO does not decode back");
+        check_cut(helo.as_bytes(), sent);
     }
 });
+
+/// The HELO is cut so that its xtext form fits 255 characters, never
+/// inside an octet, and no shorter than that: the sent value decodes to
+/// the longest prefix of the client's HELO whose encoding fits.
+fn check_cut(helo: &[u8], sent: &[u8]) {
+    assert!(helo.starts_with(sent), "HELO does not decode to a prefix");
+    let used = encoded_len(sent);
+    assert!(used <= 255, "encoded HELO of {used} characters");
+    if let Some(&next) = helo.get(sent.len()) {
+        assert!(
+            used + encoded_len(&[next]) > 255,
+            "HELO cut short: {used} characters and the next octet fits"
+        );
+    }
+}
+
+/// RFC 3461 xtext length: printable ASCII but `+` and `=` as is, the rest `+XX`.
+fn encoded_len(bytes: &[u8]) -> usize {
+    let plain = |b: &u8| (b'!'..=b'~').contains(b) && *b != b'+' && *b != b'=';
+    bytes.iter().map(|b| if plain(b) { 1 } else { 3 }).sum()
+}
 
 /// Checks every line and returns each attribute's decoded value.
 fn decode_all(lines: &[String]) -> HashMap<String, Vec<u8>> {

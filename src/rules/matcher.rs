@@ -55,31 +55,31 @@ impl Atom {
     /// The compiled regex; `None` (never matching, logged once) only if it
     /// exceeds the size limit, the one error parsing cannot foresee.
     fn regex(&self) -> Option<&Regex> {
-        let compile = || match compile(&self.pattern) {
-            Ok(regex) => Some(regex),
-            Err(error) => {
-                tracing::error!(pattern = %self.pattern, %error, "rule regex too large; it never matches");
-                None
-            }
-        };
-        self.regex.get_or_init(compile).as_ref()
+        self.regex.get_or_init(|| compile(&self.pattern)).as_ref()
     }
 }
 
 /// Compiles as `regex::Regex::new` does (same syntax and match semantics),
 /// through the engine underneath it, which can search a window of a text
 /// while still seeing the text around it for `\b`, `^` and `$`.
-fn compile(pattern: &str) -> Result<Regex, regex_automata::meta::BuildError> {
+fn compile(pattern: &str) -> Option<Regex> {
     let config = meta::Config::new()
         .match_kind(regex_automata::MatchKind::LeftmostFirst)
         .utf8_empty(true)
         .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
         .hybrid_cache_capacity(REGEX_CACHE)
         .which_captures(WhichCaptures::Implicit);
-    meta::Builder::new()
+    let built = meta::Builder::new()
         .configure(config)
         .syntax(syntax::Config::new().utf8(true))
-        .build(pattern)
+        .build(pattern);
+    match built {
+        Ok(regex) => Some(regex),
+        Err(error) => {
+            tracing::error!(%pattern, %error, "rule regex too large; it never matches");
+            None
+        }
+    }
 }
 
 pub struct FieldMatcher {
@@ -314,7 +314,7 @@ impl FieldMatcher {
                 let from = requirement.before.map_or(0, |b| start.saturating_sub(b));
                 let to = requirement
                     .after
-                    .map_or(len, |a| (start + literal + a).min(len));
+                    .map_or(len, |a| (start + literal).saturating_add(a).min(len));
                 (from, to)
             };
             match seen.count {
