@@ -22,7 +22,9 @@ use regex_automata::nfa::thompson::WhichCaptures;
 use regex_automata::util::syntax;
 use regex_automata::Input;
 
-use super::literal::Required;
+use regex_syntax::hir::{Capture, Hir, HirKind, Repetition};
+
+use super::literal::{requirements, Required};
 
 /// Caps per regex: an operator's typo must not eat the memory of the host.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -32,8 +34,10 @@ const REGEX_CACHE: usize = 2 << 20;
 /// literal, and twice as fast to scan as the compact NFA used beyond).
 const DFA_MAX_LITERALS: usize = 20_000;
 /// Occurrences remembered per literal and text; beyond, one window spans
-/// from the first occurrence to the last.
-const KEPT: usize = 4;
+/// from the first occurrence to the last. A short literal can occur
+/// hundreds of times in 100 KB: small windows around each occurrence
+/// still cost far less than running the regex over the whole text.
+const KEPT: usize = 64;
 
 /// A literal set as the matcher uses it: prefilter pattern numbers.
 struct Requirement {
@@ -49,6 +53,12 @@ struct Atom {
     /// Every one must have a literal in the text; empty: always run.
     requirements: Vec<Requirement>,
     regex: OnceLock<Option<Regex>>,
+    /// For a regex that runs on every text and uses Unicode `\b`: the
+    /// same regex without its assertions, which matches wherever it does.
+    /// On non-ASCII text Unicode `\b` forces the regex engine's slowest
+    /// mode (milliseconds per 100 KB); the guard runs in its fast mode and
+    /// rules most texts out first.
+    guard: Option<(String, OnceLock<Option<Regex>>)>,
 }
 
 impl Atom {
@@ -57,6 +67,44 @@ impl Atom {
     fn regex(&self) -> Option<&Regex> {
         self.regex.get_or_init(|| compile(&self.pattern)).as_ref()
     }
+
+    /// True if the regex matches somewhere in the whole of `text`.
+    fn matches_whole(&self, text: &str) -> bool {
+        if let Some((pattern, guard)) = &self.guard {
+            let guard = guard.get_or_init(|| compile(pattern));
+            if guard.as_ref().is_some_and(|g| !g.is_match(text)) {
+                return false;
+            }
+        }
+        self.regex().is_some_and(|r| r.is_match(text))
+    }
+}
+
+/// `hir` without its look-around assertions (`\b`, `^`, `$`...): each
+/// only narrows where a match may be, so without them the regex matches
+/// at least wherever `hir` does.
+fn without_looks(hir: &Hir) -> Hir {
+    let all = |subs: &[Hir]| subs.iter().map(without_looks).collect::<Vec<_>>();
+    match hir.kind() {
+        HirKind::Look(_) => Hir::empty(),
+        HirKind::Capture(c) => Hir::capture(Capture {
+            sub: Box::new(without_looks(&c.sub)),
+            ..c.clone()
+        }),
+        HirKind::Repetition(r) => Hir::repetition(Repetition {
+            sub: Box::new(without_looks(&r.sub)),
+            ..r.clone()
+        }),
+        HirKind::Concat(subs) => Hir::concat(all(subs)),
+        HirKind::Alternation(subs) => Hir::alternation(all(subs)),
+        _ => hir.clone(),
+    }
+}
+
+/// The guard of a regex without literals, when it needs one.
+fn guard(hir: &Hir, required: &[Required]) -> Option<(String, OnceLock<Option<Regex>>)> {
+    let slow = required.is_empty() && hir.properties().look_set().contains_word_unicode();
+    slow.then(|| (without_looks(hir).to_string(), OnceLock::new()))
 }
 
 /// Compiles as `regex::Regex::new` does (same syntax and match semantics),
@@ -104,8 +152,10 @@ pub struct MatcherBuilder {
 }
 
 impl MatcherBuilder {
-    /// Adds atom `id` with a pattern whose syntax is already checked.
-    pub fn add(&mut self, id: usize, pattern: &str, required: Vec<Required>) {
+    /// Adds atom `id`: a pattern and its parsed form.
+    pub fn add(&mut self, id: usize, pattern: &str, hir: &Hir) {
+        let required = requirements(hir);
+        let guard = guard(hir, &required);
         let index = self.atoms.len();
         let requirements: Vec<Requirement> =
             required.into_iter().map(|r| self.requirement(r)).collect();
@@ -122,6 +172,7 @@ impl MatcherBuilder {
             pattern: pattern.to_string(),
             requirements,
             regex: OnceLock::new(),
+            guard,
         });
     }
 
@@ -173,10 +224,11 @@ impl MatcherBuilder {
 }
 
 /// Where a literal occurred in the text being scanned.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Default)]
 struct Seen {
     count: usize,
-    starts: [usize; KEPT],
+    /// The first `KEPT` starts (the buffer is kept from text to text).
+    starts: Vec<usize>,
     last: usize,
 }
 
@@ -195,7 +247,9 @@ struct Scratch {
 impl Scratch {
     fn start(&mut self, patterns: usize, atoms: usize) {
         for &p in &self.touched {
-            self.seen[p] = Seen::default();
+            let seen = &mut self.seen[p];
+            seen.count = 0;
+            seen.starts.clear();
         }
         self.touched.clear();
         if self.seen.len() < patterns {
@@ -217,7 +271,7 @@ impl Scratch {
             self.touched.push(pattern);
         }
         if seen.count < KEPT {
-            seen.starts[seen.count] = start;
+            seen.starts.push(start);
         }
         seen.count += 1;
         seen.last = start;
@@ -245,7 +299,7 @@ impl FieldMatcher {
         scratch.start(self.lengths.len(), self.atoms.len());
         for &index in &self.always {
             let atom = &self.atoms[index];
-            if !hits[atom.id] && atom.regex().is_some_and(|r| r.is_match(text)) {
+            if !hits[atom.id] && atom.matches_whole(text) {
                 hits[atom.id] = true;
             }
         }
@@ -319,7 +373,7 @@ impl FieldMatcher {
             };
             match seen.count {
                 0 => {}
-                n if n <= KEPT => windows.extend(seen.starts[..n].iter().map(|&s| window(s))),
+                n if n <= KEPT => windows.extend(seen.starts.iter().map(|&s| window(s))),
                 _ => windows.push((window(seen.starts[0]).0, window(seen.last).1)),
             }
         }
@@ -362,12 +416,11 @@ fn merge(mut windows: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::literal::requirements;
 
     fn matcher(patterns: &[&str]) -> FieldMatcher {
         let mut builder = MatcherBuilder::default();
         for (id, p) in patterns.iter().enumerate() {
-            builder.add(id, p, requirements(&regex_syntax::parse(p).unwrap()));
+            builder.add(id, p, &regex_syntax::parse(p).unwrap());
         }
         builder.build()
     }
@@ -423,6 +476,10 @@ mod tests {
             r"größe\d",
             r"(?i)\bkal[oö]\b",
             r"(?i)\bfree\s+money\b",
+            // No literal, Unicode `\b`: decided through the guard.
+            r"(?i)\b(?:ka|sa)\b",
+            r"(?m)^\w{2}$",
+            r"\b(?P<n>é+)\b",
         ];
         let long_cats = "concatenate ".repeat(KEPT + 3) + "a cat.";
         let texts = [
@@ -451,6 +508,11 @@ mod tests {
                 "{}FREE\r\n\tMONEY",
                 "free free money-free ".repeat(KEPT + 2)
             ),
+            "Grüße, KA!".to_string(),
+            "Grüße, kasa".to_string(),
+            "Grüße\nab\nabc".to_string(),
+            "xéé éé".to_string(),
+            "xéé".to_string(),
         ];
         agree(&patterns, &texts);
     }

@@ -250,9 +250,8 @@ fn build_plans(
         for (id, atom) in table.pending.iter().enumerate() {
             match parse_regex(atom) {
                 Ok(hir) => {
-                    let required = literal::requirements(&hir);
                     let builder = builders.entry(atom.field.clone()).or_default();
-                    builder.add(id, &atom.pattern, required);
+                    builder.add(id, &atom.pattern, &hir);
                 }
                 Err(e) => errors.push(e),
             }
