@@ -36,8 +36,8 @@ CLIENT_IP=198.18.0.25 # RFC 2544 benchmark space: not "private" to Haraka
 PYTHON="${SPAMGATE_PYTHON:-$ROOT/.venv/bin/python3}"
 [[ -x "$PYTHON" ]] || PYTHON=python3
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'compare: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 # --- installation -----------------------------------------------------------
 
@@ -72,46 +72,6 @@ install_tools() {
 }
 
 # --- processes --------------------------------------------------------------
-
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    [[ "${KEEP:-0}" == 1 ]] || rm -rf "${WORK:-/nonexistent}"
-}
-trap cleanup EXIT
-
-free_port() {
-    local port
-    while :; do
-        port=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return
-        fi
-    done
-}
-
-wait_port() {
-    local port=$1 pid=$2 tries=0
-    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-        kill -0 "$pid" 2>/dev/null || die "process $pid died before listening on $port"
-        tries=$((tries + 1))
-        ((tries < 1500)) || die "nothing listens on $port after 30 s"
-        sleep 0.02
-    done
-}
-
-stop() {
-    local pid=$1 keep=() p
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    for p in "${PIDS[@]}"; do [[ "$p" == "$pid" ]] || keep+=("$p"); done
-    PIDS=("${keep[@]}")
-}
 
 # The process and its children (Haraka's cluster workers).
 tree() {

@@ -41,50 +41,8 @@ SINK_USER=()
 [[ "$(id -u)" == 0 ]] && SINK_USER=(-u root)
 
 WORK="$(mktemp -d /tmp/spamgate-bench.XXXXXX)"
-PIDS=()
-
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-log() { printf '==> %s\n' "$*" >&2; }
-
-# A port nothing listens on (a connection attempt is refused).
-free_port() {
-    local port
-    while :; do
-        port=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return
-        fi
-    done
-}
-
-wait_port() {
-    local port=$1 pid=$2 tries=0
-    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-        kill -0 "$pid" 2>/dev/null || { echo "process $pid died before listening on $port" >&2; return 1; }
-        tries=$((tries + 1))
-        ((tries < 500)) || { echo "nothing listens on $port after 10 s" >&2; return 1; }
-        sleep 0.02
-    done
-}
-
-stop() {
-    local pid=$1
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    local keep=()
-    for p in "${PIDS[@]}"; do [[ "$p" == "$pid" ]] || keep+=("$p"); done
-    PIDS=("${keep[@]}")
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 # Starts smtp-sink (no XCLIENT, counters on) and sets SINK_PID, SINK_PORT.
 start_sink() {
