@@ -78,19 +78,22 @@ impl Reply {
     }
 
     /// Appends the reply in wire form; the status repeats on every line.
+    /// Formats straight into `out`: this runs for every reply we send.
     pub fn write_to(&self, out: &mut Vec<u8>) {
+        use std::io::Write as _;
         let last = self.lines.len().saturating_sub(1);
         for (i, line) in self.lines.iter().enumerate() {
             let sep = if i == last { ' ' } else { '-' };
-            out.extend_from_slice(format!("{}{sep}", self.code).as_bytes());
+            // Writing into a Vec cannot fail.
+            let _ = write!(out, "{}{sep}", self.code);
             if let Some(status) = self.status {
-                out.extend_from_slice(format!("{status} ").as_bytes());
+                let _ = write!(out, "{status} ");
             }
             out.extend_from_slice(line.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
         if self.lines.is_empty() {
-            out.extend_from_slice(format!("{}\r\n", self.code).as_bytes());
+            let _ = write!(out, "{}\r\n", self.code);
         }
     }
 

@@ -176,13 +176,29 @@ fn received_header(
         (None, true) => ("ESMTP", String::new()),
         (None, false) => ("SMTP", String::new()),
     };
-    let date = mail_parser::DateTime::from_timestamp(unix_now()).to_rfc822();
+    let date = rfc822_now();
     let rcpt = match rcpts {
         [one] => format!("\r\n\tfor <{one}>"),
         _ => String::new(),
     };
     let helo = sanitize(helo);
     format!("Received: from {helo} ([{ip}])\r\n\tby {host} (spamgate) with {with} id {id}{tls}{rcpt};\r\n\t{date}\r\n")
+}
+
+/// The current date in RFC 5322 form, formatted once a second per thread:
+/// every relayed message needs it and formatting a date is not cheap.
+fn rfc822_now() -> String {
+    thread_local! {
+        static DATE: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = unix_now();
+    DATE.with_borrow_mut(|(second, text)| {
+        if *second != now {
+            *second = now;
+            *text = mail_parser::DateTime::from_timestamp(now).to_rfc822();
+        }
+        text.clone()
+    })
 }
 
 fn unix_now() -> i64 {

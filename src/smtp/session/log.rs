@@ -1,9 +1,12 @@
 //! One log line per transaction: who, what, and why it ended as it did.
 
+use std::fmt::{self, Display};
+
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Session, Transaction};
 use crate::smtp::reply::Reply;
+use crate::tls::TlsInfo;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// Logs and counts the end of a transaction. `verdict` is a closed set:
@@ -32,15 +35,52 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             client = %self.client.addr.ip(),
             helo = self.client.helo.as_deref().unwrap_or(""),
             from = %envelope.mail_from,
-            rcpts = %envelope.rcpts.join(","),
+            rcpts = %Joined(&envelope.rcpts),
             size = tx.size,
             verdict,
             score = tx.judgement.score,
             reason = %tx.judgement.reasons_text(),
-            reply = %reply.map(ToString::to_string).unwrap_or_default(),
-            upstream = %tx.upstream_reply.as_ref().map(ToString::to_string).unwrap_or_default(),
-            upstream_tls = %upstream_tls.map(|t| format!("{} {}", t.version, t.cipher)).unwrap_or_default(),
+            reply = %Maybe(reply),
+            upstream = %Maybe(tx.upstream_reply.as_ref()),
+            upstream_tls = %Maybe(upstream_tls.map(TlsText)),
             "transaction"
         );
+    }
+}
+
+/// The log fields below format straight into the log line: one line per
+/// transaction is on the hot path, and a `String` per field is not free.
+struct Joined<'a>(&'a [String]);
+
+impl Display for Joined<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, item) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(item)?;
+        }
+        Ok(())
+    }
+}
+
+/// Empty when absent, as the log's readers expect.
+struct Maybe<T>(Option<T>);
+
+impl<T: Display> Display for Maybe<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(value) => value.fmt(f),
+            None => Ok(()),
+        }
+    }
+}
+
+/// "TLSv1.3 TLS13_AES_256_GCM_SHA384".
+struct TlsText<'a>(&'a TlsInfo);
+
+impl Display for TlsText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.0.version, self.0.cipher)
     }
 }
