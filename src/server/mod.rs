@@ -255,7 +255,7 @@ fn admit<S>(
 {
     match limiter.acquire(peer.ip()) {
         Ok(permit) => {
-            let session = Session::new(stream, peer, shared.clone()).with_mode(mode);
+            let session = Box::new(Session::new(stream, peer, shared.clone()).with_mode(mode));
             sessions.spawn(async move {
                 session.run().await;
                 drop(permit);

@@ -116,8 +116,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     /// Runs the whole session; never panics on client input, never hangs
-    /// past the configured timeouts.
-    pub async fn run(mut self) {
+    /// past the configured timeouts. Takes the session boxed: a future
+    /// stores what it owns, and each layer holding the 1 KiB session by
+    /// value would cost every idle session that much again.
+    pub async fn run(mut self: Box<Self>) {
         let span = tracing::info_span!("session", id = self.id, client = %self.client.addr.ip());
         async move {
             self.shared.metrics.sessions.inc();
@@ -126,7 +128,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             if self.open().await == Flow::Continue {
                 self.command_loop().await;
             }
-            self.finish().await;
+            Box::pin(self.finish()).await;
         }
         .instrument(span)
         .await
@@ -134,10 +136,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     /// Implicit TLS (if this listener does it), then the connect stage.
     async fn open(&mut self) -> Flow {
-        if self.mode.implicit_tls && self.implicit_tls().await == Flow::Close {
+        if self.mode.implicit_tls && Box::pin(self.implicit_tls()).await == Flow::Close {
             return Flow::Close;
         }
-        self.connect().await
+        Box::pin(self.connect()).await
     }
 
     async fn command_loop(&mut self) {
@@ -164,14 +166,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
     }
 
+    /// Each stage's future is boxed: they hold upstream I/O, checks and TLS
+    /// handshakes, and unboxed their room would sit in every idle session.
     async fn dispatch(&mut self, command: Command) -> Flow {
         match command {
-            Command::Ehlo(domain) => self.helo(domain, true).await,
-            Command::Helo(domain) => self.helo(domain, false).await,
-            Command::Mail { from, params } => self.mail(from, params).await,
-            Command::Rcpt { to } => self.rcpt(to).await,
-            Command::Data => self.data().await,
-            Command::Rset => self.rset().await,
+            Command::Ehlo(domain) => Box::pin(self.helo(domain, true)).await,
+            Command::Helo(domain) => Box::pin(self.helo(domain, false)).await,
+            Command::Mail { from, params } => Box::pin(self.mail(from, params)).await,
+            Command::Rcpt { to } => Box::pin(self.rcpt(to)).await,
+            Command::Data => Box::pin(self.data()).await,
+            Command::Rset => Box::pin(self.rset()).await,
             Command::Noop => self.reply(canned::ok()),
             Command::Vrfy => self.reply(canned::vrfy()),
             Command::Help => self.reply(canned::help()),
@@ -179,8 +183,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.reply(canned::bye(&self.shared.config.hostname));
                 Flow::Close
             }
-            Command::StartTls => self.starttls().await,
-            Command::Auth { mechanism, initial } => self.auth(mechanism, initial).await,
+            Command::StartTls => Box::pin(self.starttls()).await,
+            Command::Auth { mechanism, initial } => Box::pin(self.auth(mechanism, initial)).await,
             Command::Expn => self.error(canned::not_implemented()),
             Command::Unknown(_) => self.error(canned::unknown_command()),
         }

@@ -58,12 +58,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             helo: self.client.helo.clone(),
             esmtp: self.client.esmtp,
         };
-        let result = timed(Upstream::connect(
+        // Boxed: the connect future holds a whole TLS handshake, and every
+        // session's future would otherwise carry that room while idle.
+        let result = timed(Box::pin(Upstream::connect(
             &config.upstream,
             &config.timeouts,
             &identity,
             &self.shared.upstream_caps,
-        ))
+        )))
         .await;
         let metrics = &self.shared.metrics;
         metrics.upstream_latency("connect", result.elapsed);
