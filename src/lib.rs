@@ -5,7 +5,8 @@
 //! # Layout
 //!
 //! - [`config`]: the YAML configuration, parsed whole, every error reported.
-//! - [`server`]: listeners, connection limits, graceful shutdown; [`run`].
+//! - [`server`]: listeners, connection limits, the shared DATA memory pool,
+//!   graceful shutdown; [`run`].
 //! - [`smtp`]: the wire: [`smtp::codec`] (bounded lines, DATA framing,
 //!   dot-stuffing), [`smtp::command`] (parser), [`smtp::reply`] (every reply
 //!   we send), [`smtp::session`] (the state machine, one file per stage).
@@ -16,7 +17,8 @@
 //! - [`dns`]: the one shared DNS resolver, typed answers, DNS metrics.
 //! - [`state`]: rate-limit counters, greylist triplets and the DNS list
 //!   cache, in memory or shared through Redis.
-//! - [`upstream`]: the lockstep client to the upstream MTA, with XCLIENT.
+//! - [`upstream`]: the lockstep client to the upstream MTA, with XCLIENT and
+//!   STARTTLS towards it.
 //! - [`offline`]: `spamgate test`, the pipeline run on one message file.
 //! - [`metrics`]: Prometheus metrics and the `/metrics` endpoint.
 //! - [`tls`]: certificates, STARTTLS and implicit TLS towards clients.
