@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 
-use rustls::ServerConfig;
+use rustls::{CommonState, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -97,41 +97,57 @@ pub struct TlsInfo {
     pub cipher: String,
 }
 
-/// A client connection that can turn into TLS in place, so the session
-/// keeps one stream type across STARTTLS.
-pub enum ClientIo<S> {
-    Plain(S),
-    Tls(Box<TlsStream<S>>),
+/// A connection that can turn into TLS in place (STARTTLS, RFC 3207), so
+/// the code above it keeps one buffered stream across the upgrade. `T` is
+/// the TLS stream over `P`: server side towards clients ([`ClientIo`]),
+/// client side towards the upstream (`upstream::stream::UpstreamIo`).
+pub enum MaybeTls<P, T> {
+    Plain(P),
+    Tls(Box<T>),
     /// Only during a handshake; any I/O on it is an error.
     Upgrading,
+}
+
+/// A client connection: plain, or TLS after STARTTLS or on an implicit-TLS listener.
+pub type ClientIo<S> = MaybeTls<S, TlsStream<S>>;
+
+impl<P, T> MaybeTls<P, T> {
+    /// Takes the plain stream out for a handshake, leaving `Upgrading`.
+    pub fn take_plain(&mut self) -> io::Result<P> {
+        match std::mem::replace(self, MaybeTls::Upgrading) {
+            MaybeTls::Plain(plain) => Ok(plain),
+            other => {
+                *self = other;
+                Err(io::Error::other("TLS already active"))
+            }
+        }
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> ClientIo<S> {
     /// Runs the server handshake on the plain stream.
     pub async fn start_tls(&mut self, acceptor: TlsAcceptor) -> io::Result<TlsInfo> {
-        let ClientIo::Plain(plain) = std::mem::replace(self, ClientIo::Upgrading) else {
-            return Err(io::Error::other("TLS already active"));
-        };
+        let plain = self.take_plain()?;
         let tls = acceptor.accept(plain).await?;
-        let info = info(&tls);
-        *self = ClientIo::Tls(Box::new(tls));
+        let info = info(tls.get_ref().1);
+        *self = MaybeTls::Tls(Box::new(tls));
         Ok(info)
     }
 
     pub fn tls_info(&self) -> Option<TlsInfo> {
         match self {
-            ClientIo::Tls(tls) => Some(info(tls)),
+            MaybeTls::Tls(tls) => Some(info(tls.get_ref().1)),
             _ => None,
         }
     }
 }
 
-fn info<S>(tls: &TlsStream<S>) -> TlsInfo {
-    let (_, conn) = tls.get_ref();
-    let version = conn
+/// The protocol version and cipher suite, as the trace headers name them.
+pub fn info(state: &CommonState) -> TlsInfo {
+    let version = state
         .protocol_version()
         .map_or("unknown".into(), |v| format!("{v:?}").replace('_', "."));
-    let cipher = conn
+    let cipher = state
         .negotiated_cipher_suite()
         .map_or("unknown".into(), |c| format!("{:?}", c.suite()));
     TlsInfo { version, cipher }
@@ -141,46 +157,66 @@ fn upgrading() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "TLS handshake in progress")
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ClientIo<S> {
+impl<P: AsyncRead + Unpin, T: AsyncRead + Unpin> AsyncRead for MaybeTls<P, T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            ClientIo::Upgrading => Poll::Ready(Err(upgrading())),
+            MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            MaybeTls::Upgrading => Poll::Ready(Err(upgrading())),
         }
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
+impl<P: AsyncWrite + Unpin, T: AsyncWrite + Unpin> AsyncWrite for MaybeTls<P, T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            ClientIo::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            ClientIo::Upgrading => Poll::Ready(Err(upgrading())),
+            MaybeTls::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            MaybeTls::Upgrading => Poll::Ready(Err(upgrading())),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            MaybeTls::Upgrading => Poll::Ready(Err(upgrading())),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            MaybeTls::Plain(s) => s.is_write_vectored(),
+            MaybeTls::Tls(s) => s.is_write_vectored(),
+            MaybeTls::Upgrading => false,
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientIo::Plain(s) => Pin::new(s).poll_flush(cx),
-            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            ClientIo::Upgrading => Poll::Ready(Err(upgrading())),
+            MaybeTls::Plain(s) => Pin::new(s).poll_flush(cx),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            MaybeTls::Upgrading => Poll::Ready(Err(upgrading())),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            ClientIo::Upgrading => Poll::Ready(Ok(())),
+            MaybeTls::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            MaybeTls::Upgrading => Poll::Ready(Ok(())),
         }
     }
 }

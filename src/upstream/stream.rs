@@ -5,21 +5,18 @@
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::{ClientConfig, CommonState, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::tls::TlsInfo;
+use crate::tls::{info, MaybeTls, TlsInfo};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsClientError {
@@ -145,101 +142,16 @@ impl ServerCertVerifier for AnyCertificate {
 }
 
 /// The upstream socket, upgraded in place by STARTTLS.
-pub enum UpstreamIo {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-    /// Only during a handshake; any I/O on it is an error.
-    Upgrading,
-}
+pub type UpstreamIo = MaybeTls<TcpStream, TlsStream<TcpStream>>;
 
 impl UpstreamIo {
     /// Runs the client handshake on the plain stream. On failure the
     /// connection is gone: a half-done handshake leaves nothing to reuse.
     pub async fn start_tls(&mut self, client: &TlsClient) -> io::Result<TlsInfo> {
-        let UpstreamIo::Plain(plain) = std::mem::replace(self, UpstreamIo::Upgrading) else {
-            return Err(io::Error::other("TLS already active"));
-        };
+        let plain = self.take_plain()?;
         let tls = client.connector.connect(client.name.clone(), plain).await?;
         let info = info(tls.get_ref().1);
-        *self = UpstreamIo::Tls(Box::new(tls));
+        *self = MaybeTls::Tls(Box::new(tls));
         Ok(info)
-    }
-}
-
-fn info(state: &CommonState) -> TlsInfo {
-    let version = state
-        .protocol_version()
-        .map_or("unknown".into(), |v| format!("{v:?}").replace('_', "."));
-    let cipher = state
-        .negotiated_cipher_suite()
-        .map_or("unknown".into(), |c| format!("{:?}", c.suite()));
-    TlsInfo { version, cipher }
-}
-
-fn upgrading() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "TLS handshake in progress")
-}
-
-impl AsyncRead for UpstreamIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            UpstreamIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            UpstreamIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            UpstreamIo::Upgrading => Poll::Ready(Err(upgrading())),
-        }
-    }
-}
-
-impl AsyncWrite for UpstreamIo {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            UpstreamIo::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            UpstreamIo::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            UpstreamIo::Upgrading => Poll::Ready(Err(upgrading())),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            UpstreamIo::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            UpstreamIo::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-            UpstreamIo::Upgrading => Poll::Ready(Err(upgrading())),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            UpstreamIo::Plain(s) => s.is_write_vectored(),
-            UpstreamIo::Tls(s) => s.is_write_vectored(),
-            UpstreamIo::Upgrading => false,
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            UpstreamIo::Plain(s) => Pin::new(s).poll_flush(cx),
-            UpstreamIo::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            UpstreamIo::Upgrading => Poll::Ready(Err(upgrading())),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            UpstreamIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            UpstreamIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            UpstreamIo::Upgrading => Poll::Ready(Ok(())),
-        }
     }
 }
