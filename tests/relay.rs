@@ -4,7 +4,7 @@
 mod common;
 
 use common::client::{message, Client};
-use common::conformance::smuggling_sequences;
+use common::conformance::{smuggle, smuggling_sequences};
 use common::upstream::{closed_port, Behaviour, Fault, Recorder, Step};
 use common::{test_config, Spamgate};
 
@@ -407,24 +407,6 @@ async fn bytes_after_data_before_354_are_refused() {
     );
     assert!(client.is_closed().await);
     assert!(upstream.accepted().is_empty());
-}
-
-/// Sends one message with `sequence` inside, followed by a smuggled
-/// transaction, the real end, then a clean second transaction.
-async fn smuggle(client: &mut Client, sequence: &[u8]) -> (u16, u16) {
-    assert_eq!(client.cmd("MAIL FROM:<a@example.com>").await.code, 250);
-    assert_eq!(client.cmd("RCPT TO:<b@example.net>").await.code, 250);
-    assert_eq!(client.cmd("DATA").await.code, 354);
-    let mut data = b"From: a@example.com\r\nSubject: carrier\r\n\r\nfirst".to_vec();
-    data.extend_from_slice(sequence);
-    data.extend_from_slice(b"MAIL FROM:<evil@example.org>\r\nRCPT TO:<victim@example.net>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled\r\n.\r\n");
-    client.send(&data).await;
-    let first = client.reply().await.code;
-    let second = client
-        .send_mail("c@example.com", &["d@example.net"], &message("clean"))
-        .await
-        .code;
-    (first, second)
 }
 
 #[tokio::test]

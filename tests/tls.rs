@@ -7,6 +7,7 @@ use spamgate::config::Config;
 use tokio::net::TcpListener;
 
 use common::client::{message, Client};
+use common::conformance::{smuggle, smuggling_sequences};
 use common::tls::TestCert;
 use common::upstream::{Behaviour, Recorder};
 use common::{test_config, Spamgate};
@@ -251,4 +252,31 @@ async fn auth_is_not_offered_on_plain_mx_listeners() {
         client.cmd(&format!("AUTH PLAIN {ALICE_PLAIN}")).await.code,
         502
     );
+}
+
+/// The smuggling probes of `../shared/conformance/smtp-smuggling.md` inside
+/// a STARTTLS session: TLS must not change how the end of data is found.
+#[tokio::test]
+async fn smuggling_sequences_over_starttls_never_reach_the_upstream() {
+    let (cert, upstream) = (TestCert::new(), Recorder::start(Behaviour::default()).await);
+    let (spamgate, _) = start(&cert, &upstream, true).await;
+    let sequences = smuggling_sequences();
+    for (name, sequence) in &sequences {
+        let mut client = Client::greeted(spamgate.addr).await;
+        client.cmd("EHLO c.example").await;
+        let mut client = cert.starttls(client).await;
+        assert_eq!(client.cmd("EHLO c.example").await.code, 250);
+        let (first, second) = smuggle(&mut client, sequence).await;
+        assert_eq!((first, second), (550, 250), "{name}");
+    }
+    let accepted = upstream.wait_accepted(sequences.len()).await;
+    assert_eq!(accepted.len(), sequences.len(), "only the clean messages");
+    for got in &accepted {
+        assert_eq!(got.mail_from, "c@example.com");
+        assert!(!got.wire.windows(8).any(|w| w == b"smuggled"));
+    }
+    assert!(upstream
+        .commands()
+        .iter()
+        .all(|c| !c.contains("evil@example.org")));
 }

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use super::client::{message, Client};
+
 fn shared(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/conformance")
@@ -49,4 +51,22 @@ fn unescape(text: &str) -> Vec<u8> {
         rest = &rest[len..];
     }
     out
+}
+
+/// Sends one message with `sequence` inside, followed by a smuggled
+/// transaction, the real end, then a clean second transaction.
+pub async fn smuggle(client: &mut Client, sequence: &[u8]) -> (u16, u16) {
+    assert_eq!(client.cmd("MAIL FROM:<a@example.com>").await.code, 250);
+    assert_eq!(client.cmd("RCPT TO:<b@example.net>").await.code, 250);
+    assert_eq!(client.cmd("DATA").await.code, 354);
+    let mut data = b"From: a@example.com\r\nSubject: carrier\r\n\r\nfirst".to_vec();
+    data.extend_from_slice(sequence);
+    data.extend_from_slice(b"MAIL FROM:<evil@example.org>\r\nRCPT TO:<victim@example.net>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled\r\n.\r\n");
+    client.send(&data).await;
+    let first = client.reply().await.code;
+    let second = client
+        .send_mail("c@example.com", &["d@example.net"], &message("clean"))
+        .await
+        .code;
+    (first, second)
 }
