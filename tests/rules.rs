@@ -5,13 +5,13 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::cli::{free_port, spamgate, write_file, Running};
 use common::client::{message, Client};
 use common::upstream::{Behaviour, Recorder};
 use common::{http_get, test_config, Spamgate};
@@ -401,41 +401,6 @@ async fn tagging_names_the_rules_and_monitor_rules_do_not_act() {
     spamgate.stop().await;
 }
 
-fn spamgate_bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_spamgate"))
-}
-
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "spamgate did not listen on {port}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// The real binary reloads on SIGHUP while 20 sessions sit in transactions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_running_binary() {
@@ -452,25 +417,12 @@ async fn sighup_reloads_the_running_binary() {
         common::NO_DNS_AUTH
     );
     std::fs::write(&config, yaml).unwrap();
-    let child = Child(
-        spamgate_bin()
-            .args(["run", "--config"])
-            .arg(&config)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port).await;
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let running = Running::start(&config, port, Stdio::null());
+    let addr = running.addr;
     let metrics_addr: SocketAddr = ([127, 0, 0, 1], metrics_port).into();
     let clients = open_transactions(addr).await;
     replace_file(&rules, &subject_rule("beta"));
-    let pid = child.0.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap()
-        .success());
+    running.signal("HUP");
     wait_metric(
         metrics_addr,
         "spamgate_rules_reload_total{result=\"ok\"}",
@@ -480,29 +432,20 @@ async fn sighup_reloads_the_running_binary() {
     check_reload_contract(addr, clients).await;
 }
 
-fn temp_file(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::File::create(&path)
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    path
-}
-
 #[test]
 fn check_reports_every_rule_error_and_exits_64() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = temp_file(
+    let rules = write_file(
         dir.path(),
         "bad.yaml",
         "rules:\n  - name: ONE\n    stage: data\n    condition: {body: '(x'}\n    action: {score: 1}\n  - name: TWO\n    stage: helo\n    condition: {sender: x}\n    action: {reject: {code: 250}}\n",
     );
-    let config = temp_file(
+    let config = write_file(
         dir.path(),
         "c.yaml",
         &format!("rules: {{files: ['{}']}}\n", rules.display()),
     );
-    let out = spamgate_bin()
+    let out = spamgate()
         .args(["check", "--config"])
         .arg(&config)
         .output()
@@ -527,12 +470,12 @@ fn check_reports_every_rule_error_and_exits_64() {
 #[test]
 fn check_accepts_the_default_rules() {
     let dir = tempfile::tempdir().unwrap();
-    let config = temp_file(
+    let config = write_file(
         dir.path(),
         "c.yaml",
         &format!("rules: {{files: ['{}']}}\n", default_rules()),
     );
-    let out = spamgate_bin()
+    let out = spamgate()
         .args(["check", "--config"])
         .arg(&config)
         .output()
@@ -550,12 +493,12 @@ fn check_accepts_the_default_rules() {
 fn replay_and_test_report_rule_hits() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let rules = temp_file(
+    let rules = write_file(
         root,
         "r.yaml",
         "rules:\n  - {name: PRIZE, stage: data, condition: {header: {name: Subject, regex: '(?i)prize'}}, action: {score: 6}}\n  - {name: NODATE, stage: data, condition: {not: {header: {name: Date}}}, action: {score: 0.5}}\n",
     );
-    let config = temp_file(
+    let config = write_file(
         root,
         "c.yaml",
         &format!("rules: {{files: ['{}']}}\n", rules.display()),
@@ -563,27 +506,27 @@ fn replay_and_test_report_rule_hits() {
     for sub in ["spam/cur", "spam/new", "spam/tmp"] {
         std::fs::create_dir_all(root.join(sub)).unwrap();
     }
-    temp_file(
+    write_file(
         &root.join("spam/cur"),
         "1:2,S",
         "Subject: Your PRIZE\n\nx\n",
     );
-    temp_file(
+    write_file(
         &root.join("spam/new"),
         "2",
         "Subject: prize inside\nDate: Fri, 27 Nov 2026 05:00:00 +0000\n\nx\n",
     );
-    temp_file(
+    write_file(
         &root.join("spam/tmp"),
         "3",
         "Subject: prize (still being written)\n\nx\n",
     );
-    temp_file(
+    write_file(
         root,
         "ham.mbox",
         "From a@b Sat Jan  3 01:05:34 1996\nSubject: lunch\nDate: Fri, 27 Nov 2026 05:00:00 +0000\n\nx\n\nFrom a@b Sat Jan  3 01:05:34 1996\nSubject: prize draw at the fair\nDate: Fri, 27 Nov 2026 05:00:00 +0000\n\ny\n",
     );
-    let out = spamgate_bin()
+    let out = spamgate()
         .args(["replay", "--config"])
         .arg(&config)
         .arg("--spam")
@@ -628,8 +571,8 @@ fn replay_and_test_report_rule_hits() {
         "no progress bar when piped"
     );
 
-    let message = temp_file(root, "m.eml", "From: a@example.com\nSubject: prize\n\nx\n");
-    let out = spamgate_bin()
+    let message = write_file(root, "m.eml", "From: a@example.com\nSubject: prize\n\nx\n");
+    let out = spamgate()
         .args(["test", "--config"])
         .arg(&config)
         .args([

@@ -482,3 +482,17 @@ fn scoring(v: &mut Validator, raw: &RawConfig) -> Scoring {
 
 #[cfg(test)]
 mod tests;
+
+/// Every error a config text gives, as `(line, key, message)`: what the
+/// section tests assert on.
+#[cfg(test)]
+pub(crate) fn errors_in(yaml: &str) -> Vec<(u64, String, String)> {
+    match Config::from_yaml(yaml, Path::new("t.yaml")) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors
+            .0
+            .into_iter()
+            .map(|e| (e.line, e.key, e.message))
+            .collect(),
+    }
+}

@@ -104,18 +104,8 @@ fn timeout(v: &mut Validator, raw: Option<&S<String>>) -> Duration {
 mod tests {
     use std::path::Path;
 
+    use crate::config::errors_in as errors;
     use crate::config::Config;
-
-    fn errors(yaml: &str) -> Vec<(u64, String, String)> {
-        match Config::from_yaml(yaml, Path::new("t.yaml")) {
-            Ok(_) => Vec::new(),
-            Err(errors) => errors
-                .0
-                .into_iter()
-                .map(|e| (e.line, e.key, e.message))
-                .collect(),
-        }
-    }
 
     #[test]
     fn valid_section() {

@@ -102,18 +102,8 @@ mod tests {
     use std::path::Path;
 
     use super::UpstreamTlsMode;
+    use crate::config::errors_in as errors;
     use crate::config::Config;
-
-    fn errors(yaml: &str) -> Vec<(u64, String, String)> {
-        match Config::from_yaml(yaml, Path::new("t.yaml")) {
-            Ok(_) => Vec::new(),
-            Err(errors) => errors
-                .0
-                .into_iter()
-                .map(|e| (e.line, e.key, e.message))
-                .collect(),
-        }
-    }
 
     fn ca_file() -> tempfile::NamedTempFile {
         let made = rcgen::generate_simple_self_signed(vec!["mx.test".to_string()]).unwrap();
