@@ -5,7 +5,7 @@ mod common;
 use std::io::Write;
 use std::process::Stdio;
 
-use common::cli::{free_port, spamgate, Running};
+use common::cli::{free_port, spamgate, succeed, Running};
 use common::client::{message, Client};
 use common::upstream::{Behaviour, Recorder};
 
@@ -17,15 +17,7 @@ fn write_config(text: &str) -> tempfile::NamedTempFile {
 
 #[test]
 fn check_accepts_the_shipped_config() {
-    let out = spamgate()
-        .args(["check", "--config", "spamgate.yaml"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeed(spamgate().args(["check", "--config", "spamgate.yaml"]));
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::cli::{free_port, spamgate, write_file, Running};
+use common::cli::{free_port, spamgate, succeed, write_file, Running};
 use common::client::{message, Client};
 use common::upstream::{Behaviour, Recorder};
 use common::{http_get, test_config, Spamgate};
@@ -475,16 +475,7 @@ fn check_accepts_the_default_rules() {
         "c.yaml",
         &format!("rules: {{files: ['{}']}}\n", default_rules()),
     );
-    let out = spamgate()
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeed(spamgate().args(["check", "--config"]).arg(&config));
 }
 
 /// `replay` reads a Maildir, an mbox and single files and counts per rule;

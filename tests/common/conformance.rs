@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::client::{message, Client};
+use super::upstream::Recorder;
 
 fn shared(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -69,4 +70,19 @@ pub async fn smuggle(client: &mut Client, sequence: &[u8]) -> (u16, u16) {
         .await
         .code;
     (first, second)
+}
+
+/// After one [`smuggle`] per sequence: only the clean follow-up messages
+/// reached the upstream, and nothing of the smuggled transaction did.
+pub async fn assert_nothing_smuggled(upstream: &Recorder, sequences: usize) {
+    let accepted = upstream.wait_accepted(sequences).await;
+    assert_eq!(accepted.len(), sequences, "only the clean messages arrived");
+    for got in &accepted {
+        assert_eq!(got.mail_from, "c@example.com");
+        assert!(!got.wire.windows(8).any(|w| w == b"smuggled"));
+    }
+    assert!(upstream
+        .commands()
+        .iter()
+        .all(|c| !c.contains("evil@example.org")));
 }
