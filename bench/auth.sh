@@ -25,10 +25,7 @@ if [[ "${AUTH:-on}" == off ]]; then AUTH_MODE='"off"'; DMARC_MODE='"off"'; else 
 SESSIONS="${SESSIONS:-100}"
 PYTHON="${SPAMGATE_PYTHON:-.venv/bin/python3}"
 [[ -x "$PYTHON" ]] || PYTHON=python3
-SINK=/usr/sbin/smtp-sink
 SOURCE=/usr/sbin/smtp-source
-SINK_USER=()
-[[ "$(id -u)" == 0 ]] && SINK_USER=(-u root)
 
 WORK="$(mktemp -d /tmp/spamgate-auth-bench.XXXXXX)"
 # shellcheck source=bench/lib.sh
@@ -79,29 +76,6 @@ make_message() {
         printf 'Date: Fri, 27 Nov 2026 05:00:00 +0000\r\nMessage-ID: <bench@bench.example>\r\n\r\n'
         head -c $((SIZE * 3 / 4)) /dev/urandom | base64 -w 76 | sed 's/$/\r/'
     } | "$PYTHON" tests/data/dkim/sign.py rsa relaxed/relaxed bench.example rsa | tr -d '\r' >"$WORK/message.txt"
-}
-
-# Messages smtp-sink counted (its -c counters, last update).
-sink_messages() {
-    tr '\r' '\n' <"$WORK/sink.out" | sed -n 's/.*mesg=\([0-9]*\).*/\1/p' | tail -1
-}
-
-# Fails unless the sink got every message: none refused, none lost.
-check_delivered() {
-    local tries=0 got
-    while got=$(sink_messages); [[ "${got:-0}" -lt "$MESSAGES" ]] && ((tries < 250)); do
-        tries=$((tries + 1))
-        sleep 0.02
-    done
-    [[ "$got" == "$MESSAGES" ]] || { echo "smtp-sink counted ${got:-0} messages, sent $MESSAGES" >&2; return 1; }
-}
-
-start_sink() {
-    SINK_PORT=$(free_port)
-    "$SINK" "${SINK_USER[@]}" -c -h sink.bench "127.0.0.1:$SINK_PORT" 1024 >"$WORK/sink.out" 2>&1 &
-    SINK_PID=$!
-    PIDS+=("$SINK_PID")
-    wait_port "$SINK_PORT" "$SINK_PID"
 }
 
 start_spamgate() {
@@ -156,14 +130,14 @@ log "$(nproc) CPUs; $MESSAGES messages of $(wc -c <"$WORK/message.txt") bytes (D
 
 start_sink
 measure "$SINK_PORT"
-check_delivered
+check_delivered "$MESSAGES"
 direct=$RATE
 stop "$SINK_PID"
 
 start_sink
 start_spamgate
 measure "$GATE_PORT"
-check_delivered
+check_delivered "$MESSAGES"
 through=$RATE
 CPU=$(awk -v hz="$(getconf CLK_TCK)" -v n="$MESSAGES" '{ printf "%.0f", ($14 + $15) * 1000000 / hz / n }' "/proc/$GATE_PID/stat")
 exec 3<>"/dev/tcp/127.0.0.1/$METRICS_PORT"

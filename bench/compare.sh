@@ -32,6 +32,7 @@ fi
 SIZES="${SIZES:-4096 102400}"
 SESSIONS="${SESSIONS:-1 10 100}"
 TARGETS="${TARGETS:-direct gate_off gate_on haraka_fwd haraka_plugins}"
+SINK_NAME=sink.bench.test
 CLIENT_IP=198.18.0.25 # RFC 2544 benchmark space: not "private" to Haraka
 PYTHON="${SPAMGATE_PYTHON:-$ROOT/.venv/bin/python3}"
 [[ -x "$PYTHON" ]] || PYTHON=python3
@@ -170,32 +171,6 @@ start_redis() {
 }
 
 # --- the sink and the servers ----------------------------------------------
-
-start_sink() {
-    SINK_PORT=$(free_port)
-    local user=()
-    [[ "$(id -u)" == 0 ]] && user=(-u root)
-    /usr/sbin/smtp-sink "${user[@]}" -c -C -h sink.bench.test "127.0.0.1:$SINK_PORT" 1024 \
-        >"$WORK/sink.out" 2>&1 &
-    SINK_PID=$!
-    PIDS+=("$SINK_PID")
-    wait_port "$SINK_PORT" "$SINK_PID"
-}
-
-sink_messages() {
-    tr '\r' '\n' <"$WORK/sink.out" | sed -n 's/.*mesg=\([0-9]*\).*/\1/p' | tail -1
-}
-
-# Waits until the sink counted $1 messages (a proxy acknowledges only after
-# the upstream did, so this is immediate; it guards against lost mail).
-check_delivered() {
-    local want=$1 tries=0 got
-    while got=$(sink_messages); [[ "${got:-0}" -lt "$want" ]] && ((tries < 250)); do
-        tries=$((tries + 1))
-        sleep 0.02
-    done
-    [[ "${got:-0}" == "$want" ]] || die "smtp-sink counted ${got:-0} messages, the driver had $want accepted"
-}
 
 gate_config() {
     local checks=$1
@@ -379,7 +354,7 @@ drive() {
 # 1,000 messages), RSS (MB), P50, P99.
 measure() {
     local target=$1 size=$2 sessions=$3 eml="$WORK/msg-$2.eml" before after proxy=()
-    start_sink
+    start_sink -C
     case $target in
     direct) SERVER_PID=$SINK_PID SERVER_PORT=$SINK_PORT ;;
     gate_off) start_gate off ;;

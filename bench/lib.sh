@@ -48,3 +48,34 @@ stop() {
     for p in "${PIDS[@]}"; do [[ "$p" == "$pid" ]] || keep+=("$p"); done
     PIDS=("${keep[@]}")
 }
+
+# Starts Postfix's smtp-sink on a free port, counting messages (-c) into
+# $WORK/sink.out; extra smtp-sink flags come as arguments (-C: no XCLIENT).
+# SINK_NAME is its greeting name. Sets SINK_PID and SINK_PORT.
+start_sink() {
+    local user=()
+    [[ "$(id -u)" == 0 ]] && user=(-u root)
+    SINK_PORT=$(free_port)
+    /usr/sbin/smtp-sink "${user[@]}" -c "$@" -h "${SINK_NAME:-sink.bench}" "127.0.0.1:$SINK_PORT" 1024 \
+        >"$WORK/sink.out" 2>&1 &
+    SINK_PID=$!
+    PIDS+=("$SINK_PID")
+    wait_port "$SINK_PORT" "$SINK_PID"
+}
+
+# Messages smtp-sink counted (its -c counters, last update).
+sink_messages() {
+    tr '\r' '\n' <"$WORK/sink.out" | sed -n 's/.*mesg=\([0-9]*\).*/\1/p' | tail -1
+}
+
+# Fails unless the sink counted exactly $1 messages: none lost, none
+# doubled (a proxy acknowledges only after the upstream did, so the count
+# is there at once; the short wait covers the sink's counter update).
+check_delivered() {
+    local want=$1 tries=0 got
+    while got=$(sink_messages); [[ "${got:-0}" -lt "$want" ]] && ((tries < 250)); do
+        tries=$((tries + 1))
+        sleep 0.02
+    done
+    [[ "${got:-0}" == "$want" ]] || die "smtp-sink counted ${got:-0} messages, expected $want"
+}
