@@ -348,7 +348,7 @@ impl Upstream {
         if params.smtputf8 && self.caps.smtputf8 {
             line.extend_from_slice(b" SMTPUTF8");
         }
-        self.command(Phase::Mail, "").await
+        self.send_queued(Phase::Mail).await
     }
 
     /// One step of a relayed AUTH exchange: the client's line as is.
@@ -361,7 +361,7 @@ impl Upstream {
         line.extend_from_slice(b"RCPT TO:<");
         line.extend_from_slice(to.as_bytes());
         line.push(b'>');
-        self.command(Phase::Rcpt, "").await
+        self.send_queued(Phase::Rcpt).await
     }
 
     /// Sends DATA, then `headers` and `body` dot-stuffed, and returns the
@@ -404,6 +404,12 @@ impl Upstream {
     /// theirs in place and pass ""), then reads the reply.
     async fn command(&mut self, phase: Phase, line: &str) -> Result<Reply, UpstreamError> {
         self.stream.queue_raw(line.as_bytes());
+        self.send_queued(phase).await
+    }
+
+    /// Ends the command line already queued (formatted in place by the
+    /// caller), sends it and reads its reply.
+    async fn send_queued(&mut self, phase: Phase) -> Result<Reply, UpstreamError> {
         self.stream.queue_raw(b"\r\n");
         self.flush(phase).await?;
         self.read_reply(phase, self.command_timeout).await
