@@ -36,9 +36,9 @@ pub struct Required {
 }
 
 impl Required {
-    fn exact(literal: Vec<u8>) -> Required {
+    fn exact_set(literals: Vec<Vec<u8>>) -> Required {
         Required {
-            literals: vec![literal],
+            literals,
             before: Some(0),
             after: Some(0),
         }
@@ -87,21 +87,27 @@ pub fn requirements(hir: &Hir) -> Vec<Required> {
     found
 }
 
+/// At most this many exact strings stand for one node (case variants
+/// such as `(?i)s` → `s`, `ſ`, or a short alternation); beyond it, a run
+/// of exact pieces is split into separately required literals.
+const MAX_VARIANTS: usize = 16;
+
 /// What a node tells about its matches.
 #[derive(Default)]
 struct Info {
-    /// The node matches exactly this string (lowercased), nothing else.
-    exact: Option<Vec<u8>>,
+    /// The node matches exactly one of these strings (ASCII-lowercased,
+    /// at most [`MAX_VARIANTS`]), nothing else.
+    exact: Option<Vec<Vec<u8>>>,
     /// Every match contains one literal of each of these sets, best first.
     required: Vec<Required>,
 }
 
 fn analyse(hir: &Hir) -> Info {
     match hir.kind() {
-        HirKind::Empty | HirKind::Look(_) => exact(Vec::new()),
-        HirKind::Literal(lit) => exact(lit.0.to_ascii_lowercase()),
-        HirKind::Class(class) => match single_char(class) {
-            Some(byte) => exact(vec![byte]),
+        HirKind::Empty | HirKind::Look(_) => exact(vec![Vec::new()]),
+        HirKind::Literal(lit) => exact(vec![lit.0.to_ascii_lowercase()]),
+        HirKind::Class(class) => match class_variants(class) {
+            Some(variants) => exact(variants),
             None => Info::default(),
         },
         HirKind::Capture(capture) => analyse(&capture.sub),
@@ -111,63 +117,105 @@ fn analyse(hir: &Hir) -> Info {
     }
 }
 
-fn exact(bytes: Vec<u8>) -> Info {
-    let required = match bytes.is_empty() {
-        true => Vec::new(),
-        false => vec![
-            Required::exact(bytes[..bytes.len().min(MAX_EXACT)].to_vec())
-                .widened(Some(0), Some(bytes.len().saturating_sub(MAX_EXACT))),
-        ],
-    };
+/// A node that matches exactly one of `variants`. When none is empty,
+/// they are also a required set (cut to [`MAX_EXACT`] bytes each).
+fn exact(mut variants: Vec<Vec<u8>>) -> Info {
+    variants.sort();
+    variants.dedup();
+    let required = exact_required(&variants, Some(0), Some(0))
+        .into_iter()
+        .collect();
     Info {
-        exact: Some(bytes),
+        exact: Some(variants),
         required,
     }
 }
 
-/// An ASCII character, in either case only: `a`, `[aA]`. Classes that
-/// also hold Unicode case variants (`(?i)k` holds the Kelvin sign) are
-/// not single characters, so the prefilter never misses those.
-fn single_char(class: &Class) -> Option<u8> {
-    let chars: Vec<u32> = match class {
+/// The required set made of exact variants with `before`/`after` bytes of
+/// the match around them; `None` when a variant is empty.
+fn exact_required(
+    variants: &[Vec<u8>],
+    before: Option<usize>,
+    after: Option<usize>,
+) -> Option<Required> {
+    if variants.iter().any(Vec::is_empty) {
+        return None;
+    }
+    let longest = variants.iter().map(Vec::len).max().unwrap_or(0);
+    let mut literals: Vec<Vec<u8>> = variants
+        .iter()
+        .map(|v| v[..v.len().min(MAX_EXACT)].to_vec())
+        .collect();
+    literals.sort();
+    literals.dedup();
+    let cut = longest.saturating_sub(MAX_EXACT);
+    Some(Required::exact_set(literals).widened(before, add(after, Some(cut))))
+}
+
+/// The few characters a class holds, as strings: `a`, `[aA]`, and the
+/// Unicode case variants of `(?i)k` (the Kelvin sign) and `(?i)s` (the
+/// long s) as their UTF-8 bytes, so a prefilter that folds only ASCII
+/// case still never misses a match.
+fn class_variants(class: &Class) -> Option<Vec<Vec<u8>>> {
+    const MAX_CHARS: usize = 4;
+    let strings: Vec<Vec<u8>> = match class {
         Class::Unicode(c) => c
             .ranges()
             .iter()
-            .flat_map(|r| r.start() as u32..=r.end() as u32)
-            .take(3)
+            .flat_map(|r| r.start()..=r.end())
+            .take(MAX_CHARS + 1)
+            .map(|ch| ch.to_string().into_bytes())
             .collect(),
         Class::Bytes(c) => c
             .ranges()
             .iter()
-            .flat_map(|r| u32::from(r.start())..=u32::from(r.end()))
-            .take(3)
+            .flat_map(|r| r.start()..=r.end())
+            .take(MAX_CHARS + 1)
+            .map(|b| vec![b])
             .collect(),
     };
-    let lower: Vec<u8> = chars
-        .iter()
-        .map(|&c| u8::try_from(c).ok().filter(u8::is_ascii))
-        .collect::<Option<Vec<u8>>>()?
-        .iter()
-        .map(u8::to_ascii_lowercase)
-        .collect();
-    match lower.as_slice() {
-        [a] => Some(*a),
-        [a, b] if a == b => Some(*a),
-        _ => None,
+    if strings.len() > MAX_CHARS {
+        return None;
     }
+    let mut lower: Vec<Vec<u8>> = strings.iter().map(|s| s.to_ascii_lowercase()).collect();
+    lower.sort();
+    lower.dedup();
+    Some(lower)
+}
+
+/// Every concatenation of one string of `a` with one of `b`, or `None`
+/// when there would be more than [`MAX_VARIANTS`] (or one too long).
+fn product(a: &[Vec<u8>], b: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
+    if a.len() * b.len() > MAX_VARIANTS {
+        return None;
+    }
+    let mut out = Vec::with_capacity(a.len() * b.len());
+    for x in a {
+        for y in b {
+            if x.len() + y.len() > MAX_EXACT * 4 {
+                return None;
+            }
+            out.push([x.as_slice(), y.as_slice()].concat());
+        }
+    }
+    out.sort();
+    out.dedup();
+    Some(out)
 }
 
 fn repetition(min: u32, max: Option<u32>, sub: &Hir) -> Info {
     if min == 0 {
         return match max {
-            Some(0) => exact(Vec::new()),
+            Some(0) => exact(vec![Vec::new()]),
             _ => Info::default(),
         };
     }
     let inner = analyse(sub);
     if let (Some(e), Some(max)) = (&inner.exact, max) {
-        if max == min && e.len() * min as usize <= MAX_EXACT {
-            return exact(e.repeat(min as usize));
+        if max == min {
+            if let Some(repeated) = repeat(e, min) {
+                return exact(repeated);
+            }
         }
     }
     // The literal lies in one of up to `max` repetitions; the others may
@@ -187,6 +235,15 @@ fn repetition(min: u32, max: Option<u32>, sub: &Hir) -> Info {
     }
 }
 
+/// `variants` concatenated `times` times, when that stays small.
+fn repeat(variants: &[Vec<u8>], times: u32) -> Option<Vec<Vec<u8>>> {
+    let mut out = vec![Vec::new()];
+    for _ in 0..times {
+        out = product(&out, variants)?;
+    }
+    out.iter().all(|v| v.len() <= MAX_EXACT).then_some(out)
+}
+
 /// The most bytes each of `subs` matches, summed over a range.
 fn span_len(subs: &[Hir]) -> Option<usize> {
     subs.iter().try_fold(0usize, |sum, sub| {
@@ -194,72 +251,99 @@ fn span_len(subs: &[Hir]) -> Option<usize> {
     })
 }
 
-fn concat(subs: &[Hir]) -> Info {
-    let mut required: Vec<Required> = Vec::new();
-    let mut run: Vec<u8> = Vec::new();
-    let mut run_start = 0;
-    let mut all_exact = true;
-    for (i, sub) in subs.iter().enumerate() {
-        let info = analyse(sub);
-        match info.exact {
-            Some(e) => {
-                if run.is_empty() {
-                    run_start = i;
-                }
-                run.extend_from_slice(&e);
-            }
+/// A concatenation being read left to right: the run of exact pieces
+/// seen last (as all its variants) and the sets found so far.
+struct Concat<'a> {
+    subs: &'a [Hir],
+    required: Vec<Required>,
+    run: Vec<Vec<u8>>,
+    run_start: usize,
+    all_exact: bool,
+}
+
+impl<'a> Concat<'a> {
+    fn new(subs: &'a [Hir]) -> Concat<'a> {
+        Concat {
+            subs,
+            required: Vec::new(),
+            run: vec![Vec::new()],
+            run_start: 0,
+            all_exact: true,
+        }
+    }
+
+    /// Extends the run by the exact piece `i`; when the variants would be
+    /// too many, the run so far becomes a required set of its own.
+    fn exact_piece(&mut self, i: usize, variants: Vec<Vec<u8>>) {
+        if self.run == [Vec::<u8>::new()] {
+            self.run_start = i;
+        }
+        match product(&self.run, &variants) {
+            Some(run) => self.run = run,
             None => {
-                all_exact = false;
-                flush(
-                    &mut required,
-                    &mut run,
-                    span_len(&subs[..run_start]),
-                    span_len(&subs[i..]),
-                );
-                let (before, after) = (span_len(&subs[..i]), span_len(&subs[i + 1..]));
-                required.extend(info.required.into_iter().map(|r| r.widened(before, after)));
+                self.flush(i);
+                self.all_exact = false;
+                self.run = variants;
+                self.run_start = i;
             }
         }
     }
-    if all_exact {
-        return exact(run);
+
+    /// A piece that is not exact: it ends the run, and its own sets count,
+    /// widened by what may stand around it.
+    fn other_piece(&mut self, i: usize, info: Info) {
+        self.all_exact = false;
+        self.flush(i);
+        let (before, after) = (span_len(&self.subs[..i]), span_len(&self.subs[i + 1..]));
+        let widened = info.required.into_iter().map(|r| r.widened(before, after));
+        self.required.extend(widened);
     }
-    flush(
-        &mut required,
-        &mut run,
-        span_len(&subs[..run_start]),
-        Some(0),
-    );
-    required.sort_by_key(|r| std::cmp::Reverse(r.quality()));
-    required.dedup_by(|a, b| a.literals == b.literals);
-    required.truncate(MAX_REQUIRED);
-    Info {
-        exact: None,
-        required,
+
+    /// Ends the run before piece `end`: it is itself a required set.
+    fn flush(&mut self, end: usize) {
+        let before = span_len(&self.subs[..self.run_start]);
+        let after = span_len(&self.subs[end..]);
+        let run = std::mem::replace(&mut self.run, vec![Vec::new()]);
+        self.required.extend(exact_required(&run, before, after));
+    }
+
+    fn finish(mut self) -> Info {
+        if self.all_exact {
+            return exact(self.run);
+        }
+        self.flush(self.subs.len());
+        let mut required = self.required;
+        required.sort_by_key(|r| std::cmp::Reverse(r.quality()));
+        required.dedup_by(|a, b| a.literals == b.literals);
+        required.truncate(MAX_REQUIRED);
+        Info {
+            exact: None,
+            required,
+        }
     }
 }
 
-/// Ends a run of exact pieces: it is itself a required literal.
-fn flush(
-    required: &mut Vec<Required>,
-    run: &mut Vec<u8>,
-    before: Option<usize>,
-    after: Option<usize>,
-) {
-    if run.is_empty() {
-        return;
+fn concat(subs: &[Hir]) -> Info {
+    let mut concat = Concat::new(subs);
+    for (i, sub) in subs.iter().enumerate() {
+        let info = analyse(sub);
+        match info.exact {
+            Some(variants) => concat.exact_piece(i, variants),
+            None => concat.other_piece(i, info),
+        }
     }
-    let cut = run.len().saturating_sub(MAX_EXACT);
-    run.truncate(MAX_EXACT);
-    let literal = Required::exact(std::mem::take(run));
-    required.push(literal.widened(before, add(after, Some(cut))));
+    concat.finish()
 }
 
 fn alternation(subs: &[Hir]) -> Info {
+    let infos: Vec<Info> = subs.iter().map(analyse).collect();
+    if let Some(variants) = exact_union(&infos) {
+        return exact(variants);
+    }
     let mut set: Vec<Vec<u8>> = Vec::new();
     let (mut before, mut after) = (Some(0), Some(0));
-    for sub in subs {
-        let Some(best) = analyse(sub).required.into_iter().next() else {
+    for info in infos {
+        let Some(best) = info.required.into_iter().next() else {
             return Info::default();
         };
         set.extend(best.literals);
@@ -281,38 +365,57 @@ fn alternation(subs: &[Hir]) -> Info {
     }
 }
 
+/// When every branch is exact and together they are few, the alternation
+/// is exact too: `(cheap|discount) meds` then requires "cheap meds" or
+/// "discount meds" instead of the weaker " meds".
+fn exact_union(infos: &[Info]) -> Option<Vec<Vec<u8>>> {
+    let mut union = Vec::new();
+    for info in infos {
+        union.extend(info.exact.clone()?);
+    }
+    union.sort();
+    union.dedup();
+    (union.len() <= MAX_VARIANTS).then_some(union)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn lits(list: &[&str]) -> Option<Vec<Vec<u8>>> {
-        Some(list.iter().map(|s| s.as_bytes().to_vec()).collect())
+    fn lits(list: &[&str]) -> Option<Vec<String>> {
+        Some(list.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn text(literals: Vec<Vec<u8>>) -> Vec<String> {
+        let text = |l: Vec<u8>| String::from_utf8(l).unwrap();
+        literals.into_iter().map(text).collect()
     }
 
     #[test]
     fn table() {
-        let cases: &[(&str, Option<Vec<Vec<u8>>>)] = &[
+        let cases: &[(&str, Option<Vec<String>>)] = &[
             ("viagra", lits(&["viagra"])),
             ("(?i)VIAGRA", lits(&["viagra"])),
             (r"\bfree\s+money\b", lits(&["money"])),
-            // `(?i)s` also matches the long s: "discount" yields "count".
-            ("(?i)(cheap|discount) meds", lits(&["cheap", "count"])),
-            ("(cheap|discount) meds", lits(&[" meds"])),
-            ("(?i)(cheap|discount)", lits(&["cheap", "count"])),
-            ("(cheap|discount)", lits(&["cheap", "discount"])),
+            // `(?i)s` also matches the long s, `(?i)k` the Kelvin sign:
+            // both stay in the set as their own UTF-8 strings.
+            ("(?i)(cheap|discount)", lits(&["cheap", "discount", "diſcount"])),
+            ("(?i)kabc", lits(&["kabc", "\u{212A}abc"])),
+            ("(cheap|discount) meds", lits(&["cheap meds", "discount meds"])),
+            // 32 case variants are too many: the run is split in two.
+            ("(?i)sssssxyz", lits(&["sxyz", "ſxyz"])),
             ("(cheap|x)", None),
             ("a.*b", None),
             ("[a-z]+", None),
             ("x?yz", None),
             ("(abc)+def", lits(&["def"])),
             ("(ab){3}", lits(&["ababab"])),
-            (r"\.(exe|scr)$", lits(&["exe", "scr"])),
-            // `(?i)k` also matches the Kelvin sign: never assume ASCII there.
-            ("(?i)kkkabc", lits(&["abc"])),
+            ("[ab]{2}c", lits(&["aac", "abc", "bac", "bbc"])),
+            (r"\.(exe|scr)$", lits(&[".exe", ".scr"])),
             ("(", None),
         ];
         for (pattern, want) in cases {
-            assert_eq!(&required_literals(pattern), want, "{pattern}");
+            assert_eq!(&required_literals(pattern).map(text), want, "{pattern}");
         }
     }
 
@@ -343,9 +446,12 @@ mod tests {
             ),
             (
                 "buy (cheap|discount) pills",
+                vec![(vec!["buy cheap pills", "buy discount pills"], Some(0), Some(0))],
+            ),
+            (
+                "buy (cheap|discount|x[0-9]) pills",
                 vec![
                     (vec![" pills"], Some(12), Some(0)),
-                    (vec!["cheap", "discount"], Some(4), Some(6)),
                     (vec!["buy "], Some(0), Some(14)),
                 ],
             ),

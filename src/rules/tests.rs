@@ -375,3 +375,25 @@ fn one_pass_agrees_with_rule_by_rule() {
         assert_eq!(got, want, "{p}");
     }
 }
+
+/// `(?i)` matches the Kelvin sign for k and the long s for s: the
+/// prefilter searches those variants too, so such text is never missed,
+/// and plain ASCII in any case still matches.
+#[test]
+fn unicode_case_variants_are_not_missed() {
+    let cases: &[(&str, &str, bool)] = &[
+        ("(?i)discount", "DI\u{17F}COUNT today", true),
+        ("(?i)kiss", "\u{212A}I\u{17F}\u{17F}", true),
+        ("(?i)kiss", "KISS", true),
+        ("(?i)kiss", "kis", false),
+        ("(?i)buy (cheap|discount) meds", "buy di\u{17F}count MEDS", true),
+        ("(?i)buy (cheap|discount) meds", "buy discount pills", false),
+    ];
+    for (pattern, body, want) in cases {
+        let set = one_rule("data", &format!("{{body: '{pattern}'}}"));
+        let message = format!("Subject: s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n");
+        let input = Input::new("192.0.2.10".parse().unwrap()).with_message(message.as_bytes());
+        let hits = set.evaluate(Stage::Data, &input, &Facts::default(), 0.0);
+        assert_eq!(!hits.is_empty(), *want, "{pattern} on {body}");
+    }
+}
