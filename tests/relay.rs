@@ -246,7 +246,69 @@ async fn declared_size_over_the_limit_is_refused_at_mail() {
         client.cmd("MAIL FROM:<a@example.com> SIZE=9000").await.code,
         250
     );
+    assert_eq!(client.cmd("RCPT TO:<b@example.net>").await.code, 250);
     assert!(upstream.commands().iter().any(|c| c.contains("SIZE=9000")));
+}
+
+/// The last `n` commands the upstream received.
+fn last_commands(upstream: &Recorder, n: usize) -> Vec<String> {
+    let commands = upstream.commands();
+    commands[commands.len().saturating_sub(n)..].to_vec()
+}
+
+/// An upstream offering PIPELINING gets MAIL together with the first RCPT
+/// (one round trip fewer per message); one without it gets MAIL at once.
+#[tokio::test]
+async fn mail_goes_upstream_with_the_first_rcpt_when_pipelining() {
+    for pipelining in [true, false] {
+        let behaviour = Behaviour {
+            pipelining,
+            ..Behaviour::default()
+        };
+        let (upstream, spamgate) = setup(behaviour, "").await;
+        let mut client = Client::ready(spamgate.addr).await;
+        assert_eq!(client.cmd("MAIL FROM:<a@example.com>").await.code, 250);
+        let sent_at_mail = upstream.commands().iter().any(|c| c.starts_with("MAIL"));
+        assert_eq!(sent_at_mail, !pipelining, "pipelining {pipelining}");
+        assert_eq!(client.cmd("RCPT TO:<b@example.net>").await.code, 250);
+        assert_eq!(client.cmd("RCPT TO:<c@example.net>").await.code, 250);
+        let want = [
+            "MAIL FROM:<a@example.com>",
+            "RCPT TO:<b@example.net>",
+            "RCPT TO:<c@example.net>",
+        ];
+        assert_eq!(last_commands(&upstream, 3), want, "pipelining {pipelining}");
+        let reply = client
+            .send_mail("a@example.com", &["b@example.net"], &message("p"))
+            .await;
+        assert_eq!(reply.code, 503, "nested MAIL is still refused: {reply:?}");
+    }
+}
+
+/// The upstream refusing the sender answers every RCPT; nothing is
+/// relayed and the next transaction starts clean.
+#[tokio::test]
+async fn sender_refused_upstream_answers_each_rcpt() {
+    let behaviour = Behaviour {
+        fault: Some((Step::Mail, Fault::Reply(553))),
+        ..Behaviour::default()
+    };
+    let (upstream, spamgate) = setup(behaviour, "").await;
+    let mut client = Client::ready(spamgate.addr).await;
+    assert_eq!(client.cmd("MAIL FROM:<a@example.com>").await.code, 250);
+    for rcpt in ["b@example.net", "c@example.net"] {
+        let reply = client.cmd(&format!("RCPT TO:<{rcpt}>")).await;
+        assert_eq!((reply.code, reply.status()), (553, Some("5.0.0")), "{rcpt}");
+    }
+    assert_eq!(client.cmd("DATA").await.code, 554);
+    let mails = upstream
+        .commands()
+        .iter()
+        .filter(|c| c.starts_with("MAIL"))
+        .count();
+    assert_eq!(mails, 1, "the refused MAIL went once");
+    assert_eq!(client.cmd("RSET").await.code, 250);
+    assert!(upstream.accepted().is_empty());
 }
 
 #[tokio::test]

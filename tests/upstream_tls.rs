@@ -1,19 +1,23 @@
 //! TLS towards the upstream (`upstream.tls`): STARTTLS against the
 //! recording upstream and against a real Postfix smtpd with a certificate
 //! made by the test. Whatever goes wrong with TLS, the client hears a 4xx
-//! and nothing travels in clear when TLS was required.
+//! and nothing travels in clear when TLS was required; an upstream that
+//! offers STARTTLS but cannot complete it stops the start.
 
 mod common;
 
 use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use spamgate::config::Config;
 use tokio::net::TcpListener;
 
+use common::cli::{free_port, Running};
 use common::client::{message, Client, Reply};
 use common::postfix::{Postfix, MAILBOX};
 use common::tls::TestCert;
-use common::upstream::{Behaviour, Fault, Recorder, Step};
+use common::upstream::{closed_port, Behaviour, Fault, Recorder, Step};
 use common::{test_config, Spamgate};
 
 /// A test configuration with `upstream.tls` set to the flow mapping `tls`.
@@ -85,11 +89,14 @@ async fn starttls_comes_before_xclient_and_the_message_travels_encrypted() {
     assert_eq!(spamgate.metric(&tls_metric("established")).await, 1.0);
 }
 
+/// Also with verification on: no STARTTLS offered is plaintext as
+/// documented, not a failed start.
 #[tokio::test]
 async fn opportunistic_stays_plain_when_starttls_is_not_offered() {
+    let cert = TestCert::new();
     let upstream = Recorder::start(Behaviour::default()).await;
-    let tls = "{mode: opportunistic, verify: false}";
-    let spamgate = Spamgate::start(&config_with_tls(upstream.addr, tls, "")).await;
+    let tls = verified(&cert, "opportunistic");
+    let spamgate = Spamgate::start(&config_with_tls(upstream.addr, &tls, "")).await;
 
     let reply = send_one(&spamgate, "plain").await;
     assert_eq!(reply.code, 250, "{reply:?}");
@@ -122,38 +129,105 @@ async fn required_without_starttls_gets_4xx_and_nothing_is_relayed() {
     assert_eq!(spamgate.metric(&tls_metric("not_offered")).await, 1.0);
 }
 
-#[tokio::test]
-async fn a_refused_or_unverifiable_starttls_gets_4xx() {
-    let (cert, other) = (TestCert::new(), TestCert::new());
-    let refusing = Recorder::start(Behaviour {
+/// A CA file trusting both certificates: the second one then fails only
+/// on its name.
+fn trusting(certs: &[&TestCert]) -> tempfile::NamedTempFile {
+    let file = tempfile::Builder::new().suffix(".pem").tempfile().unwrap();
+    let pems: Vec<&str> = certs.iter().map(|c| c.cert_pem.as_str()).collect();
+    std::fs::write(file.path(), pems.concat()).unwrap();
+    file
+}
+
+/// The ways an offered STARTTLS fails, each as `(upstream behaviour,
+/// upstream.tls, what the error says)`, all in `opportunistic` mode:
+/// refused with 454, a trusted certificate for another name, and a
+/// certificate from an unknown CA.
+fn failing_starttls(
+    cert: &TestCert,
+    named: &TestCert,
+    ca: &tempfile::NamedTempFile,
+) -> Vec<(Behaviour, String, &'static str)> {
+    let other = TestCert::new();
+    let refusing = Behaviour {
         fault: Some((Step::Starttls, Fault::Reply(454))),
-        ..offering(&cert)
-    })
-    .await;
-    let upstream = Recorder::start(offering(&cert)).await;
-    let wrong_name = format!(
-        "{{mode: opportunistic, ca_file: '{}', server_name: mx.other.test}}",
-        cert.cert.path().display()
+        ..offering(cert)
+    };
+    let trusted = format!(
+        "{{mode: opportunistic, ca_file: '{}', server_name: localhost}}",
+        ca.path().display()
     );
-    let cases = [
+    vec![
         (
-            &refusing,
-            "{mode: opportunistic, verify: false}".to_string(),
+            refusing,
+            "{mode: opportunistic, verify: false}".into(),
+            "STARTTLS refused",
         ),
-        (&upstream, wrong_name),
-        (&upstream, verified(&other, "opportunistic")),
-    ];
-    for (recorder, tls) in cases {
-        let spamgate = Spamgate::start(&config_with_tls(recorder.addr, &tls, "")).await;
+        (
+            offering(named),
+            trusted.clone(),
+            "not valid for name \"localhost\"",
+        ),
+        // Same issuer name as the trusted ones, so webpki says BadSignature.
+        (offering(&other), trusted, "invalid peer certificate"),
+    ]
+}
+
+/// The upstream starts failing STARTTLS after spamgate started (its
+/// certificate replaced, its TLS broken): each message gets a 4xx, and
+/// nothing falls back to plaintext.
+#[tokio::test]
+async fn starttls_failing_after_the_start_gets_4xx() {
+    let cert = TestCert::new();
+    let named = TestCert::for_name("mx.other.test");
+    let ca = trusting(&[&cert, &named]);
+    for (broken, tls, _) in failing_starttls(&cert, &named, &ca) {
+        let upstream = Recorder::start(offering(&cert)).await;
+        let spamgate = Spamgate::start(&config_with_tls(upstream.addr, &tls, "")).await;
+        // The banner means the startup check passed against the good upstream.
         let mut client = Client::ready(spamgate.addr).await;
+        upstream.set_behaviour(broken);
         assert_tempfail(&client.cmd("MAIL FROM:<a@example.com>").await);
         assert_eq!(spamgate.metric(&tls_metric("failed")).await, 1.0, "{tls}");
+        assert!(upstream.accepted().is_empty());
+        let commands = upstream.commands();
+        assert!(
+            !commands.iter().any(|c| c.starts_with("MAIL")),
+            "no plaintext fallback: {commands:?}"
+        );
     }
-    assert!(refusing.accepted().is_empty() && upstream.accepted().is_empty());
-    assert!(
-        !refusing.commands().iter().any(|c| c.starts_with("MAIL")),
-        "no plaintext fallback after a refused STARTTLS"
-    );
+}
+
+/// The same failures found by the startup probe stop the start in
+/// `opportunistic` mode too, with an error that names the upstream and
+/// the reason, instead of a server that defers every message.
+#[tokio::test]
+async fn opportunistic_start_stops_when_offered_starttls_fails() {
+    let cert = TestCert::new();
+    let named = TestCert::for_name("mx.other.test");
+    let ca = trusting(&[&cert, &named]);
+    for (broken, tls, reason) in failing_starttls(&cert, &named, &ca) {
+        let upstream = Recorder::start(broken).await;
+        let error = startup_result(&config_with_tls(upstream.addr, &tls, ""))
+            .await
+            .expect_err(&tls);
+        let address = upstream.addr.to_string();
+        assert!(error.contains(&address), "names the upstream: {error}");
+        assert!(error.contains(reason), "says why ({reason}): {error}");
+        assert!(error.contains("451 4.4.1"), "{error}");
+    }
+}
+
+/// An upstream that is down at startup does not stop it, in either TLS
+/// mode: it may come up after spamgate. Clients get 451 meanwhile.
+#[tokio::test]
+async fn an_unreachable_upstream_does_not_stop_the_start() {
+    let cert = TestCert::new();
+    let down = closed_port().await;
+    for mode in ["opportunistic", "required"] {
+        let spamgate = Spamgate::start(&config_with_tls(down, &verified(&cert, mode), "")).await;
+        let mut client = Client::ready(spamgate.addr).await;
+        assert_tempfail(&client.cmd("MAIL FROM:<a@example.com>").await);
+    }
 }
 
 /// Starts spamgate the way `spamgate run` does and returns how it ended.
@@ -179,16 +253,19 @@ async fn required_tls_that_cannot_work_stops_the_start() {
         .await
         .unwrap_err();
     assert!(error.contains("does not offer STARTTLS"), "{error}");
+    assert!(error.contains(&plain.addr.to_string()), "{error}");
 
     let offering = Recorder::start(offering(&cert)).await;
     let yaml = config_with_tls(offering.addr, &verified(&other, "required"), "");
     let error = startup_result(&yaml).await.unwrap_err();
     assert!(error.contains("TLS to the upstream failed"), "{error}");
+    assert!(error.contains(&offering.addr.to_string()), "{error}");
 }
 
 /// A real Postfix smtpd with STARTTLS: opportunistic without verification
 /// and required with verification both deliver, and Postfix's own trace
-/// shows the TLS session; a name mismatch gets a 4xx.
+/// shows the TLS session; a name mismatch found by the startup probe
+/// stops the start, also in `opportunistic` mode.
 #[tokio::test]
 async fn postfix_receives_over_tls() {
     let cert = TestCert::new();
@@ -198,23 +275,25 @@ async fn postfix_receives_over_tls() {
         "{{mode: opportunistic, ca_file: '{}', server_name: mx.other.test}}",
         cert.cert.path().display()
     );
+    let error = startup_result(&config_with_tls(postfix.addr, &wrong_name, relay_only))
+        .await
+        .unwrap_err();
+    assert!(error.contains(&postfix.addr.to_string()), "{error}");
+    assert!(error.contains("not valid for name"), "{error}");
     let cases = [
-        ("{mode: opportunistic, verify: false}".to_string(), 250),
-        (verified(&cert, "required"), 250),
-        (wrong_name, 451),
+        "{mode: opportunistic, verify: false}".to_string(),
+        verified(&cert, "required"),
     ];
-    let mut delivered = 0;
-    for (tls, code) in cases {
+    for tls in cases {
         let spamgate = Spamgate::start(&config_with_tls(postfix.addr, &tls, relay_only)).await;
         let mut client = Client::ready(spamgate.addr).await;
         let reply = client
             .send_mail("alice@example.com", &[MAILBOX], &message("over-tls"))
             .await;
-        assert_eq!(reply.code, code, "{tls}: {reply:?}\n{}", postfix.log());
-        delivered += usize::from(code == 250);
+        assert_eq!(reply.code, 250, "{tls}: {reply:?}\n{}", postfix.log());
     }
-    let mailbox = postfix.wait_mailbox(delivered).await;
-    assert_eq!(mailbox.len(), 2, "the 451 delivered nothing");
+    let mailbox = postfix.wait_mailbox(2).await;
+    assert_eq!(mailbox.len(), 2);
     for message in mailbox {
         let received = message
             .split("\nReceived: ")
@@ -224,4 +303,81 @@ async fn postfix_receives_over_tls() {
         assert!(received.contains("using TLSv1.3"), "{message}");
     }
     postfix.wait_log("TLS connection established from").await;
+}
+
+/// `spamgate run` with JSON logs, relaying to `upstream` with `tls`.
+fn run_with_json_log(
+    upstream: std::net::SocketAddr,
+    tls: &str,
+) -> (Running, tempfile::NamedTempFile) {
+    let port = free_port();
+    let extra = format!("listen: ['127.0.0.1:{port}']\nlog: {{format: json, level: info}}");
+    let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    std::fs::write(file.path(), config_with_tls(upstream, tls, &extra)).unwrap();
+    (Running::start(file.path(), port, Stdio::piped()), file)
+}
+
+/// The JSON log lines whose `message` is `message`.
+fn log_events(log: &str, message: &str) -> Vec<serde_json::Value> {
+    let events = log.lines().filter_map(|l| serde_json::from_str(l).ok());
+    let of = |e: &serde_json::Value| e["message"] == message;
+    events.filter(of).collect()
+}
+
+fn field<'a>(event: &'a serde_json::Value, name: &str) -> &'a str {
+    event[name].as_str().unwrap_or_default()
+}
+
+async fn wait_connections(upstream: &Recorder, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while upstream.connections() < n {
+        assert!(Instant::now() < deadline, "{n} upstream connections");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The transaction log line says which TLS session carried the message to
+/// the upstream (version and cipher, as the upstream itself saw them), and
+/// nothing when it went in plaintext; the startup probe's line says what
+/// the upstream offered and which TLS session the probe made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_line_names_the_upstream_tls_session() {
+    let cert = TestCert::new();
+    let upstream = Recorder::start(offering(&cert)).await;
+    let (running, _config) = run_with_json_log(upstream.addr, &verified(&cert, "opportunistic"));
+    let mut client = Client::ready(running.addr).await;
+    let reply = client
+        .send_mail("tls@example.com", &["b@example.net"], &message("tls"))
+        .await;
+    assert_eq!(reply.code, 250, "{reply:?}");
+    // The startup check, the background probe and this session, all
+    // accepted with STARTTLS on offer before it is switched off.
+    wait_connections(&upstream, 3).await;
+    upstream.set_behaviour(Behaviour::default());
+    let mut plain = Client::ready(running.addr).await;
+    let reply = plain
+        .send_mail("plain@example.com", &["b@example.net"], &message("plain"))
+        .await;
+    assert_eq!(reply.code, 250, "{reply:?}");
+    drop((client, plain));
+    let (_, log) = tokio::task::spawn_blocking(move || running.terminate())
+        .await
+        .unwrap();
+
+    let accepted = upstream.wait_accepted(2).await;
+    let (version, cipher) = (accepted[0].tls.clone(), accepted[0].cipher.clone());
+    assert_eq!((version.as_deref(), accepted[1].tls.as_deref()), (Some("TLSv1_3"), None));
+    let expected = format!("TLSv1.3 {}", cipher.expect("cipher"));
+    let transactions = log_events(&log, "transaction");
+    let upstream_tls = |from: &str| {
+        let line = transactions.iter().find(|e| field(e, "from") == from);
+        field(line.unwrap_or_else(|| panic!("no line for {from}:\n{log}")), "upstream_tls")
+    };
+    assert_eq!(upstream_tls("tls@example.com"), expected, "{log}");
+    assert_eq!(upstream_tls("plain@example.com"), "", "{log}");
+
+    let probe = log_events(&log, "upstream reachable");
+    let probe = probe.first().unwrap_or_else(|| panic!("no probe line:\n{log}"));
+    assert_eq!(probe["starttls"], true, "{probe}");
+    assert_eq!(field(probe, "tls"), expected, "{probe}");
 }

@@ -1,5 +1,5 @@
 //! One field's regexes (all body regexes of a stage, say), matched in one
-//! pass: an Aho–Corasick automaton finds which of the regexes' required
+//! pass: a [`LiteralScanner`] finds which of the regexes' required
 //! literals occur and where, and only the regexes whose every literal set
 //! occurred (plus the few without useful literals) run — and, when a
 //! regex's reach around its literal is bounded, only on windows around
@@ -16,7 +16,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex_automata::meta::{self, Regex};
 use regex_automata::nfa::thompson::WhichCaptures;
 use regex_automata::util::syntax;
@@ -25,14 +24,12 @@ use regex_automata::Input;
 use regex_syntax::hir::{Capture, Hir, HirKind, Repetition};
 
 use super::literal::{requirements, Required};
+use super::scan::LiteralScanner;
 
 /// Caps per regex: an operator's typo must not eat the memory of the host.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// The lazy DFA cache per regex, as the `regex` crate sets it.
 const REGEX_CACHE: usize = 2 << 20;
-/// Up to this many literals the automaton is a DFA (about 1 KiB per
-/// literal, and twice as fast to scan as the compact NFA used beyond).
-const DFA_MAX_LITERALS: usize = 20_000;
 /// Occurrences remembered per literal and text; beyond, one window spans
 /// from the first occurrence to the last. A short literal can occur
 /// hundreds of times in 100 KB: small windows around each occurrence
@@ -131,7 +128,7 @@ fn compile(pattern: &str) -> Option<Regex> {
 }
 
 pub struct FieldMatcher {
-    prefilter: Option<AhoCorasick>,
+    prefilter: Option<LiteralScanner>,
     /// The length of each prefilter pattern.
     lengths: Vec<usize>,
     /// For each prefilter pattern, the atoms (indexes into `atoms`) whose
@@ -204,15 +201,8 @@ impl MatcherBuilder {
     pub fn build(self) -> FieldMatcher {
         let mut patterns: Vec<(Vec<u8>, usize)> = self.literals.into_iter().collect();
         patterns.sort_by_key(|(_, id)| *id);
-        let kind = (patterns.len() <= DFA_MAX_LITERALS).then_some(AhoCorasickKind::DFA);
-        let prefilter = (!patterns.is_empty()).then(|| {
-            AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
-                .kind(kind)
-                .build(patterns.iter().map(|(p, _)| p))
-                .expect("literal patterns within aho-corasick limits")
-        });
+        let prefilter =
+            (!patterns.is_empty()).then(|| LiteralScanner::new(patterns.iter().map(|(p, _)| p)));
         FieldMatcher {
             prefilter,
             lengths: self.lengths,
@@ -306,9 +296,9 @@ impl FieldMatcher {
         let Some(prefilter) = &self.prefilter else {
             return;
         };
-        for found in prefilter.find_overlapping_iter(text) {
-            scratch.record(found.pattern().as_usize(), found.start());
-        }
+        prefilter.for_each_match(text.as_bytes(), |pattern, start| {
+            scratch.record(pattern, start);
+        });
         for t in 0..scratch.touched.len() {
             let pattern = scratch.touched[t];
             for &index in &self.by_pattern[pattern] {

@@ -22,6 +22,7 @@ pub mod matcher;
 pub mod raw;
 pub mod reload;
 pub mod replay;
+pub mod scan;
 
 use std::fmt;
 use std::path::PathBuf;

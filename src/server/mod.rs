@@ -93,17 +93,21 @@ pub async fn try_run_reloadable(
     Ok(())
 }
 
-/// With `upstream.tls.mode: required`, an upstream that answers but cannot
-/// give us TLS (no STARTTLS, a certificate we refuse) stops the start: every
-/// message would get a 4xx. An unreachable one does not: it may come up
-/// after us, and the background probe says so.
+/// With `upstream.tls` on, an upstream that answers but cannot give us
+/// the TLS asked for stops the start: no STARTTLS with `required`, or, in
+/// either mode, a STARTTLS that is offered but fails (refused, handshake,
+/// certificate). Once STARTTLS is tried we never fall back to plaintext,
+/// so every message would get a 4xx, with only a log line to say why.
+/// An upstream without STARTTLS in `opportunistic` mode is plaintext as
+/// documented, and an unreachable one may come up after us: both start,
+/// and the background probe logs what it finds.
 async fn require_upstream_tls(shared: &Shared) -> Result<(), SetupError> {
     let c = &shared.config;
     if c.upstream.tls.mode != UpstreamTlsMode::Required {
         return Ok(());
     }
     match Upstream::probe(&c.upstream, &c.timeouts, &shared.upstream_caps).await {
-        Err(error) if error.is_tls() => Err(SetupError::Upstream(error)),
+        Err(error) if error.is_tls() => Err(error.unusable(&c.upstream.address).into()),
         _ => Ok(()),
     }
 }

@@ -181,6 +181,10 @@ pub mod canned {
     pub fn ok() -> Reply {
         Reply::new(250, Status(2, 0, 0), "OK")
     }
+    /// MAIL accepted here; the upstream's word comes with the first RCPT.
+    pub fn sender_ok() -> Reply {
+        Reply::new(250, Status(2, 1, 0), "Sender OK")
+    }
     pub fn helo(hostname: &str, client: &str) -> Reply {
         Reply::new(250, Status(2, 0, 0), format!("{hostname} greets {client}"))
     }

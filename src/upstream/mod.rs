@@ -58,6 +58,13 @@ pub enum UpstreamError {
     TlsNotOffered,
     #[error("TLS to the upstream failed: {0}")]
     Tls(String),
+    /// The startup probe's verdict on a TLS failure, naming the upstream:
+    /// the operator reads it once, in the error that stops the start.
+    #[error("{address}: {source}; every message would get 451 4.4.1")]
+    Unusable {
+        address: String,
+        source: Box<UpstreamError>,
+    },
 }
 
 impl UpstreamError {
@@ -69,14 +76,27 @@ impl UpstreamError {
             UpstreamError::Closed(_) => "disconnect",
             UpstreamError::Protocol(..) => "protocol",
             UpstreamError::Refused(..) => "refused",
-            UpstreamError::TlsNotOffered | UpstreamError::Tls(_) => "tls",
+            UpstreamError::TlsNotOffered
+            | UpstreamError::Tls(_)
+            | UpstreamError::Unusable { .. } => "tls",
         }
     }
 
     /// Whether the upstream answered but TLS could not be had: a setup
     /// problem (certificate, name, missing STARTTLS), not an outage.
     pub fn is_tls(&self) -> bool {
-        matches!(self, UpstreamError::TlsNotOffered | UpstreamError::Tls(_))
+        matches!(
+            self,
+            UpstreamError::TlsNotOffered | UpstreamError::Tls(_) | UpstreamError::Unusable { .. }
+        )
+    }
+
+    /// Names the upstream in a TLS error found by the startup probe.
+    pub fn unusable(self, address: &str) -> UpstreamError {
+        UpstreamError::Unusable {
+            address: address.to_string(),
+            source: Box::new(self),
+        }
     }
 }
 
@@ -136,6 +156,14 @@ impl SharedCapabilities {
 pub struct Timed<T> {
     pub value: T,
     pub elapsed: Duration,
+}
+
+/// The upstream's replies to a RCPT and, when it went in the same write,
+/// to the MAIL before it.
+#[derive(Debug, Clone)]
+pub struct RcptReplies {
+    pub mail: Option<Reply>,
+    pub rcpt: Reply,
 }
 
 /// What the startup probe learned about the upstream.
@@ -334,6 +362,12 @@ impl Upstream {
     /// The line is formatted straight into the write buffer, as RCPT's is:
     /// these two run for every message.
     pub async fn mail(&mut self, from: &str, params: &MailParams) -> Result<Reply, UpstreamError> {
+        self.queue_mail(from, params);
+        self.send_queued(Phase::Mail).await
+    }
+
+    /// Formats MAIL FROM (without its CRLF) into the write buffer.
+    fn queue_mail(&mut self, from: &str, params: &MailParams) {
         let line = self.stream.queued_mut();
         line.extend_from_slice(b"MAIL FROM:<");
         line.extend_from_slice(from.as_bytes());
@@ -348,7 +382,6 @@ impl Upstream {
         if params.smtputf8 && self.caps.smtputf8 {
             line.extend_from_slice(b" SMTPUTF8");
         }
-        self.send_queued(Phase::Mail).await
     }
 
     /// One step of a relayed AUTH exchange: the client's line as is.
@@ -357,11 +390,45 @@ impl Upstream {
     }
 
     pub async fn rcpt(&mut self, to: &str) -> Result<Reply, UpstreamError> {
+        self.queue_rcpt(to);
+        self.send_queued(Phase::Rcpt).await
+    }
+
+    /// [`Upstream::rcpt`] in the shape of [`Upstream::mail_rcpt`]'s answer.
+    pub async fn rcpt_only(&mut self, to: &str) -> Result<RcptReplies, UpstreamError> {
+        let rcpt = self.rcpt(to).await?;
+        Ok(RcptReplies { mail: None, rcpt })
+    }
+
+    /// MAIL and RCPT in one write (RFC 2920), then both replies. After a
+    /// 421 to MAIL the upstream is gone: its word is the answer to both.
+    pub async fn mail_rcpt(
+        &mut self,
+        from: &str,
+        params: &MailParams,
+        to: &str,
+    ) -> Result<RcptReplies, UpstreamError> {
+        self.queue_mail(from, params);
+        self.stream.queue_raw(b"\r\n");
+        self.queue_rcpt(to);
+        self.stream.queue_raw(b"\r\n");
+        self.flush(Phase::Mail).await?;
+        let mail = self.read_reply(Phase::Mail, self.command_timeout).await?;
+        let rcpt = match mail.closes_channel() {
+            true => mail.clone(),
+            false => self.read_reply(Phase::Rcpt, self.command_timeout).await?,
+        };
+        Ok(RcptReplies {
+            mail: Some(mail),
+            rcpt,
+        })
+    }
+
+    fn queue_rcpt(&mut self, to: &str) {
         let line = self.stream.queued_mut();
         line.extend_from_slice(b"RCPT TO:<");
         line.extend_from_slice(to.as_bytes());
         line.push(b'>');
-        self.send_queued(Phase::Rcpt).await
     }
 
     /// Sends DATA, then `headers` and `body` dot-stuffed, and returns the

@@ -20,7 +20,13 @@ pub struct TestCert {
 
 impl TestCert {
     pub fn new() -> TestCert {
-        let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        TestCert::for_name("localhost")
+    }
+
+    /// A self-signed certificate for another name (a name mismatch with a
+    /// certificate that is trusted).
+    pub fn for_name(name: &str) -> TestCert {
+        let generated = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
         let cert_pem = generated.cert.pem();
         TestCert {
             cert: pem_file(&cert_pem),

@@ -40,6 +40,8 @@ pub enum Fault {
 #[derive(Debug, Clone)]
 pub struct Behaviour {
     pub xclient: bool,
+    /// PIPELINING offered in the EHLO reply.
+    pub pipelining: bool,
     pub smtputf8: bool,
     /// Recipients refused with `550 5.1.1`.
     pub unknown_rcpts: Vec<String>,
@@ -54,6 +56,7 @@ impl Default for Behaviour {
     fn default() -> Self {
         Behaviour {
             xclient: true,
+            pipelining: true,
             smtputf8: true,
             unknown_rcpts: Vec::new(),
             fault: None,
@@ -80,6 +83,9 @@ pub struct Received {
     pub user: Option<String>,
     /// The TLS version of the upstream session (`"TLSv1_3"`), if any.
     pub tls: Option<String>,
+    /// The cipher suite of the upstream session as rustls names it
+    /// (`"TLS13_AES_256_GCM_SHA384"`), if any.
+    pub cipher: Option<String>,
 }
 
 #[derive(Default)]
@@ -188,6 +194,7 @@ struct Conn {
     id: usize,
     stream: BufReader<Box<dyn Io>>,
     tls: Option<String>,
+    cipher: Option<String>,
     behaviour: Behaviour,
     log: Arc<Mutex<Log>>,
     tx: Received,
@@ -206,6 +213,7 @@ impl Conn {
             id,
             stream: BufReader::new(stream),
             tls: None,
+            cipher: None,
             behaviour,
             log,
             tx: Received::default(),
@@ -307,6 +315,8 @@ impl Conn {
             return Next::Stop;
         };
         self.tls = tls.get_ref().1.protocol_version().map(|v| format!("{v:?}"));
+        let suite = tls.get_ref().1.negotiated_cipher_suite();
+        self.cipher = suite.map(|c| format!("{:?}", c.suite()));
         self.stream = BufReader::new(Box::new(tls));
         self.xclient.clear();
         self.user = None;
@@ -361,12 +371,11 @@ impl Conn {
     }
 
     fn ehlo_reply(&self) -> String {
-        let mut lines = vec![
-            "250-upstream.test",
-            "250-PIPELINING",
-            "250-SIZE 52428800",
-            "250-8BITMIME",
-        ];
+        let mut lines = vec!["250-upstream.test"];
+        if self.behaviour.pipelining {
+            lines.push("250-PIPELINING");
+        }
+        lines.extend(["250-SIZE 52428800", "250-8BITMIME"]);
         if self.behaviour.xclient {
             lines.push("250-XCLIENT NAME ADDR PROTO HELO PORT LOGIN");
         }
@@ -411,6 +420,7 @@ impl Conn {
         self.tx.connection = self.id;
         self.tx.user = self.user.clone();
         self.tx.tls = self.tls.clone();
+        self.tx.cipher = self.cipher.clone();
         let faulted = matches!(self.behaviour.fault, Some((Step::Dot, _)));
         let next = self.answer(Step::Dot, "250 2.0.0 Ok: queued as REC1").await;
         if let (Next::Continue, false) = (&next, faulted) {

@@ -2,7 +2,7 @@
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Flow, Session, State, Transaction};
+use super::{Flow, Session, State, Transaction, UpstreamSender};
 use crate::checks::{CheckContext, Envelope, Stage};
 use crate::smtp::command::MailParams;
 use crate::smtp::reply::{canned, Reply};
@@ -22,9 +22,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             self.end_transaction(&tx, refusal.label(), Some(&refusal.reply));
             return self.reply(refusal.reply);
         }
-        let reply = self.relay_mail(&tx.envelope).await;
+        let (reply, sender) = self.relay_mail(&tx.envelope).await;
         if reply.is_positive() {
-            tx.upstream_reply = Some(reply.clone());
+            if sender == UpstreamSender::Accepted {
+                tx.upstream_reply = Some(reply.clone());
+            }
+            tx.sender = sender;
             self.state = State::Transaction(Box::new(tx));
         }
         self.reply(reply)
@@ -67,6 +70,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             },
             facts: self.conn_facts.clone(),
             judgement: self.conn_judgement.clone(),
+            sender: UpstreamSender::Pending,
             upstream_reply: None,
             size: 0,
         }

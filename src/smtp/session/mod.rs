@@ -37,8 +37,20 @@ enum State {
     Greeted,
     /// Introduced; no transaction open.
     Ready,
-    /// MAIL accepted by the upstream; recipients and DATA may follow.
+    /// MAIL accepted (by the upstream, or by us with the upstream's word
+    /// still pending); recipients and DATA may follow.
     Transaction(Box<Transaction>),
+}
+
+/// Where the upstream stands on the transaction's MAIL FROM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum UpstreamSender {
+    /// Not sent yet: it goes out with the first RCPT in one write (the
+    /// upstream offers PIPELINING), which saves a round trip per message.
+    Pending,
+    Accepted,
+    /// Refused when it went out with the first RCPT: each RCPT gets this.
+    Refused(Reply),
 }
 
 /// What one transaction has learned so far.
@@ -47,6 +59,7 @@ struct Transaction {
     envelope: Envelope,
     facts: Facts,
     judgement: Judgement,
+    sender: UpstreamSender,
     /// The last upstream reply, for the transaction log.
     upstream_reply: Option<Reply>,
     /// Octets received in DATA.

@@ -3,7 +3,7 @@
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Flow, Session, State};
+use super::{Flow, Session, State, UpstreamSender};
 use crate::checks::{CheckContext, Stage};
 use crate::smtp::reply::canned;
 
@@ -31,6 +31,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             return self.reply(refusal.reply);
         }
         tx.judgement.merge(judgement);
+        if let UpstreamSender::Refused(reply) = &tx.sender {
+            let reply = reply.clone();
+            return self.reply(reply);
+        }
         let reply = self.relay_rcpt(&to).await;
         if let (true, State::Transaction(tx)) = (reply.is_positive(), &mut self.state) {
             tx.envelope.rcpts.push(to);

@@ -3,37 +3,74 @@
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Session, State, Transaction};
+use super::{Session, State, Transaction, UpstreamSender};
 use crate::checks::Envelope;
 use crate::smtp::reply::{canned, Reply};
 use crate::upstream::{self, timed, ClientIdentity, Upstream, UpstreamError};
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
-    /// Relays MAIL, opening the upstream session first if there is none.
-    pub(super) async fn relay_mail(&mut self, envelope: &Envelope) -> Reply {
+    /// Opens the upstream session if there is none (so an unreachable
+    /// upstream still answers MAIL), then relays MAIL: right away, or with
+    /// the first RCPT when the upstream offers PIPELINING, as Postfix's
+    /// own smtpd_delay_reject judges the sender at RCPT time.
+    pub(super) async fn relay_mail(&mut self, envelope: &Envelope) -> (Reply, UpstreamSender) {
         if self.upstream.is_none() {
             match self.open_upstream().await {
                 Ok(upstream) => self.upstream = Some(upstream),
-                Err(error) => return self.upstream_lost(error, canned::upstream_unavailable()),
+                Err(error) => {
+                    let reply = self.upstream_lost(error, canned::upstream_unavailable());
+                    return (reply, UpstreamSender::Pending);
+                }
             }
         }
         let upstream = self.upstream.as_mut().expect("opened above");
+        if upstream.capabilities().pipelining {
+            return (canned::sender_ok(), UpstreamSender::Pending);
+        }
         let result = timed(upstream.mail(&envelope.mail_from, &envelope.params)).await;
         self.shared.metrics.upstream_latency("mail", result.elapsed);
-        result
+        let reply = result
             .value
-            .unwrap_or_else(|error| self.upstream_lost(error, canned::upstream_failed()))
+            .unwrap_or_else(|error| self.upstream_lost(error, canned::upstream_failed()));
+        (reply, UpstreamSender::Accepted)
     }
 
+    /// Relays RCPT, preceded in the same write by the MAIL still pending.
+    /// A refused MAIL answers this and every later RCPT.
     pub(super) async fn relay_rcpt(&mut self, to: &str) -> Reply {
-        let Some(upstream) = self.upstream.as_mut() else {
+        let (State::Transaction(tx), Some(upstream)) = (&self.state, self.upstream.as_mut()) else {
             return canned::upstream_failed();
         };
-        let result = timed(upstream.rcpt(to)).await;
+        let (from, params) = (&tx.envelope.mail_from, &tx.envelope.params);
+        let result = match tx.sender {
+            UpstreamSender::Pending => timed(upstream.mail_rcpt(from, params, to)).await,
+            _ => timed(upstream.rcpt_only(to)).await,
+        };
         self.shared.metrics.upstream_latency("rcpt", result.elapsed);
-        result
-            .value
-            .unwrap_or_else(|error| self.upstream_lost(error, canned::upstream_failed()))
+        match result.value {
+            Ok(replies) => self.learn_sender(replies),
+            Err(error) => self.upstream_lost(error, canned::upstream_failed()),
+        }
+    }
+
+    /// Records the upstream's word on MAIL, when it came with this RCPT,
+    /// and picks the reply the client gets.
+    fn learn_sender(&mut self, replies: upstream::RcptReplies) -> Reply {
+        let State::Transaction(tx) = &mut self.state else {
+            return replies.rcpt;
+        };
+        match replies.mail {
+            Some(mail) if !mail.is_positive() => {
+                tx.sender = UpstreamSender::Refused(mail.clone());
+                tx.upstream_reply = Some(mail.clone());
+                mail
+            }
+            Some(_) => {
+                tx.sender = UpstreamSender::Accepted;
+                replies.rcpt
+            }
+            None => replies.rcpt,
+        }
     }
 
     /// Sends the message; the reply is the upstream's own final word, or a
@@ -94,7 +131,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         };
         tracing::debug!(tx = %tx.id, why, "transaction abandoned");
         self.end_transaction(&tx, "abandoned", None);
-        self.reset_upstream().await;
+        // Only an accepted MAIL left a transaction open upstream.
+        if tx.sender == UpstreamSender::Accepted {
+            self.reset_upstream().await;
+        }
     }
 
     /// RSET upstream so the next transaction starts clean; on failure the
