@@ -230,6 +230,24 @@ async fn an_unreachable_upstream_does_not_stop_the_start() {
     }
 }
 
+/// Nor does one that accepts the connection but never greets: the startup
+/// check gives up after `upstream_connect` instead of waiting for
+/// `upstream_command`.
+#[tokio::test]
+async fn a_stalled_upstream_does_not_hold_the_start() {
+    let cert = TestCert::new();
+    let stalled = Recorder::start(Behaviour {
+        fault: Some((Step::Greeting, Fault::Stall)),
+        ..offering(&cert)
+    })
+    .await;
+    let timeouts = "timeouts: {upstream_connect: 1s, upstream_command: 60s, shutdown_drain: 5s}";
+    let tls = verified(&cert, "opportunistic");
+    let spamgate = Spamgate::start(&config_with_tls(stalled.addr, &tls, timeouts)).await;
+    // Held for upstream_command, the banner would miss the client's 20 s.
+    Client::ready(spamgate.addr).await;
+}
+
 /// Starts spamgate the way `spamgate run` does and returns how it ended.
 async fn startup_result(yaml: &str) -> Result<(), String> {
     let config = Config::from_yaml(yaml, Path::new("t.yaml")).unwrap();
@@ -328,6 +346,24 @@ fn field<'a>(event: &'a serde_json::Value, name: &str) -> &'a str {
     event[name].as_str().unwrap_or_default()
 }
 
+/// The `upstream_tls` field of the transaction line for sender `from`.
+fn upstream_tls_of<'a>(log: &'a [serde_json::Value], from: &str) -> Option<&'a str> {
+    let line = log.iter().find(|e| field(e, "from") == from)?;
+    Some(field(line, "upstream_tls"))
+}
+
+/// Sends one message from `from` on a session of its own.
+async fn deliver(addr: std::net::SocketAddr, from: &str) {
+    let mut client = Client::ready(addr).await;
+    let reply = client
+        .send_mail(from, &["b@example.net"], &message("log"))
+        .await;
+    assert_eq!(reply.code, 250, "{reply:?}");
+}
+
+/// In a TLS mode spamgate connects twice at startup (the check that may
+/// stop the start, then the background probe that logs); waits until the
+/// upstream has accepted `n` connections in all.
 async fn wait_connections(upstream: &Recorder, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while upstream.connections() < n {
@@ -345,39 +381,26 @@ async fn the_log_line_names_the_upstream_tls_session() {
     let cert = TestCert::new();
     let upstream = Recorder::start(offering(&cert)).await;
     let (running, _config) = run_with_json_log(upstream.addr, &verified(&cert, "opportunistic"));
-    let mut client = Client::ready(running.addr).await;
-    let reply = client
-        .send_mail("tls@example.com", &["b@example.net"], &message("tls"))
-        .await;
-    assert_eq!(reply.code, 250, "{reply:?}");
-    // The startup check, the background probe and this session, all
-    // accepted with STARTTLS on offer before it is switched off.
+    deliver(running.addr, "tls@example.com").await;
+    // Both startup connections and this session's had STARTTLS on offer.
     wait_connections(&upstream, 3).await;
     upstream.set_behaviour(Behaviour::default());
-    let mut plain = Client::ready(running.addr).await;
-    let reply = plain
-        .send_mail("plain@example.com", &["b@example.net"], &message("plain"))
-        .await;
-    assert_eq!(reply.code, 250, "{reply:?}");
-    drop((client, plain));
+    deliver(running.addr, "plain@example.com").await;
     let (_, log) = tokio::task::spawn_blocking(move || running.terminate())
         .await
         .unwrap();
 
     let accepted = upstream.wait_accepted(2).await;
-    let (version, cipher) = (accepted[0].tls.clone(), accepted[0].cipher.clone());
-    assert_eq!((version.as_deref(), accepted[1].tls.as_deref()), (Some("TLSv1_3"), None));
-    let expected = format!("TLSv1.3 {}", cipher.expect("cipher"));
+    let tls = (accepted[0].tls.as_deref(), accepted[1].tls.as_deref());
+    assert_eq!(tls, (Some("TLSv1_3"), None), "the second went in clear");
+    let expected = format!("TLSv1.3 {}", accepted[0].cipher.as_deref().unwrap());
     let transactions = log_events(&log, "transaction");
-    let upstream_tls = |from: &str| {
-        let line = transactions.iter().find(|e| field(e, "from") == from);
-        field(line.unwrap_or_else(|| panic!("no line for {from}:\n{log}")), "upstream_tls")
-    };
-    assert_eq!(upstream_tls("tls@example.com"), expected, "{log}");
-    assert_eq!(upstream_tls("plain@example.com"), "", "{log}");
+    let logged = |from| upstream_tls_of(&transactions, from);
+    assert_eq!(logged("tls@example.com"), Some(expected.as_str()), "{log}");
+    assert_eq!(logged("plain@example.com"), Some(""), "{log}");
 
     let probe = log_events(&log, "upstream reachable");
-    let probe = probe.first().unwrap_or_else(|| panic!("no probe line:\n{log}"));
+    let probe = probe.first().expect("the probe's line");
     assert_eq!(probe["starttls"], true, "{probe}");
     assert_eq!(field(probe, "tls"), expected, "{probe}");
 }

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
 
+static STATS: [std::sync::atomic::AtomicUsize; 4] = [const { std::sync::atomic::AtomicUsize::new(0) }; 4];
 /// Bytes in a key: one 32-bit word.
 const KEY: usize = 4;
 /// Filter bits per key. With two bits per key in one 64-bit block, 16
@@ -147,6 +148,15 @@ impl LiteralScanner {
             spans.push(start..offset(bytes.len()));
         }
         keyed.sort_unstable();
+        if std::env::var("SCAN_STATS").is_ok() && spans.len() > 1000 {
+            let mut h = std::collections::BTreeMap::new();
+            for sp in &spans { *h.entry(sp.end - sp.start).or_insert(0) += 1; }
+            let mut q = std::collections::HashSet::new();
+            for sp in &spans { let l = &bytes[sp.start as usize..sp.end as usize]; for w in l.windows(4) { q.insert(w.to_vec()); } }
+            let mut q8 = std::collections::HashSet::new();
+            for sp in &spans { let l = &bytes[sp.start as usize..sp.end as usize]; if l.len() >= 8 { q8.insert(l[..8].to_vec()); } }
+            eprintln!("lengths {h:?} distinct 4-grams {} distinct 8-prefixes {}", q.len(), q8.len());
+        }
         let mut members = Vec::with_capacity(keyed.len());
         let classes = (1..=KEY)
             .filter_map(|width| {
@@ -195,6 +205,11 @@ impl LiteralScanner {
             word >>= 8;
             self.test(word, text, at, &mut found);
         }
+        if text.len() > 50_000 && std::env::var("SCAN_STATS").is_ok() {
+            let st: Vec<usize> = STATS.iter().map(|a| a.swap(0, std::sync::atomic::Ordering::Relaxed)).collect();
+            let sizes: Vec<(usize, usize, usize)> = self.classes.iter().map(|c| (c.mask as usize, c.buckets.len(), c.filter.blocks.len())).collect();
+            eprintln!("len {} maybe {} bucket {} compares {} found {} classes {:?}", text.len(), st[0], st[1], st[2], st[3], sizes);
+        }
     }
 
     /// Reports the literals that occur at `at`, whose folded bytes are `word`.
@@ -217,14 +232,18 @@ impl LiteralScanner {
         at: usize,
         found: &mut impl FnMut(usize, usize),
     ) {
+        STATS[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let Some(bucket) = class.buckets.get(&key) else {
             return;
         };
+        STATS[1].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        STATS[2].fetch_add((bucket.end - bucket.start) as usize, std::sync::atomic::Ordering::Relaxed);
         for &n in &self.members[bucket.start as usize..bucket.end as usize] {
             let span = &self.spans[n as usize];
             let literal = &self.bytes[span.start as usize..span.end as usize];
             let here = text.get(at..at + literal.len());
             if here.is_some_and(|t| t.eq_ignore_ascii_case(literal)) {
+                STATS[3].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 found(n as usize, at);
             }
         }

@@ -100,14 +100,17 @@ pub async fn try_run_reloadable(
 /// so every message would get a 4xx, with only a log line to say why.
 /// An upstream without STARTTLS in `opportunistic` mode is plaintext as
 /// documented, and an unreachable one may come up after us: both start,
-/// and the background probe logs what it finds.
+/// and the background probe logs what it finds. So does a stalled one,
+/// after `upstream_connect`: each of its replies may otherwise take
+/// `upstream_command` (minutes), and that is an outage, not a verdict.
 async fn require_upstream_tls(shared: &Shared) -> Result<(), SetupError> {
     let c = &shared.config;
-    if c.upstream.tls.mode != UpstreamTlsMode::Required {
+    if c.upstream.tls.mode == UpstreamTlsMode::Off {
         return Ok(());
     }
-    match Upstream::probe(&c.upstream, &c.timeouts, &shared.upstream_caps).await {
-        Err(error) if error.is_tls() => Err(error.unusable(&c.upstream.address).into()),
+    let probe = Upstream::probe(&c.upstream, &c.timeouts, &shared.upstream_caps);
+    match tokio::time::timeout(c.timeouts.upstream_connect, probe).await {
+        Ok(Err(error)) if error.is_tls() => Err(error.unusable(&c.upstream.address).into()),
         _ => Ok(()),
     }
 }
