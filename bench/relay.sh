@@ -101,7 +101,7 @@ measure() {
 # User and system CPU µs per message of process $1 so far, as "USER SYS".
 cpu_split() {
     awk -v hz="$(getconf CLK_TCK)" -v n="$MESSAGES" \
-        '{ printf "%.0f %.0f", $14 * 1000000 / hz / n, $15 * 1000000 / hz / n }' "/proc/$1/stat"
+        '{ printf "%.0f %.0f\n", $14 * 1000000 / hz / n, $15 * 1000000 / hz / n }' "/proc/$1/stat"
 }
 
 

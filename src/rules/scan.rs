@@ -2,84 +2,98 @@
 //! ASCII case: the prefilter pass of [`super::matcher`].
 //!
 //! An Aho–Corasick automaton over 20,000 literals is megabytes of states
-//! that a 100 KB text visits in random order, so the scan waited on memory
-//! (about 3 ns per byte). Here the literals are keyed by their first four
-//! bytes (all of them when shorter), ASCII-lowercased, and each key length
-//! has a small Bloom filter (about 2 bytes per key, so tens of kilobytes
-//! that stay in the CPU's caches). The scan rolls the next four folded
-//! bytes into a word at each position and tests that word in each filter;
-//! only where a filter says "maybe" does it look the key up exactly and
-//! compare the literals that share it.
+//! that a 100 KB text visits in random order: its scan waited on memory,
+//! about 3 ns per byte. Here each literal is keyed by its first four bytes
+//! (all of them when shorter), ASCII-lowercased, and each key length has a
+//! one-bit-per-hash filter of a few kilobytes that stays in the CPU's
+//! first-level cache. The text is lowercased a few kilobytes at a time
+//! (a loop the compiler vectorizes); at each position the scan hashes the
+//! next four bytes and tests one bit, a handful of instructions. Only
+//! where the bit is set does it look the key up exactly (by eight bytes
+//! for literals that long, so literals sharing a common beginning do not
+//! all get compared) and compare the literals found.
 //!
-//! A filter may say "maybe" wrongly, never "no" wrongly, and the exact
-//! lookup and comparison decide; so every occurrence is reported, and
-//! only occurrences. Non-ASCII bytes (the Kelvin sign of `(?i)k`) match
-//! only themselves, as in a case-insensitive Aho–Corasick search.
+//! The filter may let a position through wrongly, never stop one wrongly,
+//! and the exact lookup and comparison decide: every occurrence is
+//! reported, and only occurrences. Non-ASCII bytes (the Kelvin sign of
+//! `(?i)k`) match only themselves, as in a case-insensitive Aho–Corasick
+//! search.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
 
-static STATS: [std::sync::atomic::AtomicUsize; 4] = [const { std::sync::atomic::AtomicUsize::new(0) }; 4];
-/// Bytes in a key: one 32-bit word.
+/// Bytes in a filter key.
 const KEY: usize = 4;
-/// Filter bits per key. With two bits per key in one 64-bit block, 16
-/// bits per key give about 2% false "maybe"s on random keys.
-const BITS_PER_KEY: usize = 16;
-/// Fibonacci hashing multiplier (2^64 / golden ratio), odd.
-const MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
+/// Bytes in the exact key of literals at least that long.
+const LONG_KEY: usize = 8;
+/// Bytes lowercased at a time, into a buffer on the stack.
+const CHUNK: usize = 4096;
+/// Filter bits per key: about 1/32 of the bits are set, so about 3% of
+/// positions whose bytes begin no literal still go to the exact lookup.
+const BITS_PER_KEY: usize = 32;
+/// Filter size bounds, in bits (512 B to 256 KiB).
+const MIN_BITS: usize = 1 << 12;
+const MAX_BITS: usize = 1 << 21;
+/// Knuth's multiplicative hashing constant (2^32 / golden ratio), odd:
+/// the product's top bits depend on every bit of the key.
+const MULTIPLIER: u32 = 0x9E37_79B1;
 
-/// All literals of one key length (1 to 4 bytes: those shorter than
-/// [`KEY`] are keyed by all their bytes, the others by their first four).
-struct Class {
+/// One bit per hash of the first `width` bytes of the literals of a gate:
+/// a clear bit proves that no literal starts with those bytes.
+struct Filter {
+    bits: Vec<u64>,
+    /// Right shift that leaves a product's top bits as the bit index.
+    shift: u32,
     /// The key's bytes in a word read little-endian: the first `width`.
     mask: u32,
-    filter: Filter,
-    /// Each key's literals, as a range of [`LiteralScanner::members`].
-    buckets: HashMap<u32, Range<u32>, BuildHasherDefault<KeyHasher>>,
-}
-
-/// A blocked Bloom filter: each key sets two bits of one 64-bit block,
-/// so a test reads one word.
-struct Filter {
-    blocks: Vec<u64>,
-    /// Right shift that leaves the hash's top bits as a block index.
-    shift: u32,
 }
 
 impl Filter {
-    fn new(keys: usize) -> Filter {
-        let blocks = (keys * BITS_PER_KEY / 64)
-            .clamp(8, 1 << 20)
+    fn new(width: usize, keys: usize) -> Filter {
+        let bits = (keys * BITS_PER_KEY)
+            .clamp(MIN_BITS, MAX_BITS)
             .next_power_of_two();
         Filter {
-            blocks: vec![0; blocks],
-            shift: 64 - blocks.trailing_zeros(),
+            bits: vec![0; bits / 64],
+            shift: 32 - bits.trailing_zeros(),
+            mask: u32::MAX >> (8 * (KEY - width)),
         }
     }
 
-    /// The block and the two bits of `key`. The block index comes from
-    /// the product's top bits, the bits from bits 32 to 43: the bits of a
-    /// multiplication that depend on every bit of a 32-bit key.
-    fn place(&self, key: u32) -> (usize, u64) {
-        let hash = u64::from(key).wrapping_mul(MULTIPLIER);
-        let bits = (1u64 << ((hash >> 32) & 63)) | (1u64 << ((hash >> 38) & 63));
-        ((hash >> self.shift) as usize, bits)
+    fn index(&self, key: u32) -> usize {
+        (key.wrapping_mul(MULTIPLIER) >> self.shift) as usize
     }
 
     fn insert(&mut self, key: u32) {
-        let (block, bits) = self.place(key);
-        self.blocks[block] |= bits;
+        let i = self.index(key & self.mask);
+        self.bits[i / 64] |= 1 << (i % 64);
     }
 
     #[inline]
-    fn may_contain(&self, key: u32) -> bool {
-        let (block, bits) = self.place(key);
-        self.blocks[block] & bits == bits
+    fn may_start(&self, word: u32) -> bool {
+        let i = self.index(word & self.mask);
+        self.bits[i / 64] >> (i % 64) & 1 != 0
     }
 }
 
-/// The hash of the exact key lookup (the standard one is built to resist
+/// The literals whose exact key has `width` bytes, by key.
+struct Table {
+    width: usize,
+    mask: u64,
+    /// Each key's literals, as a range of [`LiteralScanner::members`].
+    buckets: HashMap<u64, Range<u32>, BuildHasherDefault<KeyHasher>>,
+}
+
+/// A filter and the tables whose literals it lets through: literals of 1
+/// to 3 bytes have a gate of their length each; longer ones share the
+/// four-byte gate, split into tables of four- and eight-byte keys.
+struct Gate {
+    filter: Filter,
+    tables: Vec<Table>,
+}
+
+/// The hash of the exact lookup (the standard one is built to resist
 /// attackers choosing keys; these keys come from the operator's rules).
 #[derive(Default)]
 struct KeyHasher(u64);
@@ -87,25 +101,24 @@ struct KeyHasher(u64);
 impl Hasher for KeyHasher {
     fn finish(&self) -> u64 {
         // The table uses the low bits: fold the product's high half down.
-        self.0 ^ (self.0 >> 32)
+        self.0 ^ (self.0 >> 29)
     }
 
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(MULTIPLIER);
+            self.write_u64(self.0 ^ u64::from(b));
         }
     }
 
-    fn write_u32(&mut self, key: u32) {
-        self.0 = u64::from(key).wrapping_mul(MULTIPLIER);
+    fn write_u64(&mut self, key: u64) {
+        self.0 = (key ^ self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
 
 /// The scanner over a fixed list of literals; pattern `n` is the `n`th.
 pub struct LiteralScanner {
-    /// Only the key lengths that some literal has, shortest first.
-    classes: Vec<Class>,
-    /// Pattern numbers grouped by key: the buckets' ranges index this.
+    gates: Vec<Gate>,
+    /// Pattern numbers grouped by exact key: the buckets' ranges index this.
     members: Vec<u32>,
     /// All literals, ASCII-lowercased, one after the other.
     bytes: Vec<u8>,
@@ -117,66 +130,69 @@ pub struct LiteralScanner {
 
 /// ASCII-lowercases one byte; other bytes stay as they are.
 #[inline]
-fn fold(byte: u8) -> u32 {
-    u32::from(byte | (u8::from(byte.wrapping_sub(b'A') < 26) << 5))
+fn fold(byte: u8) -> u8 {
+    byte | (u8::from(byte.wrapping_sub(b'A') < 26) << 5)
 }
 
-/// The key of a lowercased literal (at most [`KEY`] bytes of it).
-fn key_of(literal: &[u8]) -> u32 {
-    let mut word = [0u8; KEY];
-    let width = literal.len().min(KEY);
-    word[..width].copy_from_slice(&literal[..width]);
-    u32::from_le_bytes(word)
+/// The first `width` bytes of `bytes` (zeros beyond its end) as a word.
+fn word(bytes: &[u8], width: usize) -> u64 {
+    let mut word = [0u8; LONG_KEY];
+    let width = width.min(bytes.len());
+    word[..width].copy_from_slice(&bytes[..width]);
+    u64::from_le_bytes(word)
+}
+
+/// The exact key width of a literal: all its bytes up to 3, then 4 or 8.
+fn key_width(len: usize) -> usize {
+    match len {
+        0..KEY => len,
+        KEY..LONG_KEY => KEY,
+        _ => LONG_KEY,
+    }
 }
 
 impl LiteralScanner {
     pub fn new<L: AsRef<[u8]>>(literals: impl IntoIterator<Item = L>) -> LiteralScanner {
         let mut bytes = Vec::new();
         let mut spans = Vec::new();
-        // (width, key, pattern) for every non-empty literal.
-        let mut keyed: Vec<(usize, u32, u32)> = Vec::new();
+        // (exact key width, key, pattern) for every non-empty literal.
+        let mut keyed: Vec<(usize, u64, u32)> = Vec::new();
         let mut empty = Vec::new();
         for (n, literal) in literals.into_iter().enumerate() {
             let literal = literal.as_ref().to_ascii_lowercase();
             let n = u32::try_from(n).expect("fewer than 2^32 literals");
-            match literal.len() {
+            match key_width(literal.len()) {
                 0 => empty.push(n),
-                len => keyed.push((len.min(KEY), key_of(&literal), n)),
+                width => keyed.push((width, word(&literal, width), n)),
             }
             let start = offset(bytes.len());
             bytes.extend_from_slice(&literal);
             spans.push(start..offset(bytes.len()));
         }
         keyed.sort_unstable();
-        if std::env::var("SCAN_STATS").is_ok() && spans.len() > 1000 {
-            let mut h = std::collections::BTreeMap::new();
-            for sp in &spans { *h.entry(sp.end - sp.start).or_insert(0) += 1; }
-            let mut q = std::collections::HashSet::new();
-            for sp in &spans { let l = &bytes[sp.start as usize..sp.end as usize]; for w in l.windows(4) { q.insert(w.to_vec()); } }
-            let mut q8 = std::collections::HashSet::new();
-            for sp in &spans { let l = &bytes[sp.start as usize..sp.end as usize]; if l.len() >= 8 { q8.insert(l[..8].to_vec()); } }
-            eprintln!("lengths {h:?} distinct 4-grams {} distinct 8-prefixes {}", q.len(), q8.len());
-        }
         let mut members = Vec::with_capacity(keyed.len());
-        let classes = (1..=KEY)
+        let mut tables: Vec<Table> = [1, 2, 3, KEY, LONG_KEY]
+            .into_iter()
             .filter_map(|width| {
                 let of_width = keyed.iter().filter(|k| k.0 == width);
-                Class::build(width, of_width.map(|&(_, key, n)| (key, n)), &mut members)
+                Table::build(width, of_width.map(|&(_, key, n)| (key, n)), &mut members)
             })
             .collect();
+        let long = tables
+            .iter()
+            .position(|t| t.width >= KEY)
+            .unwrap_or(tables.len());
+        let mut gates: Vec<Gate> = tables.drain(..long).map(|t| Gate::new(vec![t])).collect();
+        if !tables.is_empty() {
+            gates.push(Gate::new(tables));
+        }
         LiteralScanner {
-            classes,
+            gates,
             members,
             bytes,
             spans,
             empty,
         }
-    }
-
-    /// The memory held, in bytes (for the load figures).
-    pub fn heap_size(&self) -> usize {
-        let classes: usize = self.classes.iter().map(Class::heap_size).sum();
-        classes + self.members.len() * 4 + self.bytes.len() + self.spans.len() * 8
     }
 
     /// Calls `found(pattern, start)` for every occurrence of every
@@ -186,98 +202,110 @@ impl LiteralScanner {
         for &n in &self.empty {
             (0..=text.len()).for_each(|start| found(n as usize, start));
         }
-        if self.classes.is_empty() {
+        if self.gates.is_empty() {
             return;
         }
-        // At position `at`, `word` holds the folded bytes `at..at + 4`,
-        // byte `at` lowest, and zeros past the end (no literal matches
-        // there: the comparison checks the length). Each step shifts one
-        // byte out and the next one in.
-        let mut word = (0..KEY - 1)
-            .filter_map(|k| Some(fold(*text.get(k)?) << (8 * (k + 1))))
-            .fold(0, |w, b| w | b);
-        let ahead = text.len().saturating_sub(KEY - 1);
-        for at in 0..ahead {
-            word = (word >> 8) | (fold(text[at + KEY - 1]) << 24);
-            self.test(word, text, at, &mut found);
-        }
-        for at in ahead..text.len() {
-            word >>= 8;
-            self.test(word, text, at, &mut found);
-        }
-        if text.len() > 50_000 && std::env::var("SCAN_STATS").is_ok() {
-            let st: Vec<usize> = STATS.iter().map(|a| a.swap(0, std::sync::atomic::Ordering::Relaxed)).collect();
-            let sizes: Vec<(usize, usize, usize)> = self.classes.iter().map(|c| (c.mask as usize, c.buckets.len(), c.filter.blocks.len())).collect();
-            eprintln!("len {} maybe {} bucket {} compares {} found {} classes {:?}", text.len(), st[0], st[1], st[2], st[3], sizes);
+        // Each chunk's positions, lowercased with the bytes of the longest
+        // key after the last one; zeros past the end of the text (no
+        // literal matches there: the comparison checks the length).
+        let mut folded = [0u8; CHUNK + LONG_KEY];
+        for base in (0..text.len()).step_by(CHUNK) {
+            let positions = CHUNK.min(text.len() - base);
+            let bytes = &text[base..text.len().min(base + CHUNK + LONG_KEY)];
+            for (to, &from) in folded.iter_mut().zip(bytes) {
+                *to = fold(from);
+            }
+            folded[bytes.len()..].fill(0);
+            self.scan_chunk(&folded, positions, text, base, &mut found);
         }
     }
 
-    /// Reports the literals that occur at `at`, whose folded bytes are `word`.
+    /// Tests the first `positions` positions of a folded chunk, which
+    /// starts at `base` in `text`.
     #[inline]
-    fn test(&self, word: u32, text: &[u8], at: usize, found: &mut impl FnMut(usize, usize)) {
-        for class in &self.classes {
-            let key = word & class.mask;
-            if class.filter.may_contain(key) {
-                self.verify(class, key, text, at, found);
+    fn scan_chunk(
+        &self,
+        folded: &[u8; CHUNK + LONG_KEY],
+        positions: usize,
+        text: &[u8],
+        base: usize,
+        found: &mut impl FnMut(usize, usize),
+    ) {
+        for (i, window) in folded.windows(LONG_KEY).take(positions).enumerate() {
+            let word = u32::from_le_bytes([window[0], window[1], window[2], window[3]]);
+            for gate in &self.gates {
+                if gate.filter.may_start(word) {
+                    self.verify(gate, window, text, base + i, found);
+                }
             }
         }
     }
 
+    /// Reports the literals of `gate` that occur at `at`, where the
+    /// folded text begins with `window`.
     #[cold]
+    #[inline(never)]
     fn verify(
         &self,
-        class: &Class,
-        key: u32,
+        gate: &Gate,
+        window: &[u8],
         text: &[u8],
         at: usize,
         found: &mut impl FnMut(usize, usize),
     ) {
-        STATS[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let Some(bucket) = class.buckets.get(&key) else {
-            return;
-        };
-        STATS[1].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        STATS[2].fetch_add((bucket.end - bucket.start) as usize, std::sync::atomic::Ordering::Relaxed);
-        for &n in &self.members[bucket.start as usize..bucket.end as usize] {
-            let span = &self.spans[n as usize];
-            let literal = &self.bytes[span.start as usize..span.end as usize];
-            let here = text.get(at..at + literal.len());
-            if here.is_some_and(|t| t.eq_ignore_ascii_case(literal)) {
-                STATS[3].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                found(n as usize, at);
+        let window = word(window, LONG_KEY);
+        for table in &gate.tables {
+            let Some(bucket) = table.buckets.get(&(window & table.mask)) else {
+                continue;
+            };
+            for &n in &self.members[bucket.start as usize..bucket.end as usize] {
+                // The key's bytes are equal: compare the rest.
+                let span = &self.spans[n as usize];
+                let rest = &self.bytes[span.start as usize + table.width..span.end as usize];
+                let from = at + table.width;
+                let here = text.get(from..from + rest.len());
+                if here.is_some_and(|t| t.eq_ignore_ascii_case(rest)) {
+                    found(n as usize, at);
+                }
             }
         }
     }
 }
 
-impl Class {
-    /// The class of the literals keyed by `width` bytes, from their
+impl Gate {
+    fn new(tables: Vec<Table>) -> Gate {
+        let width = tables[0].width.min(KEY);
+        let keys: usize = tables.iter().map(|t| t.buckets.len()).sum();
+        let mut filter = Filter::new(width, keys);
+        for table in &tables {
+            table
+                .buckets
+                .keys()
+                .for_each(|&key| filter.insert(key as u32));
+        }
+        Gate { filter, tables }
+    }
+}
+
+impl Table {
+    /// The table of the literals keyed by `width` bytes, from their
     /// `(key, pattern)` pairs sorted by key; `None` when there are none.
     fn build(
         width: usize,
-        keyed: impl Iterator<Item = (u32, u32)>,
+        keyed: impl Iterator<Item = (u64, u32)>,
         members: &mut Vec<u32>,
-    ) -> Option<Class> {
-        let mut buckets: HashMap<u32, Range<u32>, _> = HashMap::default();
+    ) -> Option<Table> {
+        let mut buckets: HashMap<u64, Range<u32>, _> = HashMap::default();
         for (key, n) in keyed {
             let at = offset(members.len());
             members.push(n);
             buckets.entry(key).or_insert(at..at).end = at + 1;
         }
-        if buckets.is_empty() {
-            return None;
-        }
-        let mut filter = Filter::new(buckets.len());
-        buckets.keys().for_each(|&key| filter.insert(key));
-        Some(Class {
-            mask: u32::MAX >> (8 * (KEY - width)),
-            filter,
+        (!buckets.is_empty()).then(|| Table {
+            width,
+            mask: u64::MAX >> (8 * (LONG_KEY - width)),
             buckets,
         })
-    }
-
-    fn heap_size(&self) -> usize {
-        self.filter.blocks.len() * 8 + self.buckets.capacity() * 16
     }
 }
 
