@@ -176,6 +176,15 @@ async fn postfix_sees_the_real_client_through_xclient() {
         logged.contains(&format!("[{CLIENT_IP}]")),
         "Postfix log: {logged}"
     );
+    // Postfix offers CHUNKING: the message went as BDAT, MAIL and RCPT
+    // in one pipelined write (Postfix counts each command it answered).
+    let counts = postfix
+        .wait_log(&format!("disconnect from unknown[{CLIENT_IP}]"))
+        .await;
+    for count in ["mail=1", "rcpt=1", "bdat=1"] {
+        assert!(counts.contains(count), "{count} in {counts}");
+    }
+    assert!(!counts.contains("data="), "no DATA: {counts}");
 }
 
 /// Postfix refuses an unknown recipient; spamgate hands that refusal to the

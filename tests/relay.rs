@@ -250,6 +250,68 @@ async fn declared_size_over_the_limit_is_refused_at_mail() {
     assert!(upstream.commands().iter().any(|c| c.contains("SIZE=9000")));
 }
 
+/// An upstream offering CHUNKING gets the message as one `BDAT n LAST`:
+/// exactly the octets DATA would deliver, unstuffed, and no DATA command.
+/// `upstream.chunking: false` keeps DATA.
+#[tokio::test]
+async fn bdat_carries_the_message_when_the_upstream_offers_chunking() {
+    let body =
+        "From: a@example.com\r\nSubject: dots\r\n\r\n.leading dot\r\n..two dots\r\n.\r\nend\r\n";
+    for (chunking, bdat) in [("", true), ("  chunking: false\n", false)] {
+        let behaviour = Behaviour {
+            chunking: true,
+            ..Behaviour::default()
+        };
+        let upstream = Recorder::start(behaviour).await;
+        let config = test_config(upstream.addr, "")
+            .replace("  xclient: true\n", &format!("  xclient: true\n{chunking}"));
+        let spamgate = Spamgate::start(&config).await;
+        let mut client = Client::ready(spamgate.addr).await;
+        let reply = client
+            .send_mail("a@example.com", &["b@example.net"], body)
+            .await;
+        assert_eq!(reply.code, 250, "{reply:?}");
+        let got = upstream.wait_accepted(1).await.remove(0);
+        let text = String::from_utf8(got.message.clone()).unwrap();
+        assert!(
+            text.contains("\r\nReceived: from client.example") && text.ends_with(body),
+            "{text:?}"
+        );
+        let commands = upstream.commands();
+        let announced = format!("BDAT {} LAST", got.message.len());
+        assert_eq!(commands.contains(&announced), bdat, "{commands:?}");
+        assert_eq!(commands.iter().any(|c| c == "DATA"), !bdat, "{commands:?}");
+    }
+}
+
+/// Over BDAT too, the upstream's word on the message is what the client
+/// gets, and a lost or silent upstream is a 4xx.
+#[tokio::test]
+async fn bdat_faults_never_give_a_false_250() {
+    let cases = [
+        (Fault::Close, 451),
+        (Fault::Stall, 451),
+        (Fault::Reply(554), 554),
+        (Fault::Reply(452), 452),
+    ];
+    let timeouts = "timeouts: {upstream_command: 1s, upstream_data: 1s}";
+    for (fault, want) in cases {
+        let behaviour = Behaviour {
+            chunking: true,
+            fault: Some((Step::Dot, fault)),
+            ..Behaviour::default()
+        };
+        let (upstream, spamgate) = setup(behaviour, timeouts).await;
+        let mut client = Client::ready(spamgate.addr).await;
+        let reply = client
+            .send_mail("a@example.com", &["b@example.net"], &message("bdat"))
+            .await;
+        assert_eq!(reply.code, want, "{fault:?}: {reply:?}");
+        assert!(upstream.commands().iter().any(|c| c.starts_with("BDAT")));
+        assert!(upstream.accepted().is_empty());
+    }
+}
+
 /// The last `n` commands the upstream received.
 fn last_commands(upstream: &Recorder, n: usize) -> Vec<String> {
     let commands = upstream.commands();

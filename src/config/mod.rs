@@ -64,6 +64,8 @@ pub struct UpstreamConfig {
     /// `host:port`; a host name is resolved at each connection.
     pub address: String,
     pub xclient: bool,
+    /// Send the message with BDAT when the upstream offers CHUNKING.
+    pub chunking: bool,
     pub helo_name: String,
     pub tls: UpstreamTlsConfig,
 }
@@ -307,6 +309,7 @@ fn upstream(v: &mut Validator, raw: &RawConfig, hostname: &str) -> UpstreamConfi
     UpstreamConfig {
         address,
         xclient: raw.upstream.xclient.unwrap_or(true),
+        chunking: raw.upstream.chunking.unwrap_or(true),
         helo_name: v.hostname(
             "upstream.helo_name",
             raw.upstream.helo_name.as_ref(),

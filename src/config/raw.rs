@@ -34,6 +34,7 @@ pub struct RawConfig {
 pub struct RawUpstream {
     pub address: Option<S<String>>,
     pub xclient: Option<bool>,
+    pub chunking: Option<bool>,
     pub helo_name: Option<S<String>>,
     pub tls: super::upstream_tls::RawUpstreamTls,
 }

@@ -6,12 +6,14 @@
 //! about 3 ns per byte. Here each literal is keyed by its first four bytes
 //! (all of them when shorter), ASCII-lowercased, and each key length has a
 //! one-bit-per-hash filter of a few kilobytes that stays in the CPU's
-//! first-level cache. The text is lowercased a few kilobytes at a time
-//! (a loop the compiler vectorizes); at each position the scan hashes the
-//! next four bytes and tests one bit, a handful of instructions. Only
-//! where the bit is set does it look the key up exactly (by eight bytes
-//! for literals that long, so literals sharing a common beginning do not
-//! all get compared) and compare the literals found.
+//! caches. The text is lowercased a few kilobytes at a time (a loop the
+//! compiler vectorizes); at a position the scan hashes the next four
+//! bytes and tests one bit, a handful of instructions. When every literal
+//! of four bytes or more is longer still, it tests only every second,
+//! third or fourth position (see [`Gate`]). Only where the bit is set does
+//! it look the key up exactly (by eight bytes for literals that long, so
+//! literals sharing a common beginning do not all get compared) and
+//! compare the literals found.
 //!
 //! The filter may let a position through wrongly, never stop one wrongly,
 //! and the exact lookup and comparison decide: every occurrence is
@@ -32,6 +34,8 @@ const CHUNK: usize = 4096;
 /// Filter bits per key: about 1/32 of the bits are set, so about 3% of
 /// positions whose bytes begin no literal still go to the exact lookup.
 const BITS_PER_KEY: usize = 32;
+/// The most positions a scan may step over at a time (see [`Gate`]).
+const MAX_STRIDE: usize = 4;
 /// Filter size bounds, in bits (512 B to 256 KiB).
 const MIN_BITS: usize = 1 << 12;
 const MAX_BITS: usize = 1 << 21;
@@ -61,19 +65,15 @@ impl Filter {
         }
     }
 
-    fn index(&self, key: u32) -> usize {
-        (key.wrapping_mul(MULTIPLIER) >> self.shift) as usize
+    /// The bit of `key` in a filter of `32 - shift` index bits.
+    #[inline]
+    fn index(key: u32, shift: u32) -> usize {
+        (key.wrapping_mul(MULTIPLIER) >> shift) as usize
     }
 
     fn insert(&mut self, key: u32) {
-        let i = self.index(key & self.mask);
+        let i = Filter::index(key & self.mask, self.shift);
         self.bits[i / 64] |= 1 << (i % 64);
-    }
-
-    #[inline]
-    fn may_start(&self, word: u32) -> bool {
-        let i = self.index(word & self.mask);
-        self.bits[i / 64] >> (i % 64) & 1 != 0
     }
 }
 
@@ -88,8 +88,16 @@ struct Table {
 /// A filter and the tables whose literals it lets through: literals of 1
 /// to 3 bytes have a gate of their length each; longer ones share the
 /// four-byte gate, split into tables of four- and eight-byte keys.
+///
+/// When all of a gate's literals are at least `stride + 3` bytes long,
+/// the filter holds the four bytes at each of their first `stride`
+/// offsets, and the scan tests only every `stride`th position: every
+/// occurrence has one of those four-byte pieces at a tested position. A
+/// position that passes is then checked as the start of a literal, and so
+/// are the `stride - 1` positions before it.
 struct Gate {
     filter: Filter,
+    stride: usize,
     tables: Vec<Table>,
 }
 
@@ -126,12 +134,6 @@ pub struct LiteralScanner {
     spans: Vec<Range<u32>>,
     /// Empty literals: they occur at every position.
     empty: Vec<u32>,
-}
-
-/// ASCII-lowercases one byte; other bytes stay as they are.
-#[inline]
-fn fold(byte: u8) -> u8 {
-    byte | (u8::from(byte.wrapping_sub(b'A') < 26) << 5)
 }
 
 /// The first `width` bytes of `bytes` (zeros beyond its end) as a word.
@@ -182,16 +184,50 @@ impl LiteralScanner {
             .iter()
             .position(|t| t.width >= KEY)
             .unwrap_or(tables.len());
-        let mut gates: Vec<Gate> = tables.drain(..long).map(|t| Gate::new(vec![t])).collect();
-        if !tables.is_empty() {
-            gates.push(Gate::new(tables));
-        }
-        LiteralScanner {
-            gates,
+        let groups: Vec<Vec<Table>> = tables.drain(..long).map(|t| vec![t]).collect();
+        let mut scanner = LiteralScanner {
+            gates: Vec::new(),
             members,
             bytes,
             spans,
             empty,
+        };
+        let groups = groups
+            .into_iter()
+            .chain((!tables.is_empty()).then_some(tables));
+        scanner.gates = groups.map(|tables| scanner.gate(tables)).collect();
+        scanner
+    }
+
+    fn literal(&self, n: u32) -> &[u8] {
+        let span = &self.spans[n as usize];
+        &self.bytes[span.start as usize..span.end as usize]
+    }
+
+    /// The gate of `tables`, with the longest stride their shortest
+    /// literal allows.
+    fn gate(&self, tables: Vec<Table>) -> Gate {
+        let literals = || {
+            let ranges = tables.iter().flat_map(|t| t.buckets.values().cloned());
+            ranges.flat_map(|r| self.members[r.start as usize..r.end as usize].iter())
+        };
+        let shortest = literals()
+            .map(|&n| self.literal(n).len())
+            .min()
+            .unwrap_or(0);
+        let width = shortest.min(KEY);
+        let stride = (shortest + 1).saturating_sub(KEY).clamp(1, MAX_STRIDE);
+        let mut filter = Filter::new(width, literals().count() * stride);
+        for &n in literals() {
+            let literal = self.literal(n);
+            for at in 0..stride {
+                filter.insert(word(&literal[at..], width) as u32);
+            }
+        }
+        Gate {
+            filter,
+            stride,
+            tables,
         }
     }
 
@@ -212,16 +248,17 @@ impl LiteralScanner {
         for base in (0..text.len()).step_by(CHUNK) {
             let positions = CHUNK.min(text.len() - base);
             let bytes = &text[base..text.len().min(base + CHUNK + LONG_KEY)];
-            for (to, &from) in folded.iter_mut().zip(bytes) {
-                *to = fold(from);
-            }
+            folded[..bytes.len()].copy_from_slice(bytes);
+            folded[..bytes.len()].make_ascii_lowercase();
             folded[bytes.len()..].fill(0);
             self.scan_chunk(&folded, positions, text, base, &mut found);
         }
     }
 
     /// Tests the first `positions` positions of a folded chunk, which
-    /// starts at `base` in `text`.
+    /// starts at `base` in `text`: one gate at a time, so that its filter
+    /// stays in registers (each pattern has one gate, so its occurrences
+    /// still come in order).
     #[inline]
     fn scan_chunk(
         &self,
@@ -231,37 +268,47 @@ impl LiteralScanner {
         base: usize,
         found: &mut impl FnMut(usize, usize),
     ) {
-        for (i, window) in folded.windows(LONG_KEY).take(positions).enumerate() {
-            let word = u32::from_le_bytes([window[0], window[1], window[2], window[3]]);
-            for gate in &self.gates {
-                if gate.filter.may_start(word) {
-                    self.verify(gate, window, text, base + i, found);
+        for gate in &self.gates {
+            // Copied out so that they stay in registers across the loop.
+            let (bits, shift, mask) = (&gate.filter.bits[..], gate.filter.shift, gate.filter.mask);
+            // Positions that are multiples of the stride in the whole text.
+            let first = (gate.stride - base % gate.stride) % gate.stride;
+            // (`min` lets the compiler drop the bounds checks.)
+            for i in (first..positions.min(CHUNK)).step_by(gate.stride) {
+                let word = u32::from_le_bytes(folded[i..i + KEY].try_into().expect("four bytes"));
+                let bit = Filter::index(word & mask, shift);
+                if bits[bit / 64] >> (bit % 64) & 1 != 0 {
+                    self.verify(gate, text, base + i, found);
                 }
             }
         }
     }
 
-    /// Reports the literals of `gate` that occur at `at`, where the
-    /// folded text begins with `window`.
+    /// Reports the literals of `gate` that start at `at` or at the
+    /// `stride - 1` positions before it, earliest first.
     #[cold]
     #[inline(never)]
-    fn verify(
-        &self,
-        gate: &Gate,
-        window: &[u8],
-        text: &[u8],
-        at: usize,
-        found: &mut impl FnMut(usize, usize),
-    ) {
-        let window = word(window, LONG_KEY);
+    fn verify(&self, gate: &Gate, text: &[u8], at: usize, found: &mut impl FnMut(usize, usize)) {
+        let earliest = (at + 1).saturating_sub(gate.stride);
+        for start in earliest..=at {
+            self.verify_at(gate, text, start, found);
+        }
+    }
+
+    /// Reports the literals of `gate` that start at `at`.
+    fn verify_at(&self, gate: &Gate, text: &[u8], at: usize, found: &mut impl FnMut(usize, usize)) {
+        let mut window = [0u8; LONG_KEY];
+        let bytes = &text[at..text.len().min(at + LONG_KEY)];
+        window[..bytes.len()].copy_from_slice(bytes);
+        window.make_ascii_lowercase();
+        let window = u64::from_le_bytes(window);
         for table in &gate.tables {
             let Some(bucket) = table.buckets.get(&(window & table.mask)) else {
                 continue;
             };
             for &n in &self.members[bucket.start as usize..bucket.end as usize] {
                 // The key's bytes are equal: compare the rest.
-                let span = &self.spans[n as usize];
-                let rest = &self.bytes[span.start as usize + table.width..span.end as usize];
+                let rest = &self.literal(n)[table.width..];
                 let from = at + table.width;
                 let here = text.get(from..from + rest.len());
                 if here.is_some_and(|t| t.eq_ignore_ascii_case(rest)) {
@@ -269,21 +316,6 @@ impl LiteralScanner {
                 }
             }
         }
-    }
-}
-
-impl Gate {
-    fn new(tables: Vec<Table>) -> Gate {
-        let width = tables[0].width.min(KEY);
-        let keys: usize = tables.iter().map(|t| t.buckets.len()).sum();
-        let mut filter = Filter::new(width, keys);
-        for table in &tables {
-            table
-                .buckets
-                .keys()
-                .for_each(|&key| filter.insert(key as u32));
-        }
-        Gate { filter, tables }
     }
 }
 
@@ -429,8 +461,33 @@ mod tests {
         out
     }
 
-    /// Random literal sets, 1 to 12 bytes long, against random texts:
-    /// exactly what the naive search finds.
+    /// Occurrences across the edges of the chunks the text is lowercased
+    /// in, and texts that end at, just before or just after an edge.
+    #[test]
+    fn chunk_edges() {
+        let literals: [&[u8]; 4] = [b"edge", b"straddling", b"xy", b"tail-end"];
+        for len in [CHUNK - 1, CHUNK, CHUNK + 1, CHUNK + 3, 2 * CHUNK + 5] {
+            let mut text = vec![b'.'; len];
+            for at in [CHUNK - 10, CHUNK - 4, CHUNK - 1, 2 * CHUNK - 2] {
+                let piece: &[u8] = if at % 2 == 0 {
+                    b"STRADDLING"
+                } else {
+                    b"Edge-xY"
+                };
+                if at + piece.len() <= len {
+                    text[at..at + piece.len()].copy_from_slice(piece);
+                }
+            }
+            let tail = b"Tail-End";
+            text[len - tail.len()..].copy_from_slice(tail);
+            let got = scanned(&literals, &text);
+            assert_eq!(got, naive(&literals, &text), "length {len}");
+            assert!(got.iter().any(|&(n, _)| n == 3), "length {len}: {got:?}");
+        }
+    }
+
+    /// Random literal sets, 1 to 12 bytes long, against random texts (some
+    /// over several chunks): exactly what the naive search finds.
     #[test]
     fn agrees_with_naive_search() {
         let mut rng = fastrand::Rng::with_seed(0x5eed_5ca1);
@@ -438,12 +495,13 @@ mod tests {
             let count = 1 + rng.usize(..if round % 10 == 0 { 400 } else { 20 });
             let owned: Vec<Vec<u8>> = (0..count)
                 .map(|_| {
-                    let len = 1 + rng.usize(..12);
+                    // Some rounds have only long literals: strided gates.
+                    let len = 1 + round % 8 + rng.usize(..12);
                     random_bytes(&mut rng, len)
                 })
                 .collect();
             let literals: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
-            let len = rng.usize(..600);
+            let len = rng.usize(..if round % 50 == 0 { 3 * CHUNK } else { 600 });
             let text = random_bytes(&mut rng, len);
             assert_eq!(
                 scanned(&literals, &text),

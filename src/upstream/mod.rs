@@ -107,6 +107,7 @@ pub struct Capabilities {
     pub eightbit: bool,
     pub smtputf8: bool,
     pub pipelining: bool,
+    pub chunking: bool,
     pub xclient: Option<Vec<String>>,
     /// SASL mechanisms offered (for relaying AUTH on submission listeners).
     pub auth: Vec<String>,
@@ -124,6 +125,7 @@ impl Capabilities {
                 "8BITMIME" => caps.eightbit = true,
                 "SMTPUTF8" => caps.smtputf8 = true,
                 "PIPELINING" => caps.pipelining = true,
+                "CHUNKING" => caps.chunking = true,
                 "XCLIENT" => caps.xclient = Some(words.map(str::to_string).collect()),
                 "AUTH" => caps.auth = words.map(str::to_ascii_uppercase).collect(),
                 "STARTTLS" => caps.starttls = true,
@@ -196,6 +198,8 @@ pub struct Upstream {
     caps: Capabilities,
     command_timeout: Duration,
     data_timeout: Duration,
+    /// `upstream.chunking`: BDAT may be used when offered.
+    chunking: bool,
     /// The TLS session, when STARTTLS succeeded.
     tls: Option<TlsInfo>,
 }
@@ -256,6 +260,7 @@ impl Upstream {
             caps: Capabilities::default(),
             command_timeout: timeouts.upstream_command,
             data_timeout: timeouts.upstream_data,
+            chunking: config.chunking,
             tls: None,
         };
         upstream.expect(Phase::Greeting, 220).await?;
@@ -431,9 +436,37 @@ impl Upstream {
         line.push(b'>');
     }
 
-    /// Sends DATA, then `headers` and `body` dot-stuffed, and returns the
-    /// upstream's verdict on the message (or its refusal of DATA itself).
+    /// Sends the message (`headers`, then `body`) and returns the
+    /// upstream's verdict on it, or its refusal of DATA itself.
     pub async fn data(&mut self, headers: &[u8], body: &[u8]) -> Result<Reply, UpstreamError> {
+        match self.chunking && self.caps.chunking {
+            true => self.bdat(headers, body).await,
+            false => self.dot_data(headers, body).await,
+        }
+    }
+
+    /// One `BDAT n LAST` with the message as is (RFC 3030): no 354 to wait
+    /// for and no dot-stuffing, so nothing in the message can end it early.
+    async fn bdat(&mut self, headers: &[u8], body: &[u8]) -> Result<Reply, UpstreamError> {
+        // As with DATA, the message is made to end with a line end.
+        let line_end: &[u8] = match body.is_empty() || body.ends_with(b"\r\n") {
+            true => b"",
+            false => b"\r\n",
+        };
+        let size = headers.len() + body.len() + line_end.len();
+        let out = self.stream.queued_mut();
+        out.reserve(size + 32);
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "BDAT {size} LAST\r\n");
+        for part in [headers, body, line_end] {
+            out.extend_from_slice(part);
+        }
+        self.flush(Phase::Message).await?;
+        self.read_reply(Phase::Message, self.data_timeout).await
+    }
+
+    /// DATA, the 354, then the message dot-stuffed and its final dot.
+    async fn dot_data(&mut self, headers: &[u8], body: &[u8]) -> Result<Reply, UpstreamError> {
         let reply = self.command(Phase::Data, "DATA").await?;
         if reply.code != 354 {
             return Ok(reply);

@@ -42,6 +42,8 @@ pub struct Behaviour {
     pub xclient: bool,
     /// PIPELINING offered in the EHLO reply.
     pub pipelining: bool,
+    /// CHUNKING offered: messages may come as BDAT (RFC 3030).
+    pub chunking: bool,
     pub smtputf8: bool,
     /// Recipients refused with `550 5.1.1`.
     pub unknown_rcpts: Vec<String>,
@@ -57,6 +59,7 @@ impl Default for Behaviour {
         Behaviour {
             xclient: true,
             pipelining: true,
+            chunking: false,
             smtputf8: true,
             unknown_rcpts: Vec::new(),
             fault: None,
@@ -268,6 +271,7 @@ impl Conn {
             }
             "RCPT" => self.rcpt(command).await,
             "DATA" => self.data().await,
+            "BDAT" if self.behaviour.chunking => self.bdat(command).await,
             "RSET" => {
                 self.tx = Received::default();
                 self.write("250 2.0.0 Ok").await
@@ -376,6 +380,9 @@ impl Conn {
             lines.push("250-PIPELINING");
         }
         lines.extend(["250-SIZE 52428800", "250-8BITMIME"]);
+        if self.behaviour.chunking {
+            lines.push("250-CHUNKING");
+        }
         if self.behaviour.xclient {
             lines.push("250-XCLIENT NAME ADDR PROTO HELO PORT LOGIN");
         }
@@ -414,7 +421,32 @@ impl Conn {
         let Some(wire) = self.read_data().await else {
             return Next::Stop;
         };
-        self.tx.message = unstuff(&wire);
+        self.finish(unstuff(&wire), wire).await
+    }
+
+    /// One BDAT chunk: exactly its size in octets follows the command;
+    /// the chunk marked LAST ends the message.
+    async fn bdat(&mut self, command: &str) -> Next {
+        let mut words = command.split_whitespace().skip(1);
+        let Some(size) = words.next().and_then(|n| n.parse::<usize>().ok()) else {
+            return self.write("501 5.5.4 Syntax: BDAT size [LAST]").await;
+        };
+        let last = words.next().is_some_and(|w| w.eq_ignore_ascii_case("LAST"));
+        let mut chunk = vec![0u8; size];
+        if self.stream.read_exact(&mut chunk).await.is_err() {
+            return Next::Stop;
+        }
+        self.tx.wire.extend_from_slice(&chunk);
+        if !last {
+            return self.write(&format!("250 2.0.0 {size} octets")).await;
+        }
+        let wire = std::mem::take(&mut self.tx.wire);
+        self.finish(wire.clone(), wire).await
+    }
+
+    /// The message is complete: answer for it and keep it if accepted.
+    async fn finish(&mut self, message: Vec<u8>, wire: Vec<u8>) -> Next {
+        self.tx.message = message;
         self.tx.wire = wire;
         self.tx.xclient = self.xclient.clone();
         self.tx.connection = self.id;
