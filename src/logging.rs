@@ -14,7 +14,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tracing_subscriber::fmt::MakeWriter;
+use std::fmt;
+
+use tracing::field::{Field, Visit};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FormatFields, MakeWriter};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
@@ -39,7 +44,7 @@ pub fn init(config: &LogConfig) -> LogGuard {
         .with_ansi(ansi)
         .with_writer(writer);
     let _ = match config.format {
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text => builder.fmt_fields(TextFields).try_init(),
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
@@ -47,6 +52,56 @@ pub fn init(config: &LogConfig) -> LogGuard {
             .try_init(),
     };
     guard
+}
+
+/// Text fields as `name=value`, as tracing's default formatter writes
+/// them but without its styling calls per field: those cost more than the
+/// values on the one-line-per-transaction hot path (a fifth of spamgate's
+/// own instructions per relayed message, measured with callgrind).
+pub struct TextFields;
+
+impl<'writer> FormatFields<'writer> for TextFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'writer>, fields: R) -> fmt::Result {
+        let mut visitor = TextVisitor {
+            writer,
+            first: true,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct TextVisitor<'writer> {
+    writer: Writer<'writer>,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl Visit for TextVisitor<'_> {
+    /// Strings are quoted, except the message, as tracing's default does.
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "message" => self.record_debug(field, &format_args!("{value}")),
+            _ => self.record_debug(field, &value),
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.result.is_err() {
+            return;
+        }
+        let separator = if self.first { "" } else { " " };
+        self.first = false;
+        let name = field.name();
+        self.result = match name {
+            "message" => write!(self.writer, "{separator}{value:?}"),
+            _ => {
+                let name = name.strip_prefix("r#").unwrap_or(name);
+                write!(self.writer, "{separator}{name}={value:?}")
+            }
+        };
+    }
 }
 
 /// Starts the writer thread that empties the queue into `out`.
@@ -196,6 +251,32 @@ impl Drop for LogGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lines as operators and their log parsers know them: the message,
+    /// then `name=value`, strings quoted, displayed values bare.
+    #[test]
+    fn text_fields_look_like_tracing_defaults() {
+        let sink = Sink::default();
+        let (writer, guard) = spawn_writer(sink.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .without_time()
+            .with_writer(writer)
+            .fmt_fields(TextFields)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("session", id = 7);
+            let _entered = span.enter();
+            let r#type = "x";
+            tracing::info!(tx = %"a-1.1", size = 4096, helo = "mx.example", r#type, "transaction");
+        });
+        drop(guard);
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            " INFO session{id=7}: spamgate::logging::tests: transaction tx=a-1.1 size=4096 helo=\"mx.example\" type=\"x\"\n"
+        );
+    }
 
     /// A `Write` whose bytes the test can read after the writer is done.
     #[derive(Clone, Default)]
