@@ -4,7 +4,9 @@
 # RSA 2048) message of about SIZE bytes from an SPF-authorized, DMARC
 # p=reject domain, first straight to smtp-sink, then through spamgate
 # (release build) whose resolver asks a knotd on loopback. Prints msgs/s
-# for both, their ratio, and spamgate's CPU time per message.
+# for both, their ratio, and spamgate's CPU time per message. In the same
+# run, a byte-copying TCP forwarder (examples/null_proxy.rs) in spamgate's
+# place shows the ceiling any proxy has on this machine.
 #
 #   bench/auth.sh                      # 20,000 messages, 4 KB, 100 sessions
 #   QUICK=1 bench/auth.sh              # 2,000 messages: a smoke run
@@ -117,6 +119,8 @@ measure() {
     RATE=$(awk -v n="$MESSAGES" -v a="$start" -v b="$end" 'BEGIN { printf "%.0f", n / (b - a) }')
 }
 
+cargo build --release --ignore-rust-version --example null_proxy >&2
+NULL_PROXY="$CARGO_TARGET_DIR/release/examples/null_proxy"
 if [[ -n "${SPAMGATE_BIN:-}" ]]; then
     SPAMGATE="$SPAMGATE_BIN"
 else
@@ -151,10 +155,25 @@ lookups=$(awk -v n="$MESSAGES" '/^spamgate_dns_lookup_duration_seconds_count/ { 
 stop "$GATE_PID"
 stop "$SINK_PID"
 
+start_sink
+NULL_PORT=$(free_port)
+"$NULL_PROXY" "127.0.0.1:$NULL_PORT" "127.0.0.1:$SINK_PORT" &
+NULL_PID=$!
+PIDS+=("$NULL_PID")
+wait_port "$NULL_PORT" "$NULL_PID"
+measure "$NULL_PORT"
+check_delivered "$MESSAGES"
+null=$RATE
+stop "$NULL_PID"
+stop "$SINK_PID"
+
 ratio=$(awk -v a="$through" -v b="$direct" 'BEGIN { printf "%.1f%%", 100 * a / b }')
+null_ratio=$(awk -v a="$null" -v b="$direct" 'BEGIN { printf "%.1f%%", 100 * a / b }')
 echo
-printf '%-8s %8s %14s %16s %8s %20s\n' size sessions "direct msg/s" "spamgate msg/s" ratio "spamgate CPU µs/msg"
-printf '%-8s %8s %14s %16s %8s %20s\n' "$((SIZE / 1024)) KB" "$SESSIONS" "$direct" "$through" "$ratio" "$CPU"
+printf '%-8s %8s %14s %16s %8s %20s %18s\n' size sessions "direct msg/s" "spamgate msg/s" ratio \
+    "spamgate CPU µs/msg" "null proxy msg/s"
+printf '%-8s %8s %14s %16s %8s %20s %18s\n' "$((SIZE / 1024)) KB" "$SESSIONS" "$direct" "$through" \
+    "$ratio" "$CPU" "$null ($null_ratio)"
 if [[ "${AUTH:-on}" != off ]]; then
     log "dkim+spf aligned, dmarc=pass counted ${passes:-0} times (of $MESSAGES); $lookups resolver lookups per message"
     [[ "${passes:-0}" == "$MESSAGES" ]] || { echo "not every message passed DMARC" >&2; exit 1; }

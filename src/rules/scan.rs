@@ -6,14 +6,12 @@
 //! about 3 ns per byte. Here each literal is keyed by its first four bytes
 //! (all of them when shorter), ASCII-lowercased, and each key length has a
 //! one-bit-per-hash filter of a few kilobytes that stays in the CPU's
-//! caches. The text is lowercased a few kilobytes at a time (a loop the
-//! compiler vectorizes); at a position the scan hashes the next four
-//! bytes and tests one bit, a handful of instructions. When every literal
-//! of four bytes or more is longer still, it tests only every second,
-//! third or fourth position (see [`Gate`]). Only where the bit is set does
-//! it look the key up exactly (by eight bytes for literals that long, so
-//! literals sharing a common beginning do not all get compared) and
-//! compare the literals found.
+//! first-level cache. The text is lowercased a few kilobytes at a time
+//! (a loop the compiler vectorizes); at each position the scan hashes the
+//! next four bytes and tests one bit, a handful of instructions. Only
+//! where the bit is set does it look the key up exactly (by eight bytes
+//! for literals that long, so literals sharing a common beginning do not
+//! all get compared) and compare the literals found.
 //!
 //! The filter may let a position through wrongly, never stop one wrongly,
 //! and the exact lookup and comparison decide: every occurrence is
@@ -31,11 +29,13 @@ const KEY: usize = 4;
 const LONG_KEY: usize = 8;
 /// Bytes lowercased at a time, into a buffer on the stack.
 const CHUNK: usize = 4096;
+/// Bytes lowercased past a chunk's last position: literals up to this
+/// long are compared with the lowercased copy (a plain comparison the
+/// compiler turns into a few word compares), longer ones with the text.
+const LOOKAHEAD: usize = 64;
 /// Filter bits per key: about 1/32 of the bits are set, so about 3% of
 /// positions whose bytes begin no literal still go to the exact lookup.
 const BITS_PER_KEY: usize = 32;
-/// The most positions a scan may step over at a time (see [`Gate`]).
-const MAX_STRIDE: usize = 4;
 /// Filter size bounds, in bits (512 B to 256 KiB).
 const MIN_BITS: usize = 1 << 12;
 const MAX_BITS: usize = 1 << 21;
@@ -88,16 +88,8 @@ struct Table {
 /// A filter and the tables whose literals it lets through: literals of 1
 /// to 3 bytes have a gate of their length each; longer ones share the
 /// four-byte gate, split into tables of four- and eight-byte keys.
-///
-/// When all of a gate's literals are at least `stride + 3` bytes long,
-/// the filter holds the four bytes at each of their first `stride`
-/// offsets, and the scan tests only every `stride`th position: every
-/// occurrence has one of those four-byte pieces at a tested position. A
-/// position that passes is then checked as the start of a literal, and so
-/// are the `stride - 1` positions before it.
 struct Gate {
     filter: Filter,
-    stride: usize,
     tables: Vec<Table>,
 }
 
@@ -126,14 +118,22 @@ impl Hasher for KeyHasher {
 /// The scanner over a fixed list of literals; pattern `n` is the `n`th.
 pub struct LiteralScanner {
     gates: Vec<Gate>,
-    /// Pattern numbers grouped by exact key: the buckets' ranges index this.
-    members: Vec<u32>,
+    /// Literals grouped by exact key: the buckets' ranges index this.
+    members: Vec<Member>,
     /// All literals, ASCII-lowercased, one after the other.
     bytes: Vec<u8>,
-    /// Each pattern's literal in `bytes`.
-    spans: Vec<Range<u32>>,
     /// Empty literals: they occur at every position.
     empty: Vec<u32>,
+}
+
+/// A literal in a bucket: its pattern number and where it is in
+/// [`LiteralScanner::bytes`], kept together so that checking a bucket
+/// reads one array.
+#[derive(Clone, Copy)]
+struct Member {
+    pattern: u32,
+    start: u32,
+    end: u32,
 }
 
 /// The first `width` bytes of `bytes` (zeros beyond its end) as a word.
@@ -156,78 +156,46 @@ fn key_width(len: usize) -> usize {
 impl LiteralScanner {
     pub fn new<L: AsRef<[u8]>>(literals: impl IntoIterator<Item = L>) -> LiteralScanner {
         let mut bytes = Vec::new();
-        let mut spans = Vec::new();
-        // (exact key width, key, pattern) for every non-empty literal.
-        let mut keyed: Vec<(usize, u64, u32)> = Vec::new();
+        // (exact key width, key, literal) for every non-empty literal.
+        let mut keyed: Vec<(usize, u64, Member)> = Vec::new();
         let mut empty = Vec::new();
         for (n, literal) in literals.into_iter().enumerate() {
             let literal = literal.as_ref().to_ascii_lowercase();
             let n = u32::try_from(n).expect("fewer than 2^32 literals");
-            match key_width(literal.len()) {
-                0 => empty.push(n),
-                width => keyed.push((width, word(&literal, width), n)),
-            }
             let start = offset(bytes.len());
             bytes.extend_from_slice(&literal);
-            spans.push(start..offset(bytes.len()));
+            let member = Member {
+                pattern: n,
+                start,
+                end: offset(bytes.len()),
+            };
+            match key_width(literal.len()) {
+                0 => empty.push(n),
+                width => keyed.push((width, word(&literal, width), member)),
+            }
         }
-        keyed.sort_unstable();
+        keyed.sort_unstable_by_key(|&(width, key, member)| (width, key, member.pattern));
         let mut members = Vec::with_capacity(keyed.len());
         let mut tables: Vec<Table> = [1, 2, 3, KEY, LONG_KEY]
             .into_iter()
             .filter_map(|width| {
                 let of_width = keyed.iter().filter(|k| k.0 == width);
-                Table::build(width, of_width.map(|&(_, key, n)| (key, n)), &mut members)
+                Table::build(width, of_width.map(|&(_, key, m)| (key, m)), &mut members)
             })
             .collect();
         let long = tables
             .iter()
             .position(|t| t.width >= KEY)
             .unwrap_or(tables.len());
-        let groups: Vec<Vec<Table>> = tables.drain(..long).map(|t| vec![t]).collect();
-        let mut scanner = LiteralScanner {
-            gates: Vec::new(),
+        let mut gates: Vec<Gate> = tables.drain(..long).map(|t| Gate::new(vec![t])).collect();
+        if !tables.is_empty() {
+            gates.push(Gate::new(tables));
+        }
+        LiteralScanner {
+            gates,
             members,
             bytes,
-            spans,
             empty,
-        };
-        let groups = groups
-            .into_iter()
-            .chain((!tables.is_empty()).then_some(tables));
-        scanner.gates = groups.map(|tables| scanner.gate(tables)).collect();
-        scanner
-    }
-
-    fn literal(&self, n: u32) -> &[u8] {
-        let span = &self.spans[n as usize];
-        &self.bytes[span.start as usize..span.end as usize]
-    }
-
-    /// The gate of `tables`, with the longest stride their shortest
-    /// literal allows.
-    fn gate(&self, tables: Vec<Table>) -> Gate {
-        let literals = || {
-            let ranges = tables.iter().flat_map(|t| t.buckets.values().cloned());
-            ranges.flat_map(|r| self.members[r.start as usize..r.end as usize].iter())
-        };
-        let shortest = literals()
-            .map(|&n| self.literal(n).len())
-            .min()
-            .unwrap_or(0);
-        let width = shortest.min(KEY);
-        let stride = (shortest + 1).saturating_sub(KEY).clamp(1, MAX_STRIDE);
-        let mut filter = Filter::new(width, literals().count() * stride);
-        for &n in literals() {
-            let literal = self.literal(n);
-            for at in 0..stride {
-                filter.insert(word(&literal[at..], width) as u32);
-            }
-        }
-        Gate {
-            filter,
-            stride,
-            tables,
         }
     }
 
@@ -244,10 +212,10 @@ impl LiteralScanner {
         // Each chunk's positions, lowercased with the bytes of the longest
         // key after the last one; zeros past the end of the text (no
         // literal matches there: the comparison checks the length).
-        let mut folded = [0u8; CHUNK + LONG_KEY];
+        let mut folded = [0u8; CHUNK + LOOKAHEAD];
         for base in (0..text.len()).step_by(CHUNK) {
             let positions = CHUNK.min(text.len() - base);
-            let bytes = &text[base..text.len().min(base + CHUNK + LONG_KEY)];
+            let bytes = &text[base..text.len().min(base + CHUNK + LOOKAHEAD)];
             folded[..bytes.len()].copy_from_slice(bytes);
             folded[..bytes.len()].make_ascii_lowercase();
             folded[bytes.len()..].fill(0);
@@ -262,7 +230,7 @@ impl LiteralScanner {
     #[inline]
     fn scan_chunk(
         &self,
-        folded: &[u8; CHUNK + LONG_KEY],
+        folded: &[u8; CHUNK + LOOKAHEAD],
         positions: usize,
         text: &[u8],
         base: usize,
@@ -271,51 +239,63 @@ impl LiteralScanner {
         for gate in &self.gates {
             // Copied out so that they stay in registers across the loop.
             let (bits, shift, mask) = (&gate.filter.bits[..], gate.filter.shift, gate.filter.mask);
-            // Positions that are multiples of the stride in the whole text.
-            let first = (gate.stride - base % gate.stride) % gate.stride;
-            // (`min` lets the compiler drop the bounds checks.)
-            for i in (first..positions.min(CHUNK)).step_by(gate.stride) {
+            for i in 0..positions.min(CHUNK) {
                 let word = u32::from_le_bytes(folded[i..i + KEY].try_into().expect("four bytes"));
                 let bit = Filter::index(word & mask, shift);
                 if bits[bit / 64] >> (bit % 64) & 1 != 0 {
-                    self.verify(gate, text, base + i, found);
+                    self.verify(gate, &folded[i..i + LOOKAHEAD], text, base + i, found);
                 }
             }
         }
     }
 
-    /// Reports the literals of `gate` that start at `at` or at the
-    /// `stride - 1` positions before it, earliest first.
+    /// Reports the literals of `gate` that occur at `at`, where the
+    /// folded text begins with `window`.
     #[cold]
     #[inline(never)]
-    fn verify(&self, gate: &Gate, text: &[u8], at: usize, found: &mut impl FnMut(usize, usize)) {
-        let earliest = (at + 1).saturating_sub(gate.stride);
-        for start in earliest..=at {
-            self.verify_at(gate, text, start, found);
-        }
-    }
-
-    /// Reports the literals of `gate` that start at `at`.
-    fn verify_at(&self, gate: &Gate, text: &[u8], at: usize, found: &mut impl FnMut(usize, usize)) {
-        let mut window = [0u8; LONG_KEY];
-        let bytes = &text[at..text.len().min(at + LONG_KEY)];
-        window[..bytes.len()].copy_from_slice(bytes);
-        window.make_ascii_lowercase();
-        let window = u64::from_le_bytes(window);
+    fn verify(
+        &self,
+        gate: &Gate,
+        window: &[u8],
+        text: &[u8],
+        at: usize,
+        found: &mut impl FnMut(usize, usize),
+    ) {
+        let key = word(window, LONG_KEY);
         for table in &gate.tables {
-            let Some(bucket) = table.buckets.get(&(window & table.mask)) else {
+            let Some(bucket) = table.buckets.get(&(key & table.mask)) else {
                 continue;
             };
-            for &n in &self.members[bucket.start as usize..bucket.end as usize] {
+            for member in &self.members[bucket.start as usize..bucket.end as usize] {
                 // The key's bytes are equal: compare the rest.
-                let rest = &self.literal(n)[table.width..];
-                let from = at + table.width;
-                let here = text.get(from..from + rest.len());
-                if here.is_some_and(|t| t.eq_ignore_ascii_case(rest)) {
-                    found(n as usize, at);
+                let literal = &self.bytes[member.start as usize..member.end as usize];
+                let (len, from) = (literal.len(), table.width);
+                let equal = match window.get(from..len) {
+                    Some(folded) => at + len <= text.len() && folded == &literal[from..],
+                    None => text
+                        .get(at + from..at + len)
+                        .is_some_and(|t| t.eq_ignore_ascii_case(&literal[from..])),
+                };
+                if equal {
+                    found(member.pattern as usize, at);
                 }
             }
         }
+    }
+}
+
+impl Gate {
+    fn new(tables: Vec<Table>) -> Gate {
+        let width = tables[0].width.min(KEY);
+        let keys: usize = tables.iter().map(|t| t.buckets.len()).sum();
+        let mut filter = Filter::new(width, keys);
+        for table in &tables {
+            table
+                .buckets
+                .keys()
+                .for_each(|&key| filter.insert(key as u32));
+        }
+        Gate { filter, tables }
     }
 }
 
@@ -324,13 +304,13 @@ impl Table {
     /// `(key, pattern)` pairs sorted by key; `None` when there are none.
     fn build(
         width: usize,
-        keyed: impl Iterator<Item = (u64, u32)>,
-        members: &mut Vec<u32>,
+        keyed: impl Iterator<Item = (u64, Member)>,
+        members: &mut Vec<Member>,
     ) -> Option<Table> {
         let mut buckets: HashMap<u64, Range<u32>, _> = HashMap::default();
-        for (key, n) in keyed {
+        for (key, member) in keyed {
             let at = offset(members.len());
-            members.push(n);
+            members.push(member);
             buckets.entry(key).or_insert(at..at).end = at + 1;
         }
         (!buckets.is_empty()).then(|| Table {
@@ -432,6 +412,22 @@ mod tests {
         }
     }
 
+    /// Literals longer than the lowercased lookahead are compared with
+    /// the text itself, also across a chunk's edge.
+    #[test]
+    fn long_literals() {
+        let long = "Ab".repeat(LOOKAHEAD);
+        let literals: [&[u8]; 2] = [long.as_bytes(), &long.as_bytes()[..LOOKAHEAD + 1]];
+        let mut text = vec![b'-'; CHUNK - 10];
+        text.extend_from_slice(long.to_uppercase().as_bytes());
+        text.extend_from_slice(b"ab");
+        let got = scanned(&literals, &text);
+        assert_eq!(got, naive(&literals, &text));
+        assert_eq!(got.len(), 5, "{got:?}");
+        let cut = &text[..text.len() - 3];
+        assert_eq!(scanned(&literals, cut), naive(&literals, cut));
+    }
+
     #[test]
     fn empty_literal_occurs_everywhere() {
         let got = scanned(&[b"", b"b"], b"ab");
@@ -495,8 +491,7 @@ mod tests {
             let count = 1 + rng.usize(..if round % 10 == 0 { 400 } else { 20 });
             let owned: Vec<Vec<u8>> = (0..count)
                 .map(|_| {
-                    // Some rounds have only long literals: strided gates.
-                    let len = 1 + round % 8 + rng.usize(..12);
+                    let len = 1 + rng.usize(..12);
                     random_bytes(&mut rng, len)
                 })
                 .collect();
