@@ -1,8 +1,8 @@
 //! Required literals: for each regex, sets of strings such that every
-//! match contains one string of each set. One Aho–Corasick automaton over
-//! all of a field's literals then tells, in one pass over the text, which
-//! few regexes can possibly match; only those run, and only near where
-//! their literals occur. This is what keeps 10,000 rules fast.
+//! match contains one string of each set. One literal scan over all of a
+//! field's literals ([`super::scan`]) then tells, in one pass over the
+//! text, which few regexes can possibly match; only those run, and only
+//! near where their literals occur. This is what keeps 10,000 rules fast.
 //!
 //! Each set also records how far a match may reach beyond the literal on
 //! either side ([`Required::before`], [`Required::after`]): when both are
