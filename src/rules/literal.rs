@@ -399,9 +399,15 @@ mod tests {
             (r"\bfree\s+money\b", lits(&["money"])),
             // `(?i)s` also matches the long s, `(?i)k` the Kelvin sign:
             // both stay in the set as their own UTF-8 strings.
-            ("(?i)(cheap|discount)", lits(&["cheap", "discount", "diſcount"])),
+            (
+                "(?i)(cheap|discount)",
+                lits(&["cheap", "discount", "diſcount"]),
+            ),
             ("(?i)kabc", lits(&["kabc", "\u{212A}abc"])),
-            ("(cheap|discount) meds", lits(&["cheap meds", "discount meds"])),
+            (
+                "(cheap|discount) meds",
+                lits(&["cheap meds", "discount meds"]),
+            ),
             // 32 case variants are too many: the run is split in two.
             ("(?i)sssssxyz", lits(&["sxyz", "ſxyz"])),
             ("(cheap|x)", None),
@@ -446,7 +452,11 @@ mod tests {
             ),
             (
                 "buy (cheap|discount) pills",
-                vec![(vec!["buy cheap pills", "buy discount pills"], Some(0), Some(0))],
+                vec![(
+                    vec!["buy cheap pills", "buy discount pills"],
+                    Some(0),
+                    Some(0),
+                )],
             ),
             (
                 "buy (cheap|discount|x[0-9]) pills",

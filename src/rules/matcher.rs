@@ -148,11 +148,25 @@ pub struct MatcherBuilder {
     atoms: Vec<Atom>,
 }
 
+/// Literals of a narrowing (not the first) set need at least this many
+/// bytes: the scanner's full key width.
+const SECONDARY_MIN: usize = 4;
+
 impl MatcherBuilder {
     /// Adds atom `id`: a pattern and its parsed form.
     pub fn add(&mut self, id: usize, pattern: &str, hir: &Hir) {
-        let required = requirements(hir);
+        let mut required = requirements(hir);
         let guard = guard(hir, &required);
+        // The first set decides which atoms run; the others only narrow
+        // their windows. A short literal in those would cost a scan pass of
+        // its own (a key width of its own) over every text for little gain,
+        // so such sets are left to the regex (fewer sets: wider windows,
+        // never a missed match).
+        let mut index = 0;
+        required.retain(|r| {
+            index += 1;
+            index == 1 || r.literals.iter().all(|l| l.len() >= SECONDARY_MIN)
+        });
         let index = self.atoms.len();
         let requirements: Vec<Requirement> =
             required.into_iter().map(|r| self.requirement(r)).collect();

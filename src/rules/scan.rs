@@ -24,6 +24,7 @@
 //! some literal (common English words searched in English text), the
 //! scan is slightly slower than the automaton (see `docs/rules.md`).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
@@ -43,6 +44,13 @@ const MAX_BITS: usize = 1 << 21;
 /// Knuth's multiplicative hashing constant (2^32 / golden ratio), odd:
 /// the product's top bits depend on every bit of the key.
 const MULTIPLIER: u32 = 0x9E37_79B1;
+
+thread_local! {
+    /// The lowercased chunk being scanned; only the bytes of the text
+    /// and the `LONG_KEY` zeros after it are ever read.
+    static FOLDED: RefCell<Box<[u8; CHUNK + LONG_KEY]>> =
+        RefCell::new(Box::new([0; CHUNK + LONG_KEY]));
+}
 
 /// One bit per hash of the first `width` bytes of the literals of a gate:
 /// a clear bit proves that no literal starts with those bytes.
@@ -202,16 +210,20 @@ impl LiteralScanner {
         }
         // Each chunk's positions, lowercased with the bytes of the longest
         // key after the last one; zeros past the end of the text (no
-        // literal matches there: the comparison checks the length).
-        let mut folded = [0u8; CHUNK + LONG_KEY];
-        for base in (0..text.len()).step_by(CHUNK) {
-            let positions = CHUNK.min(text.len() - base);
-            let bytes = &text[base..text.len().min(base + CHUNK + LONG_KEY)];
-            folded[..bytes.len()].copy_from_slice(bytes);
-            folded[..bytes.len()].make_ascii_lowercase();
-            folded[bytes.len()..].fill(0);
-            self.scan_chunk(&folded, positions, text, base, &mut found);
-        }
+        // literal matches there: the comparison checks the length). The
+        // buffer is the thread's: most texts are short header values, and
+        // clearing 4 KiB for each cost more than scanning them.
+        FOLDED.with_borrow_mut(|folded| {
+            for base in (0..text.len()).step_by(CHUNK) {
+                let positions = CHUNK.min(text.len() - base);
+                let bytes = &text[base..text.len().min(base + CHUNK + LONG_KEY)];
+                folded[..bytes.len()].copy_from_slice(bytes);
+                folded[..bytes.len()].make_ascii_lowercase();
+                let tail = folded.len().min(bytes.len() + LONG_KEY);
+                folded[bytes.len()..tail].fill(0);
+                self.scan_chunk(folded, positions, text, base, &mut found);
+            }
+        });
     }
 
     /// Tests the first `positions` positions of a folded chunk, which

@@ -386,12 +386,17 @@ fn unicode_case_variants_are_not_missed() {
         ("(?i)kiss", "\u{212A}I\u{17F}\u{17F}", true),
         ("(?i)kiss", "KISS", true),
         ("(?i)kiss", "kis", false),
-        ("(?i)buy (cheap|discount) meds", "buy di\u{17F}count MEDS", true),
+        (
+            "(?i)buy (cheap|discount) meds",
+            "buy di\u{17F}count MEDS",
+            true,
+        ),
         ("(?i)buy (cheap|discount) meds", "buy discount pills", false),
     ];
     for (pattern, body, want) in cases {
         let set = one_rule("data", &format!("{{body: '{pattern}'}}"));
-        let message = format!("Subject: s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n");
+        let message =
+            format!("Subject: s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n");
         let input = Input::new("192.0.2.10".parse().unwrap()).with_message(message.as_bytes());
         let hits = set.evaluate(Stage::Data, &input, &Facts::default(), 0.0);
         assert_eq!(!hits.is_empty(), *want, "{pattern} on {body}");
