@@ -635,16 +635,24 @@ async fn upstream_faults_never_give_a_false_250() {
 /// it and is hung up on, not left in a session the upstream has left.
 #[tokio::test]
 async fn upstream_421_closes_the_client_session() {
-    let behaviour = Behaviour {
-        fault: Some((Step::Rcpt, Fault::Reply(421))),
-        ..Behaviour::default()
-    };
-    let (upstream, spamgate) = setup(behaviour, "").await;
-    let mut client = Client::ready(spamgate.addr).await;
-    assert_eq!(client.cmd("MAIL FROM:<a@example.com>").await.code, 250);
-    assert_eq!(client.cmd("RCPT TO:<b@example.net>").await.code, 421);
-    assert!(client.is_closed().await, "the session ends after a 421");
-    assert!(upstream.accepted().is_empty());
+    // At MAIL (pipelined with the RCPT, after which the upstream hangs
+    // up) or at RCPT: the client hears the upstream's 421, not a 451.
+    for step in [Step::Mail, Step::Rcpt] {
+        let behaviour = Behaviour {
+            fault: Some((step, Fault::Reply(421))),
+            ..Behaviour::default()
+        };
+        let (upstream, spamgate) = setup(behaviour, "").await;
+        let mut client = Client::ready(spamgate.addr).await;
+        assert_eq!(client.cmd("MAIL FROM:<a@example.com>").await.code, 250);
+        let reply = client.cmd("RCPT TO:<b@example.net>").await;
+        assert_eq!(reply.code, 421, "{step:?}: {reply:?}");
+        assert!(
+            client.is_closed().await,
+            "{step:?}: the session ends after a 421"
+        );
+        assert!(upstream.accepted().is_empty());
+    }
 }
 
 #[tokio::test]

@@ -490,8 +490,14 @@ impl Conn {
             }
             Some((at, Fault::Reply(code))) if at == step => {
                 let class = code / 100;
-                self.write(&format!("{code} {class}.0.0 injected fault"))
-                    .await
+                let next = self
+                    .write(&format!("{code} {class}.0.0 injected fault"))
+                    .await;
+                // A 421 closes the channel (RFC 5321 3.8), as servers do.
+                if code == 421 {
+                    return Next::Stop;
+                }
+                next
             }
             _ => self.write(reply).await,
         }
