@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Side by side: smtp-sink direct, spamgate (checks off / all checks on) and
+# Side by side: smtp-sink direct, a byte-copying null proxy (the floor for
+# any proxy, examples/null_proxy.rs), spamgate (checks off / all checks on) and
 # Haraka 3.3.4 (forward only / with spf, dkim, dns-list, headers, limit),
 # 4 KB and 100 KB messages at 1, 10 and 100 sessions, all driven by the same
 # load driver (examples/load.rs). Prints msgs/s, ratios to direct and to
@@ -31,7 +32,7 @@ else
 fi
 SIZES="${SIZES:-4096 102400}"
 SESSIONS="${SESSIONS:-1 10 100}"
-TARGETS="${TARGETS:-direct gate_off gate_on haraka_fwd haraka_plugins}"
+TARGETS="${TARGETS:-direct null_proxy gate_off gate_on haraka_fwd haraka_plugins}"
 SINK_NAME=sink.bench.test
 CLIENT_IP=198.18.0.25 # RFC 2544 benchmark space: not "private" to Haraka
 PYTHON="${SPAMGATE_PYTHON:-$ROOT/.venv/bin/python3}"
@@ -237,6 +238,16 @@ start_gate() {
     wait_port "$SERVER_PORT" "$SERVER_PID"
 }
 
+# The floor for any proxy: examples/null_proxy.rs copies bytes and
+# understands nothing (see docs/performance.md, "Session 3").
+start_null_proxy() {
+    SERVER_PORT=$(free_port)
+    "$NULL_PROXY" "127.0.0.1:$SERVER_PORT" "127.0.0.1:$SINK_PORT" >"$WORK/null.log" 2>&1 &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    wait_port "$SERVER_PORT" "$SERVER_PID"
+}
+
 haraka_config() {
     local plugins=$1 dir=$2
     rm -rf "$dir"
@@ -357,6 +368,7 @@ measure() {
     start_sink -C
     case $target in
     direct) SERVER_PID=$SINK_PID SERVER_PORT=$SINK_PORT ;;
+    null_proxy) start_null_proxy ;;
     gate_off) start_gate off ;;
     gate_on) start_gate on; proxy=(--proxy "$CLIENT_IP") ;;
     haraka_fwd) start_haraka off ;;
@@ -379,11 +391,12 @@ measure() {
 install_tools
 if [[ "${BUILD:-1}" == 1 ]]; then
     log "building spamgate and the load driver (release) into $CARGO_TARGET_DIR"
-    cargo build --release --ignore-rust-version --bin spamgate --example load >&2
+    cargo build --release --ignore-rust-version --bin spamgate --example load --example null_proxy >&2
 fi
 # SPAMGATE=/path/to/spamgate measures another build (A/B runs; BUILD=0 then).
 SPAMGATE="${SPAMGATE:-$CARGO_TARGET_DIR/release/spamgate}"
 LOAD="$CARGO_TARGET_DIR/release/examples/load"
+NULL_PROXY="$CARGO_TARGET_DIR/release/examples/null_proxy"
 
 mkdir -p "$SCRATCH"
 WORK=$(mktemp -d "$SCRATCH/run.XXXXXX")
@@ -391,6 +404,7 @@ WORK=$(mktemp -d "$SCRATCH/run.XXXXXX")
 BUILT=$(date -u -r "$SPAMGATE" +%H:%M:%SZ)
 cp "$SPAMGATE" "$WORK/spamgate" && SPAMGATE="$WORK/spamgate"
 cp "$LOAD" "$WORK/load" && LOAD="$WORK/load"
+cp "$NULL_PROXY" "$WORK/null_proxy" && NULL_PROXY="$WORK/null_proxy"
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/dkim.pem" 2>/dev/null
 for size in $SIZES; do
     "$PYTHON" bench/compare/make_message.py "$size" "$WORK/dkim.pem" "$WORK/msg-$size.eml"
