@@ -152,21 +152,22 @@ pub struct MatcherBuilder {
 /// bytes: the scanner's full key width.
 const SECONDARY_MIN: usize = 4;
 
+/// The first set decides which atoms run; the others only narrow their
+/// windows. A short literal in those would cost a scan pass of its own (a
+/// key width of its own) over every text for little gain, so such sets are
+/// left to the regex: fewer sets give wider windows, never a missed match.
+fn worth_scanning(required: Vec<Required>) -> Vec<Required> {
+    let full_width = |r: &Required| r.literals.iter().all(|l| l.len() >= SECONDARY_MIN);
+    let mut sets = required.into_iter();
+    let first = sets.next();
+    first.into_iter().chain(sets.filter(full_width)).collect()
+}
+
 impl MatcherBuilder {
     /// Adds atom `id`: a pattern and its parsed form.
     pub fn add(&mut self, id: usize, pattern: &str, hir: &Hir) {
-        let mut required = requirements(hir);
+        let required = worth_scanning(requirements(hir));
         let guard = guard(hir, &required);
-        // The first set decides which atoms run; the others only narrow
-        // their windows. A short literal in those would cost a scan pass of
-        // its own (a key width of its own) over every text for little gain,
-        // so such sets are left to the regex (fewer sets: wider windows,
-        // never a missed match).
-        let mut index = 0;
-        required.retain(|r| {
-            index += 1;
-            index == 1 || r.literals.iter().all(|l| l.len() >= SECONDARY_MIN)
-        });
         let index = self.atoms.len();
         let requirements: Vec<Requirement> =
             required.into_iter().map(|r| self.requirement(r)).collect();
@@ -440,6 +441,17 @@ mod tests {
                 assert_eq!(hits[id], want, "{p} on {text:?}");
             }
         }
+    }
+
+    /// "hot" narrows `\bhot\s+dating\b` too little to be worth a scan
+    /// pass of 3-byte keys: only "dating" is searched, "hot" is left to
+    /// the regex, and the result is the same.
+    #[test]
+    fn short_narrowing_literals_are_not_scanned() {
+        let patterns = [r"(?i)\bhot\s+dating\b"];
+        assert_eq!(matcher(&patterns).lengths, [6], "only dating");
+        let texts = ["HOT   dating", "not dating", "hot dates", "shot dating"];
+        agree(&patterns, &texts.map(String::from));
     }
 
     #[test]

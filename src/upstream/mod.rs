@@ -448,19 +448,15 @@ impl Upstream {
     /// One `BDAT n LAST` with the message as is (RFC 3030): no 354 to wait
     /// for and no dot-stuffing, so nothing in the message can end it early.
     async fn bdat(&mut self, headers: &[u8], body: &[u8]) -> Result<Reply, UpstreamError> {
-        // As with DATA, the message is made to end with a line end.
-        let line_end: &[u8] = match body.is_empty() || body.ends_with(b"\r\n") {
-            true => b"",
-            false => b"\r\n",
-        };
-        let size = headers.len() + body.len() + line_end.len();
+        // The octets are counted, not framed: unlike DATA, nothing needs
+        // adding (the client's DATA already ended the message with CRLF).
+        let size = headers.len() + body.len();
         let out = self.stream.queued_mut();
         out.reserve(size + 32);
         // Writing into a Vec cannot fail.
         let _ = write!(out, "BDAT {size} LAST\r\n");
-        for part in [headers, body, line_end] {
-            out.extend_from_slice(part);
-        }
+        out.extend_from_slice(headers);
+        out.extend_from_slice(body);
         self.flush(Phase::Message).await?;
         self.read_reply(Phase::Message, self.data_timeout).await
     }
