@@ -17,6 +17,8 @@
 //! - [`dns`]: the one shared DNS resolver, typed answers, DNS metrics.
 //! - [`state`]: rate-limit counters, greylist triplets and the DNS list
 //!   cache, in memory or shared through Redis.
+//! - [`relay`]: the domains we relay for, and how an address is judged
+//!   against them (routing tricks, IDNA, trailing dots).
 //! - [`upstream`]: the lockstep client to the upstream MTA, with XCLIENT and
 //!   STARTTLS towards it.
 //! - [`offline`]: `spamgate test`, the pipeline run on one message file.
@@ -35,6 +37,7 @@ pub mod logging;
 pub mod metrics;
 pub mod offline;
 pub mod proxy_protocol;
+pub mod relay;
 pub mod rules;
 pub mod server;
 pub mod smtp;

@@ -369,6 +369,7 @@ impl Metrics {
             "disconnect",
             "protocol",
             "refused",
+            "xclient",
             "tls",
         ] {
             let _ = self.upstream_errors.get_or_create(&KindLabel { kind });

@@ -10,6 +10,7 @@ mod duration;
 mod error;
 pub mod proxy;
 mod raw;
+pub mod relay;
 pub mod reputation;
 pub mod rules;
 pub mod state;
@@ -57,6 +58,8 @@ pub struct Config {
     pub auth: auth::AuthConfig,
     pub state: state::StateConfig,
     pub rules: rules::RulesConfig,
+    /// The domains spamgate relays for; empty: the upstream decides alone.
+    pub relay: relay::RelayConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -270,6 +273,12 @@ fn validate_raw(raw: RawConfig, file: &Path) -> Result<Config, ConfigErrors> {
         auth: auth::validate(&mut v, &raw.auth, &hostname),
         state: state::validate(&mut v, &raw.state),
         rules: rules::validate(&mut v, &raw.rules, file),
+        relay: relay::validate(
+            &mut v,
+            &raw.relay_domains,
+            raw.relay_domains_file.as_ref(),
+            file,
+        ),
         hostname,
     };
     if v.errors.is_empty() {

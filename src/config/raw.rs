@@ -27,6 +27,8 @@ pub struct RawConfig {
     pub auth: super::auth::RawAuth,
     pub state: super::state::RawState,
     pub rules: super::rules::RawRules,
+    pub relay_domains: Vec<S<String>>,
+    pub relay_domains_file: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

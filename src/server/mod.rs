@@ -131,6 +131,9 @@ pub async fn run_shared(
     if shared.tls.is_some() {
         tokio::spawn(reload_certificates(shared.clone()));
     }
+    if shared.relay.file().is_some() {
+        tokio::spawn(reload_relay_domains(shared.clone()));
+    }
     if let Some(rules) = shared.pipeline.rules() {
         let (trigger, stop) = (shared.reload.subscribe(), shared.shutdown.stop.clone());
         tokio::spawn(crate::rules::reload::watch(rules.clone(), trigger, stop));
@@ -170,6 +173,24 @@ async fn reload_certificates(shared: Arc<Shared>) {
             Ok(()) => tracing::info!("TLS certificate reloaded"),
             Err(error) => {
                 tracing::error!(%error, "TLS certificate reload failed; keeping the old one")
+            }
+        }
+    }
+}
+
+/// Re-reads `relay_domains_file` at each reload request; a bad file keeps
+/// the domains in force.
+async fn reload_relay_domains(shared: Arc<Shared>) {
+    let mut requests = shared.reload.subscribe();
+    loop {
+        tokio::select! {
+            changed = requests.changed() => if changed.is_err() { return },
+            _ = shared.shutdown.stop.cancelled() => return,
+        }
+        match shared.relay.reload() {
+            Ok(domains) => tracing::info!(domains, "relay domains reloaded"),
+            Err(error) => {
+                tracing::error!(%error, "relay domains reload failed; keeping the old list")
             }
         }
     }

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::checks::Pipeline;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::relay::RelayControl;
 use crate::tls::Tls;
 use crate::upstream::SharedCapabilities;
 
@@ -51,6 +52,8 @@ pub struct Shared {
     pub pipeline: Pipeline,
     pub metrics: Metrics,
     pub upstream_caps: SharedCapabilities,
+    /// The domains we relay for (reloaded with the rule files).
+    pub relay: RelayControl,
     /// The certificate for STARTTLS and implicit TLS, when configured.
     pub tls: Option<Tls>,
     /// The pool every session's DATA buffer draws on.
@@ -69,6 +72,7 @@ impl Shared {
             config.limits.data_memory_total,
             metrics.data_memory_bytes.clone(),
         );
+        let relay = RelayControl::new(config.relay.domains.clone(), config.relay.file.clone());
         Shared {
             tls: load_tls(&config),
             data_memory: Arc::new(data_memory),
@@ -76,6 +80,7 @@ impl Shared {
             pipeline,
             metrics,
             upstream_caps: SharedCapabilities::default(),
+            relay,
             shutdown: Shutdown::default(),
             reload: Reload::default(),
             instance: base36(

@@ -368,6 +368,11 @@ pub mod canned {
             "Upstream mail server failed; message not accepted, try again later",
         )
     }
+    /// Postfix's wording for `reject_unauth_destination`.
+    pub fn relay_denied(rcpt: &str) -> Reply {
+        let shown: String = rcpt.chars().take(256).collect();
+        Reply::new(554, Status(5, 7, 1), format!("<{shown}>: Relay access denied"))
+    }
     pub fn client_denied() -> Reply {
         Reply::new(554, Status(5, 7, 1), "Access denied for your address")
     }

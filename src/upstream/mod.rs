@@ -54,6 +54,13 @@ pub enum UpstreamError {
     Protocol(Phase, String),
     #[error("upstream refused at {0:?}: {1}")]
     Refused(Phase, Reply),
+    /// `upstream.xclient` is on, but the upstream does not let us pass the
+    /// client on (not authorised, or not offered): nothing is relayed.
+    #[error("upstream.xclient is on but the upstream offers {0} to spamgate; \
+             authorise spamgate's address for XCLIENT in the MTA (Postfix: \
+             smtpd_authorized_xclient_hosts, then postfix reload); until then every \
+             transaction gets 451")]
+    XclientUnavailable(&'static str),
     #[error("upstream.tls.mode is required but the upstream does not offer STARTTLS")]
     TlsNotOffered,
     #[error("TLS to the upstream failed: {0}")]
@@ -76,6 +83,7 @@ impl UpstreamError {
             UpstreamError::Closed(_) => "disconnect",
             UpstreamError::Protocol(..) => "protocol",
             UpstreamError::Refused(..) => "refused",
+            UpstreamError::XclientUnavailable(_) => "xclient",
             UpstreamError::TlsNotOffered
             | UpstreamError::Tls(_)
             | UpstreamError::Unusable { .. } => "tls",
@@ -89,6 +97,11 @@ impl UpstreamError {
             self,
             UpstreamError::TlsNotOffered | UpstreamError::Tls(_) | UpstreamError::Unusable { .. }
         )
+    }
+
+    /// A problem the operator must fix (TLS, XCLIENT), not an outage.
+    pub fn is_setup(&self) -> bool {
+        self.is_tls() || matches!(self, UpstreamError::XclientUnavailable(_))
     }
 
     /// Names the upstream in a TLS error found by the startup probe.
@@ -213,7 +226,8 @@ impl Upstream {
         shared: &SharedCapabilities,
     ) -> Result<Upstream, UpstreamError> {
         let mut upstream = Upstream::greet(config, timeouts).await?;
-        if let Some(offered) = upstream.caps.xclient.clone().filter(|_| config.xclient) {
+        if config.xclient {
+            let offered = upstream.xclient_offered()?;
             upstream
                 .xclient(client, &offered, &config.helo_name)
                 .await?;
@@ -266,6 +280,19 @@ impl Upstream {
         upstream.expect(Phase::Greeting, 220).await?;
         upstream.ehlo(&config.helo_name).await?;
         Ok(upstream)
+    }
+
+    /// The XCLIENT attributes offered, when ADDR is among them. Without it
+    /// the upstream would see every client as spamgate, an address it may
+    /// trust to relay anywhere: fail closed instead.
+    fn xclient_offered(&self) -> Result<Vec<String>, UpstreamError> {
+        match &self.caps.xclient {
+            Some(offered) if offered.iter().any(|a| a.eq_ignore_ascii_case("ADDR")) => {
+                Ok(offered.clone())
+            }
+            Some(_) => Err(UpstreamError::XclientUnavailable("XCLIENT without ADDR")),
+            None => Err(UpstreamError::XclientUnavailable("no XCLIENT")),
+        }
     }
 
     pub fn capabilities(&self) -> &Capabilities {

@@ -36,6 +36,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             helo = self.client.helo.as_deref().unwrap_or(""),
             from = %envelope.mail_from,
             rcpts = %Joined(&envelope.rcpts),
+            rcpt_replies = %tx.rcpt_log,
             size = tx.size,
             verdict,
             score = tx.judgement.score,
@@ -45,6 +46,65 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             upstream_tls = %Maybe(upstream_tls.map(TlsText)),
             "transaction"
         );
+    }
+}
+
+/// What happened to each RCPT of a transaction, accepted or refused and
+/// by whom: relay attempts and dictionary attacks show in the log line.
+/// Bounded: a client may try thousands of recipients.
+#[derive(Debug, Default)]
+pub(super) struct RcptLog {
+    entries: Vec<RcptEntry>,
+    /// Recipients past [`RcptLog::MAX`], counted only.
+    more: usize,
+}
+
+#[derive(Debug)]
+struct RcptEntry {
+    to: String,
+    reply: Reply,
+    /// "upstream", or the spamgate check that answered.
+    by: &'static str,
+}
+
+impl RcptLog {
+    const MAX: usize = 50;
+
+    pub(super) fn record(&mut self, to: &str, reply: &Reply, by: &'static str) {
+        if self.entries.len() >= Self::MAX {
+            self.more += 1;
+            return;
+        }
+        let to = to.chars().take(128).collect();
+        let reply = reply.clone();
+        self.entries.push(RcptEntry { to, reply, by });
+    }
+}
+
+/// `a@x 250 2.1.5 upstream; b@y 554 5.7.1 spamgate:relay "Relay access denied"`.
+impl Display for RcptLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, entry) in self.entries.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{} {}", entry.to, entry.reply.code)?;
+            if let Some(status) = entry.reply.status {
+                write!(f, " {status}")?;
+            }
+            match entry.by {
+                "upstream" => f.write_str(" upstream")?,
+                check => write!(f, " spamgate:{check}")?,
+            }
+            if !entry.reply.is_positive() {
+                let text = entry.reply.lines.first().map_or("", String::as_str);
+                write!(f, " {:?}", text.chars().take(120).collect::<String>())?;
+            }
+        }
+        if self.more > 0 {
+            write!(f, "; +{} more", self.more)?;
+        }
+        Ok(())
     }
 }
 

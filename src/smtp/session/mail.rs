@@ -72,6 +72,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             judgement: self.conn_judgement.clone(),
             sender: UpstreamSender::Pending,
             upstream_reply: None,
+            rcpt_log: Default::default(),
             size: 0,
         }
     }

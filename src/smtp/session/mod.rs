@@ -62,6 +62,8 @@ struct Transaction {
     sender: UpstreamSender,
     /// The last upstream reply, for the transaction log.
     upstream_reply: Option<Reply>,
+    /// Every RCPT's reply, for the transaction log.
+    rcpt_log: log::RcptLog,
     /// Octets received in DATA.
     size: usize,
 }

@@ -36,10 +36,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     /// Relays RCPT, preceded in the same write by the MAIL still pending.
-    /// A refused MAIL answers this and every later RCPT.
-    pub(super) async fn relay_rcpt(&mut self, to: &str) -> Reply {
+    /// A refused MAIL answers this and every later RCPT. Says who answered:
+    /// the upstream, or spamgate when the upstream failed.
+    pub(super) async fn relay_rcpt(&mut self, to: &str) -> (Reply, &'static str) {
         let (State::Transaction(tx), Some(upstream)) = (&self.state, self.upstream.as_mut()) else {
-            return canned::upstream_failed();
+            return (canned::upstream_failed(), "upstream_error");
         };
         let (from, params) = (&tx.envelope.mail_from, &tx.envelope.params);
         let result = match tx.sender {
@@ -48,8 +49,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         };
         self.shared.metrics.upstream_latency("rcpt", result.elapsed);
         match result.value {
-            Ok(replies) => self.learn_sender(replies),
-            Err(error) => self.upstream_lost(error, canned::upstream_failed()),
+            Ok(replies) => (self.learn_sender(replies), "upstream"),
+            Err(error) => (
+                self.upstream_lost(error, canned::upstream_failed()),
+                "upstream_error",
+            ),
         }
     }
 
@@ -67,9 +71,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             }
             Some(_) => {
                 tx.sender = UpstreamSender::Accepted;
+                tx.upstream_reply = Some(replies.rcpt.clone());
                 replies.rcpt
             }
-            None => replies.rcpt,
+            None => {
+                tx.upstream_reply = Some(replies.rcpt.clone());
+                replies.rcpt
+            }
         }
     }
 
@@ -116,7 +124,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// Forgets the upstream after a failure; the transaction dies with it.
     pub(super) fn upstream_lost(&mut self, error: UpstreamError, reply: Reply) -> Reply {
         self.shared.metrics.upstream_error(error.kind());
-        tracing::warn!(%error, reply = %reply, "upstream failure");
+        match error.is_setup() {
+            true => tracing::error!(%error, reply = %reply, "upstream unusable"),
+            false => tracing::warn!(%error, reply = %reply, "upstream failure"),
+        }
         self.upstream = None;
         if let State::Transaction(tx) = std::mem::replace(&mut self.state, State::Ready) {
             self.end_transaction(&tx, "tempfail", Some(&reply));
