@@ -67,7 +67,7 @@ async fn run_relays_logs_json_and_stops_on_sigterm() {
     let upstream = Recorder::start(Behaviour::default()).await;
     let port = free_port();
     let config = format!(
-        "listen: ['127.0.0.1:{port}']\nupstream: {{address: '{}'}}\nlog: {{format: json}}\n{}\n{}\n",
+        "listen: ['127.0.0.1:{port}']\nupstream: {{address: '{}'}}\nrelay_domains: [example.net]\nlog: {{format: json}}\n{}\n{}\n",
         upstream.addr,
         common::NO_DNS,
         common::NO_DNS_AUTH

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use common::client::{message, Client, Reply};
 use common::postfix::{smtp_source, swaks, Postfix, Run, SmtpSink, MAILBOX, POSTFIX_DOMAIN};
-use common::{test_config, Spamgate};
+use common::{test_config, without_xclient, Spamgate};
 
 const ACCEPTED: &str = "spamgate_messages_total{verdict=\"accept\"}";
 
@@ -28,8 +28,15 @@ auth:
   dmarc: {mode: \"off\"}
   from_header: \"off\"";
 
+/// spamgate in front of a real Postfix, which authorises its XCLIENT.
 async fn spamgate_for(upstream: SocketAddr) -> Spamgate {
     Spamgate::start(&test_config(upstream, RELAY_ONLY)).await
+}
+
+/// smtp-sink accepts every recipient and offers no XCLIENT with ADDR:
+/// spamgate passes nothing on and relays only for its relay domains.
+async fn spamgate_for_sink(sink: SocketAddr) -> Spamgate {
+    Spamgate::start(&without_xclient(test_config(sink, RELAY_ONLY))).await
 }
 
 /// smtp-source sends `messages` in `sessions` parallel sessions (one
@@ -37,7 +44,7 @@ async fn spamgate_for(upstream: SocketAddr) -> Spamgate {
 /// smtp-sink intact, and spamgate must count each as accepted.
 async fn smtp_source_delivers_all(messages: usize, sessions: usize, extra: &[&str]) {
     let sink = SmtpSink::start().await;
-    let gate = spamgate_for(sink.addr).await;
+    let gate = spamgate_for_sink(sink.addr).await;
     let (m, s) = (messages.to_string(), sessions.to_string());
     let mut args = vec!["-s", &s, "-m", &m, "-l", "4096", "-M", "source.example"];
     args.extend_from_slice(&["-f", "sender@example.com", "-t", "rcpt@example.net"]);
@@ -80,7 +87,7 @@ async fn smtp_source_many_messages_per_session_all_reach_smtp_sink() {
 /// with a dot (dot-stuffing must survive both hops).
 async fn swaks_message_reaches_smtp_sink(subject: &str, extra: &[&str]) {
     let sink = SmtpSink::start().await;
-    let gate = spamgate_for(sink.addr).await;
+    let gate = spamgate_for_sink(sink.addr).await;
     let header = format!("Subject: {subject}");
     let mut args = vec!["--from", "alice@example.com", "--to", "bob@example.net"];
     args.extend_from_slice(&["--ehlo", CLIENT_HELO, "--local-interface", CLIENT_IP]);
@@ -125,20 +132,23 @@ async fn swaks_pipelined_message_reaches_smtp_sink_through_spamgate() {
     swaks_message_reaches_smtp_sink("pipelined", &["--pipeline"]).await;
 }
 
-/// smtp-sink offers XCLIENT (NAME, HELO) and answers it with 250, as
-/// Postfix before 2.3 did, where today's smtpd answers 220: an accepted
-/// XCLIENT all the same, which must not make the upstream unusable.
+/// smtp-sink offers XCLIENT with NAME and HELO but no ADDR: the upstream
+/// would see every client as spamgate's own address, which an MTA may trust
+/// to relay anywhere. With `upstream.xclient` on, spamgate fails closed:
+/// 451 to the client, nothing reaches the sink, the cause is counted.
 #[tokio::test]
-async fn upstream_answering_xclient_with_250_still_gets_the_mail() {
+async fn xclient_without_addr_fails_closed() {
     let sink = SmtpSink::start_with(&[]).await;
-    let gate = spamgate_for(sink.addr).await;
+    let gate = Spamgate::start(&test_config(sink.addr, RELAY_ONLY)).await;
     let mut client = Client::ready(gate.addr).await;
     let reply = client
-        .send_mail("a@example.com", &["b@example.net"], &message("xclient-250"))
+        .send_mail("a@example.com", &["b@example.net"], &message("xclient-no-addr"))
         .await;
-    assert_eq!(reply.code, 250, "{reply:?}");
-    let dumps = sink.wait_count(1).await;
-    assert!(dumps[0].contains("Subject: xclient-250"), "{}", dumps[0]);
+    assert_eq!(reply.code, 451, "{reply:?}");
+    assert_eq!(gate.metric("spamgate_upstream_errors_total{kind=\"xclient\"}").await, 1.0);
+    client.cmd("QUIT").await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(sink.count(), 0, "nothing may reach an upstream that cannot be told the client");
 }
 
 /// A real Postfix behind spamgate learns the real client through XCLIENT:
@@ -235,7 +245,7 @@ async fn postfix_refuses_unknown_recipient_at_rcpt_in_real_time() {
 #[tokio::test]
 async fn smtp_sink_killed_mid_run_gives_4xx_and_never_a_false_250() {
     let mut sink = SmtpSink::start().await;
-    let gate = spamgate_for(sink.addr).await;
+    let gate = spamgate_for_sink(sink.addr).await;
     let mut done = Client::ready(gate.addr).await;
     assert_eq!(
         done.send_mail("a@example.com", &["b@example.net"], &message("before"))

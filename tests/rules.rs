@@ -69,6 +69,7 @@ impl Server {
         let metrics = Metrics::new();
         let pipeline = Pipeline::from_config(&config, &metrics).unwrap_or_else(|e| panic!("{e}"));
         let shared = Arc::new(Shared::new(config, pipeline, metrics));
+        spamgate::server::probe::at_start(&shared).await.unwrap();
         let smtp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let metrics_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (addr, metrics_addr) = (
@@ -411,7 +412,7 @@ async fn sighup_reloads_the_running_binary() {
     let (port, metrics_port) = (free_port(), free_port());
     let config = dir.path().join("spamgate.yaml");
     let yaml = format!(
-        "listen: ['127.0.0.1:{port}']\nupstream: {{address: '{}'}}\nmetrics: {{listen: '127.0.0.1:{metrics_port}'}}\nrules: {{files: [rules.yaml], watch: false}}\nlimits: {{max_connections_per_ip: 100}}\n{}\n{}\n",
+        "listen: ['127.0.0.1:{port}']\nupstream: {{address: '{}'}}\nmetrics: {{listen: '127.0.0.1:{metrics_port}'}}\nrelay_domains: [example.net, .example]\nrules: {{files: [rules.yaml], watch: false}}\nlimits: {{max_connections_per_ip: 100}}\n{}\n{}\n",
         upstream.addr,
         common::NO_DNS,
         common::NO_DNS_AUTH

@@ -2,6 +2,7 @@
 
 mod limiter;
 mod memory;
+pub mod probe;
 mod proxied;
 mod shared;
 
@@ -15,11 +16,11 @@ use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
 use crate::checks::{Pipeline, SetupError};
-use crate::config::{Config, ListenerMode, UpstreamTlsMode};
+use crate::config::{Config, ListenerMode};
 use crate::metrics::{self, Metrics};
 use crate::smtp::reply::{canned, Reply};
 use crate::smtp::session::Session;
-use crate::upstream::Upstream;
+use crate::upstream::RelaySafety;
 pub use limiter::{ConnectionLimiter, Permit, Refused};
 pub use memory::{DataMemory, Reservation};
 pub use shared::{Reload, Shared, Shutdown};
@@ -88,34 +89,15 @@ pub async fn try_run_reloadable(
     let pipeline = Pipeline::from_config(&config, &metrics)?;
     let mut shared = Shared::new(config, pipeline, metrics);
     shared.reload = reload;
-    require_upstream_tls(&shared).await?;
+    probe::at_start(&shared).await?;
     run_shared(listeners, Arc::new(shared), shutdown).await;
     Ok(())
 }
 
-/// With `upstream.tls` on, an upstream that answers but cannot give us
-/// the TLS asked for stops the start: no STARTTLS with `required`, or, in
-/// either mode, a STARTTLS that is offered but fails (refused, handshake,
-/// certificate). Once STARTTLS is tried we never fall back to plaintext,
-/// so every message would get a 4xx, with only a log line to say why.
-/// An upstream without STARTTLS in `opportunistic` mode is plaintext as
-/// documented, and an unreachable one may come up after us: both start,
-/// and the background probe logs what it finds. So does a stalled one,
-/// after `upstream_connect`: each of its replies may otherwise take
-/// `upstream_command` (minutes), and that is an outage, not a verdict.
-async fn require_upstream_tls(shared: &Shared) -> Result<(), SetupError> {
-    let c = &shared.config;
-    if c.upstream.tls.mode == UpstreamTlsMode::Off {
-        return Ok(());
-    }
-    let probe = Upstream::probe(&c.upstream, &c.timeouts, &shared.upstream_caps);
-    match tokio::time::timeout(c.timeouts.upstream_connect, probe).await {
-        Ok(Err(error)) if error.is_tls() => Err(error.unusable(&c.upstream.address).into()),
-        _ => Ok(()),
-    }
-}
-
 /// Like [`run`], with state built by the caller (tests inject checks).
+/// The caller probes the upstream first ([`probe::at_start`]); one not
+/// probed yet is probed in the background, and recipients are held with a
+/// 4xx until it answers unless `relay_domains` are set.
 pub async fn run_shared(
     listeners: Listeners,
     shared: Arc<Shared>,
@@ -127,7 +109,9 @@ pub async fn run_shared(
         c.limits.max_connections_per_ip,
     ));
     let sessions = TaskTracker::new();
-    tokio::spawn(probe_upstream(shared.clone()));
+    if shared.upstream_caps.relay_safety() == RelaySafety::Unknown {
+        tokio::spawn(probe::until_probed(shared.clone()));
+    }
     if shared.tls.is_some() {
         tokio::spawn(reload_certificates(shared.clone()));
     }
@@ -192,25 +176,6 @@ async fn reload_relay_domains(shared: Arc<Shared>) {
             Err(error) => {
                 tracing::error!(%error, "relay domains reload failed; keeping the old list")
             }
-        }
-    }
-}
-
-async fn probe_upstream(shared: Arc<Shared>) {
-    let c = &shared.config;
-    match Upstream::probe(&c.upstream, &c.timeouts, &shared.upstream_caps).await {
-        Ok(report) => {
-            let caps = &report.caps;
-            let tls = report.tls.map(|t| format!("{} {}", t.version, t.cipher));
-            tracing::info!(upstream = %c.upstream.address, xclient = caps.xclient.is_some(), smtputf8 = caps.smtputf8, starttls = report.starttls, tls = tls.as_deref().unwrap_or("none"), "upstream reachable")
-        }
-        Err(error) if error.is_tls() => {
-            shared.metrics.upstream_error(error.kind());
-            tracing::error!(upstream = %c.upstream.address, %error, "upstream reachable but TLS to it failed; clients will get 451 until it is fixed");
-        }
-        Err(error) => {
-            shared.metrics.upstream_error(error.kind());
-            tracing::warn!(upstream = %c.upstream.address, %error, "upstream not reachable at startup; clients will get 451 until it is");
         }
     }
 }

@@ -373,6 +373,15 @@ pub mod canned {
         let shown: String = rcpt.chars().take(256).collect();
         Reply::new(554, Status(5, 7, 1), format!("<{shown}>: Relay access denied"))
     }
+    /// No relay domains, and the upstream was not yet found to refuse
+    /// outsiders (or was found to relay for them): nothing is relayed.
+    pub fn relay_held() -> Reply {
+        Reply::new(
+            451,
+            Status(4, 7, 1),
+            "Relaying is held until the upstream's relay check passes; try again later",
+        )
+    }
     pub fn client_denied() -> Reply {
         Reply::new(554, Status(5, 7, 1), "Access denied for your address")
     }

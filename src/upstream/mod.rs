@@ -2,11 +2,12 @@
 //! client session: it is opened at the client's first MAIL, carries every
 //! transaction of that session, and is dropped at the first error.
 
+pub mod probe;
 pub mod stream;
 pub mod xclient;
 
 use std::io::Write as _;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
@@ -18,6 +19,8 @@ use crate::smtp::command::MailParams;
 use crate::smtp::reply::Reply;
 use crate::tls::TlsInfo;
 use stream::UpstreamIo;
+pub use probe::{ProbeReport, RelayFinding, XclientFinding};
+
 pub use xclient::ClientIdentity;
 
 const MAX_REPLY_LINE: usize = 4096;
@@ -61,6 +64,10 @@ pub enum UpstreamError {
              smtpd_authorized_xclient_hosts, then postfix reload); until then every \
              transaction gets 451")]
     XclientUnavailable(&'static str),
+    /// The probe found that the upstream relays for outsiders and
+    /// spamgate has no relay domains of its own: refusing to start.
+    #[error("{address} relays for outsiders: {finding}; with spamgate in front, this system would be an open relay; {}", probe::OPEN_RELAY_FIXES)]
+    OpenRelay { address: String, finding: String },
     #[error("upstream.tls.mode is required but the upstream does not offer STARTTLS")]
     TlsNotOffered,
     #[error("TLS to the upstream failed: {0}")]
@@ -84,6 +91,7 @@ impl UpstreamError {
             UpstreamError::Protocol(..) => "protocol",
             UpstreamError::Refused(..) => "refused",
             UpstreamError::XclientUnavailable(_) => "xclient",
+            UpstreamError::OpenRelay { .. } => "open_relay",
             UpstreamError::TlsNotOffered
             | UpstreamError::Tls(_)
             | UpstreamError::Unusable { .. } => "tls",
@@ -150,10 +158,29 @@ impl Capabilities {
 }
 
 /// What the last upstream EHLO said, shared by all sessions so that we only
-/// advertise SMTPUTF8 to clients when the upstream can take it.
+/// advertise SMTPUTF8 and AUTH mechanisms to clients when the upstream can
+/// take them; and what the probe found about relaying.
 #[derive(Debug, Default)]
 pub struct SharedCapabilities {
     smtputf8: AtomicBool,
+    /// Set once an EHLO was seen: before that, AUTH is advertised as
+    /// configured (the upstream is not known yet).
+    known: AtomicBool,
+    auth: std::sync::RwLock<Vec<String>>,
+    relay: AtomicU8,
+}
+
+/// What the probe found about the upstream relaying for outsiders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelaySafety {
+    /// Not probed yet (the upstream was not reachable).
+    Unknown = 0,
+    /// The upstream refuses outsiders' foreign recipients, or spamgate
+    /// restricts relaying itself.
+    Safe = 1,
+    /// The upstream would relay for anyone and spamgate has no
+    /// `relay_domains`: every RCPT is held with a 4xx.
+    Unsafe = 2,
 }
 
 impl SharedCapabilities {
@@ -161,8 +188,34 @@ impl SharedCapabilities {
         self.smtputf8.load(Ordering::Relaxed)
     }
 
+    /// The SASL mechanisms the upstream offers, or `None` before any EHLO.
+    pub fn auth(&self) -> Option<Vec<String>> {
+        if !self.known.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.auth.read().ok().map(|mechanisms| mechanisms.clone())
+    }
+
+    pub fn relay_safety(&self) -> RelaySafety {
+        match self.relay.load(Ordering::Relaxed) {
+            1 => RelaySafety::Safe,
+            2 => RelaySafety::Unsafe,
+            _ => RelaySafety::Unknown,
+        }
+    }
+
+    pub fn set_relay_safety(&self, safety: RelaySafety) {
+        self.relay.store(safety as u8, Ordering::Relaxed);
+    }
+
     fn learn(&self, caps: &Capabilities) {
         self.smtputf8.store(caps.smtputf8, Ordering::Relaxed);
+        if let Ok(mut auth) = self.auth.write() {
+            if *auth != caps.auth {
+                *auth = caps.auth.clone();
+            }
+        }
+        self.known.store(true, Ordering::Relaxed);
     }
 }
 
@@ -179,16 +232,6 @@ pub struct Timed<T> {
 pub struct RcptReplies {
     pub mail: Option<Reply>,
     pub rcpt: Reply,
-}
-
-/// What the startup probe learned about the upstream.
-#[derive(Debug, Clone)]
-pub struct ProbeReport {
-    pub caps: Capabilities,
-    /// The first EHLO offered STARTTLS.
-    pub starttls: bool,
-    /// The session the probe established, when `upstream.tls` is on.
-    pub tls: Option<TlsInfo>,
 }
 
 /// How TLS towards the upstream went on one connection, for
@@ -234,27 +277,6 @@ impl Upstream {
         }
         shared.learn(&upstream.caps);
         Ok(upstream)
-    }
-
-    /// Learns the upstream's extensions at startup, so that the first
-    /// clients are offered SMTPUTF8 when the upstream has it, and so that an
-    /// unreachable upstream shows in the log before mail does.
-    pub async fn probe(
-        config: &UpstreamConfig,
-        timeouts: &Timeouts,
-        shared: &SharedCapabilities,
-    ) -> Result<ProbeReport, UpstreamError> {
-        let mut upstream = Upstream::open(config, timeouts).await?;
-        let starttls = upstream.caps.starttls;
-        upstream.secure(&config.tls, &config.helo_name).await?;
-        shared.learn(&upstream.caps);
-        let report = ProbeReport {
-            caps: upstream.caps.clone(),
-            starttls,
-            tls: upstream.tls.clone(),
-        };
-        upstream.quit().await;
-        Ok(report)
     }
 
     /// Connects and says EHLO, over TLS when `upstream.tls` asks for it.

@@ -46,6 +46,14 @@ pub const NO_DNS: &str = "dns: {nameservers: ['127.0.0.1:9'], timeout: 300ms, at
 pub const NO_DNS_AUTH: &str =
     "auth: {spf: {mode: off}, dkim: {mode: off}, arc: {mode: off}, dmarc: {mode: off}}";
 
+/// `yaml` from [`test_config`] with `upstream.xclient` off.
+pub fn without_xclient(yaml: String) -> String {
+    yaml.replacen("  xclient: true\n", "  xclient: false\n", 1)
+}
+
+/// The domains the tests send to: spamgate relays for them only.
+pub const TEST_RELAY_DOMAINS: &str = "relay_domains: [example.net, .example, example.test, .test]";
+
 /// A configuration for tests: `upstream` as the relay target, short
 /// timeouts, loopback-only DNS (and then no DNS-based sender checks unless
 /// `extra` has `auth:`), plus whatever YAML `extra` adds (top-level
@@ -64,7 +72,14 @@ pub fn test_config(upstream: SocketAddr, extra: &str) -> String {
     } else {
         NO_DNS_AUTH
     };
-    format!("hostname: spamgate.test\nupstream:\n  address: '{upstream}'\n  xclient: true\n{timeouts}\n{dns}\n{auth}\n{extra}")
+    // The recording upstream accepts every recipient, as an MTA that
+    // trusts spamgate would: the tests' mail goes to these domains.
+    let relay = if extra.contains("relay_domains") {
+        ""
+    } else {
+        TEST_RELAY_DOMAINS
+    };
+    format!("hostname: spamgate.test\nupstream:\n  address: '{upstream}'\n  xclient: true\n{timeouts}\n{dns}\n{auth}\n{relay}\n{extra}")
 }
 
 impl Spamgate {

@@ -97,6 +97,23 @@ struct Log {
     /// Each command line with the connection it came on.
     commands: Vec<(usize, String)>,
     connections: usize,
+    /// The connections of spamgate's relay probe (its RCPT names them):
+    /// left out of what tests read, unless they ask for them.
+    probes: std::collections::BTreeSet<usize>,
+}
+
+/// The relay probe's recipient (see `spamgate::upstream::probe`).
+pub const PROBE_RCPT: &str = "RCPT TO:<spamgate-relay-probe@relay-probe.invalid>";
+
+impl Log {
+    /// A connection's number among those that are not probes.
+    fn rank(&self, connection: usize) -> usize {
+        connection - self.probes.range(..connection).count()
+    }
+
+    fn is_probe(&self, connection: usize) -> bool {
+        self.probes.contains(&connection)
+    }
 }
 
 pub struct Recorder {
@@ -135,24 +152,44 @@ impl Recorder {
 
     /// Messages accepted so far.
     pub fn accepted(&self) -> Vec<Received> {
-        self.log.lock().unwrap().accepted.clone()
+        let log = self.log.lock().unwrap();
+        let renumber = |r: &Received| Received {
+            connection: log.rank(r.connection),
+            ..r.clone()
+        };
+        log.accepted.iter().map(renumber).collect()
     }
 
-    /// Every command line received, across connections.
+    /// Every command line received, across connections, the relay
+    /// probe's left out.
     pub fn commands(&self) -> Vec<String> {
         let log = self.log.lock().unwrap();
-        log.commands.iter().map(|(_, c)| c.clone()).collect()
+        let clients = log.commands.iter().filter(|(id, _)| !log.is_probe(*id));
+        clients.map(|(_, c)| c.clone()).collect()
     }
 
-    /// The command lines of one connection (see [`Received::connection`]).
+    /// The command lines of spamgate's relay probes.
+    pub fn probe_commands(&self) -> Vec<String> {
+        let log = self.log.lock().unwrap();
+        let probes = log.commands.iter().filter(|(id, _)| log.is_probe(*id));
+        probes.map(|(_, c)| c.clone()).collect()
+    }
+
+    /// The command lines of one connection (see [`Received::connection`]),
+    /// numbered without the probes.
     pub fn commands_of(&self, connection: usize) -> Vec<String> {
         let log = self.log.lock().unwrap();
-        let of = log.commands.iter().filter(|(id, _)| *id == connection);
+        let of = log
+            .commands
+            .iter()
+            .filter(|(id, _)| !log.is_probe(*id) && log.rank(*id) == connection);
         of.map(|(_, c)| c.clone()).collect()
     }
 
+    /// Connections made, the relay probe's left out.
     pub fn connections(&self) -> usize {
-        self.log.lock().unwrap().connections
+        let log = self.log.lock().unwrap();
+        log.connections - log.probes.len()
     }
 
     /// Waits until `n` messages were accepted (or fails after 10 s).
@@ -241,7 +278,12 @@ impl Conn {
             }
             let command = line.trim_end_matches(['\r', '\n']).to_string();
             let entry = (self.id, command.clone());
-            self.log.lock().unwrap().commands.push(entry);
+            let mut log = self.log.lock().unwrap();
+            let probe_xclient = entry.1.starts_with("XCLIENT ") && entry.1.contains(" ADDR=192.0.2.1 ");
+            if probe_xclient || entry.1.eq_ignore_ascii_case(PROBE_RCPT) {
+                log.probes.insert(entry.0);
+            }
+            log.commands.push(entry);
             if let Next::Stop = self.command(&command).await {
                 return;
             }

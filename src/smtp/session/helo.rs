@@ -46,8 +46,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             extensions.push("STARTTLS".to_string());
         }
         if self.mode.submission && self.tls.is_some() {
-            extensions.push("AUTH PLAIN LOGIN".to_string());
+            extensions.extend(self.auth_extension());
         }
         extensions
+    }
+
+    /// The mechanisms we relay (their user names can be logged) that the
+    /// upstream offers: advertising one it lacks would only earn the client
+    /// a 504. Before the upstream is known, both.
+    fn auth_extension(&self) -> Option<String> {
+        const RELAYED: [&str; 2] = ["PLAIN", "LOGIN"];
+        let offered = self.shared.upstream_caps.auth();
+        let usable: Vec<&str> = RELAYED
+            .into_iter()
+            .filter(|m| offered.as_ref().is_none_or(|o| o.iter().any(|x| x == m)))
+            .collect();
+        (!usable.is_empty()).then(|| format!("AUTH {}", usable.join(" ")))
     }
 }

@@ -7,6 +7,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::{Flow, Session, State, UpstreamSender};
 use crate::checks::{CheckContext, Stage};
 use crate::smtp::reply::{canned, Reply};
+use crate::upstream::RelaySafety;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub(super) async fn rcpt(&mut self, to: String) -> Flow {
@@ -50,11 +51,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     /// spamgate's own relay control: the upstream may trust our address,
     /// so a recipient outside `relay_domains` never reaches it, unless the
-    /// client authenticated (submission).
+    /// client authenticated (submission). Without relay domains the
+    /// upstream decides alone, once the probe found that it refuses
+    /// outsiders; until then (or if it would relay) recipients are held.
     fn relay_denial(&self, to: &str) -> Option<Reply> {
         let relay = &self.shared.relay;
-        if !relay.is_on() || self.conn_facts.authenticated.is_some() {
+        if self.conn_facts.authenticated.is_some() {
             return None;
+        }
+        if !relay.is_on() {
+            let safety = self.shared.upstream_caps.relay_safety();
+            return (safety != RelaySafety::Safe).then(canned::relay_held);
         }
         let denial = relay.current().judge(to).err()?;
         tracing::info!(rcpt = %to, why = denial.as_str(), "relay access denied");
