@@ -361,9 +361,8 @@ async fn deliver(addr: std::net::SocketAddr, from: &str) {
     assert_eq!(reply.code, 250, "{reply:?}");
 }
 
-/// In a TLS mode spamgate connects twice at startup (the check that may
-/// stop the start, then the background probe that logs); waits until the
-/// upstream has accepted `n` connections in all.
+/// Waits until the upstream has accepted `n` connections from sessions
+/// (the start-up probe's left out).
 async fn wait_connections(upstream: &Recorder, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while upstream.connections() < n {
@@ -382,8 +381,9 @@ async fn the_log_line_names_the_upstream_tls_session() {
     let upstream = Recorder::start(offering(&cert)).await;
     let (running, _config) = run_with_json_log(upstream.addr, &verified(&cert, "opportunistic"));
     deliver(running.addr, "tls@example.com").await;
-    // Both startup connections and this session's had STARTTLS on offer.
-    wait_connections(&upstream, 3).await;
+    // The session's connection had STARTTLS on offer (the start-up
+    // probe's is not counted).
+    wait_connections(&upstream, 1).await;
     upstream.set_behaviour(Behaviour::default());
     deliver(running.addr, "plain@example.com").await;
     let (_, log) = tokio::task::spawn_blocking(move || running.terminate())
@@ -399,8 +399,11 @@ async fn the_log_line_names_the_upstream_tls_session() {
     assert_eq!(logged("tls@example.com"), Some(expected.as_str()), "{log}");
     assert_eq!(logged("plain@example.com"), Some(""), "{log}");
 
-    let probe = log_events(&log, "upstream reachable");
+    let probe = log_events(&log, "upstream probed");
     let probe = probe.first().expect("the probe's line");
     assert_eq!(probe["starttls"], true, "{probe}");
+    // What spamgate will do, beside what the upstream offers.
+    assert_eq!(field(probe, "xclient"), "used", "{probe}");
+    assert!(field(probe, "relays_for_outsiders").starts_with("YES"), "{probe}");
     assert_eq!(field(probe, "tls"), expected, "{probe}");
 }

@@ -278,16 +278,21 @@ impl Conn {
             }
             let command = line.trim_end_matches(['\r', '\n']).to_string();
             let entry = (self.id, command.clone());
-            let mut log = self.log.lock().unwrap();
-            let probe_xclient = entry.1.starts_with("XCLIENT ") && entry.1.contains(" ADDR=192.0.2.1 ");
-            if probe_xclient || entry.1.eq_ignore_ascii_case(PROBE_RCPT) {
-                log.probes.insert(entry.0);
-            }
-            log.commands.push(entry);
+            self.record(entry);
             if let Next::Stop = self.command(&command).await {
                 return;
             }
         }
+    }
+
+    /// Logs a command line, marking the relay probe's connection.
+    fn record(&self, entry: (usize, String)) {
+        let mut log = self.log.lock().unwrap();
+        let probe_xclient = entry.1.starts_with("XCLIENT ") && entry.1.contains(" ADDR=192.0.2.1 ");
+        if probe_xclient || entry.1.eq_ignore_ascii_case(PROBE_RCPT) {
+            log.probes.insert(entry.0);
+        }
+        log.commands.push(entry);
     }
 
     async fn command(&mut self, command: &str) -> Next {
