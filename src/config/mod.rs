@@ -6,6 +6,7 @@
 //! after parsing still point at a line.
 
 pub mod auth;
+pub mod bayes;
 mod duration;
 mod error;
 pub mod proxy;
@@ -57,6 +58,8 @@ pub struct Config {
     pub auth: auth::AuthConfig,
     pub state: state::StateConfig,
     pub rules: rules::RulesConfig,
+    /// The statistical classifier (`docs/classifier.md`).
+    pub bayes: bayes::BayesConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -270,6 +273,7 @@ fn validate_raw(raw: RawConfig, file: &Path) -> Result<Config, ConfigErrors> {
         auth: auth::validate(&mut v, &raw.auth, &hostname),
         state: state::validate(&mut v, &raw.state),
         rules: rules::validate(&mut v, &raw.rules, file),
+        bayes: bayes(&mut v, &raw, file),
         hostname,
     };
     if v.errors.is_empty() {
@@ -277,6 +281,17 @@ fn validate_raw(raw: RawConfig, file: &Path) -> Result<Config, ConfigErrors> {
     } else {
         Err(ConfigErrors(v.errors))
     }
+}
+
+/// The classifier's section; its Redis backend needs the shared state in Redis.
+fn bayes(v: &mut Validator, raw: &RawConfig, file: &Path) -> bayes::BayesConfig {
+    let reject = raw.scoring.reject_score.as_ref().map_or(10.0, |s| s.value);
+    let config = bayes::validate(v, &raw.bayes, file, reject);
+    let state_redis = raw.state.backend.as_ref().is_some_and(|b| b.value.trim() == "redis");
+    if let Some(b) = raw.bayes.backend.as_ref().filter(|b| b.value.trim() == "redis" && !state_redis) {
+        v.error_at(b.referenced, "bayes.backend", "redis needs state.backend: redis (it uses state.redis)");
+    }
+    config
 }
 
 fn listen(v: &mut Validator, raw: &RawConfig) -> Vec<SocketAddr> {

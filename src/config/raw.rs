@@ -27,6 +27,7 @@ pub struct RawConfig {
     pub auth: super::auth::RawAuth,
     pub state: super::state::RawState,
     pub rules: super::rules::RawRules,
+    pub bayes: super::bayes::RawBayes,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -262,15 +262,15 @@ fn envelope_of(message: &[u8]) -> (String, Vec<String>) {
     (sender, rcpts)
 }
 
-/// A progress line on a terminal; nothing when piped.
-struct Progress {
+/// A progress line on a terminal; nothing when piped (also `spamgate learn`'s).
+pub(crate) struct Progress {
     on: bool,
     started: Instant,
     last: Instant,
 }
 
 impl Progress {
-    fn new(on: Option<bool>) -> Self {
+    pub(crate) fn new(on: Option<bool>) -> Self {
         let now = Instant::now();
         Progress {
             on: on.unwrap_or_else(|| std::io::stderr().is_terminal()),
@@ -279,7 +279,7 @@ impl Progress {
         }
     }
 
-    fn tick(&mut self, done: usize) {
+    pub(crate) fn tick(&mut self, done: usize) {
         if self.on && self.last.elapsed() >= Duration::from_millis(200) {
             self.last = Instant::now();
             self.show(done);
@@ -293,7 +293,7 @@ impl Progress {
         let _ = err.flush();
     }
 
-    fn done(&self, done: usize) {
+    pub(crate) fn done(&self, done: usize) {
         if self.on {
             self.show(done);
             let _ = writeln!(std::io::stderr());
