@@ -209,32 +209,75 @@ fn big_mbox(path: &Path, n: usize) {
     std::fs::write(path, out).unwrap();
 }
 
+/// When to SIGKILL a `spamgate learn`.
+#[derive(Debug, Clone, Copy)]
+enum Kill {
+    After(Duration),
+    /// In the middle of the nth save of the run: as soon as its temporary
+    /// file appears.
+    DuringSave(usize),
+}
+
+/// Starts `spamgate learn` on `mbox` and kills it; true if the kill hit a
+/// save (false: the run ended first).
+fn learn_and_kill(config: &Path, mbox: &Path, db: &Path, kill: Kill) -> bool {
+    let mut child = spamgate()
+        .arg("learn").arg("--config").arg(config).arg("--spam").arg(mbox)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // This child's temporary file (an earlier kill may have left another).
+    let temp = format!(".tmp-{}", child.id());
+    let saving = || {
+        std::fs::read_dir(db).is_ok_and(|d| d.flatten().any(|e| e.file_name().to_string_lossy().ends_with(&temp)))
+    };
+    let hit = match kill {
+        Kill::After(delay) => {
+            std::thread::sleep(delay);
+            false
+        }
+        Kill::DuringSave(n) => {
+            let (mut saves, mut was_saving) = (0, false);
+            loop {
+                let now = saving();
+                saves += usize::from(now && !was_saving);
+                was_saving = now;
+                if saves == n || child.try_wait().unwrap().is_some() {
+                    break saves == n;
+                }
+                std::thread::sleep(Duration::from_micros(300));
+            }
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    hit
+}
+
 #[tokio::test]
 async fn sigkill_during_saves_leaves_a_loadable_database() {
     let dir = tempfile::tempdir().unwrap();
     let config = file_config(dir.path(), "  max_tokens: 5000000\n");
-    let mbox = dir.path().join("big.mbox");
-    big_mbox(&mbox, 6000);
+    let (mbox, db) = (dir.path().join("big.mbox"), dir.path().join("db"));
+    // Saves at 2000 and 4000 messages, and at the end.
+    big_mbox(&mbox, 4200);
     let loaded = Config::load(&config).unwrap();
-    let mut seen = Vec::new();
-    for delay_ms in [150, 400, 700, 1000, 1400, 1900, 2500] {
-        let mut child = spamgate()
-            .arg("learn").arg("--config").arg(&config).arg("--spam").arg(&mbox)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        let _ = child.kill();
-        let _ = child.wait();
-        // Whatever moment the kill hit: the old database or a new one.
+    let kills = [Kill::After(Duration::from_millis(300)), Kill::DuringSave(1), Kill::DuringSave(2)];
+    let (mut seen, mut during_save) = (Vec::new(), 0);
+    for kill in kills {
+        during_save += usize::from(learn_and_kill(&config, &mbox, &db, kill));
+        // Whatever moment the kill hit: the old database or the new one.
         let bayes = Bayes::open(&loaded.bayes, None)
-            .unwrap_or_else(|e| panic!("after a kill at {delay_ms} ms: {e}"));
+            .unwrap_or_else(|e| panic!("after a kill {kill:?}: {e}"));
         seen.push(bayes.totals().await.unwrap().spam);
     }
+    eprintln!("spam in the database after each kill: {seen:?}; {during_save} kills during a save");
+    assert_eq!(during_save, 2, "both save kills hit a save: {seen:?}");
+    assert!(seen.iter().all(|n| n % 2000 == 0), "an old or a new database, nothing between: {seen:?}");
     assert!(seen.windows(2).all(|w| w[0] <= w[1]), "learning only grows: {seen:?}");
     let done = learn(&config, &["--spam", mbox.to_str().unwrap()]);
-    assert!(done.contains("learned") && done.contains("skipped unreadable 0"), "{done}");
-    assert_eq!(totals(&config).await.spam, 6000, "{seen:?}");
+    assert!(done.contains("skipped unreadable 0"), "{done}");
+    assert_eq!(totals(&config).await.spam, 4200, "{seen:?}");
 }
 
 #[tokio::test]

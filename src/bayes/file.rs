@@ -148,6 +148,7 @@ pub fn save(path: &Path, bytes: &[u8]) -> Result<(), BayesError> {
     };
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io(dir))?;
+    remove_stale_temps(path);
     let temp = temp_path(path);
     let written = write_synced(&temp, bytes).and_then(|()| std::fs::rename(&temp, path));
     if let Err(e) = written {
@@ -162,6 +163,27 @@ pub fn save(path: &Path, bytes: &[u8]) -> Result<(), BayesError> {
 fn temp_path(path: &Path) -> PathBuf {
     let name = path.file_name().map_or("bayes.db".into(), |n| n.to_string_lossy());
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// Temporary files left by a process killed during a save (its PID is
+/// gone): removed at the next save, so crashes leave no litter behind.
+fn remove_stale_temps(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir }) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -225,5 +247,10 @@ mod tests {
         assert_eq!(load(&path).unwrap().nspam, 0);
         let names: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from(FILE_NAME)], "no temporary file left");
+        // A temporary file of a process that died during a save goes at the next save.
+        let stale = path.with_file_name(format!(".{FILE_NAME}.tmp-{}", u32::MAX - 1));
+        std::fs::write(&stale, b"half").unwrap();
+        save(&path, &encode(&Db::default())).unwrap();
+        assert!(!stale.exists());
     }
 }

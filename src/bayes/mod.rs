@@ -193,6 +193,13 @@ impl Bayes {
 
     pub async fn learn(&self, raw: &[u8], class: Class) -> Result<LearnOutcome, BayesError> {
         let digest = digest(raw);
+        if let Store::File(f) = &self.store {
+            // Re-learning a known corpus costs a digest, not a tokenization.
+            let db = f.db.read().unwrap_or_else(|e| e.into_inner());
+            if db.messages.get(&digest).is_some_and(|(c, _)| *c == class) {
+                return Ok(LearnOutcome::Known);
+            }
+        }
         let hashes: Vec<u64> = tokenize::tokenize(raw).hashes().collect();
         match &self.store {
             Store::File(f) => {
