@@ -65,7 +65,11 @@ async fn corpus(data: &Path) {
         t.tokens,
         trained.as_secs_f64()
     );
-    for (name, class) in [("spam-2", Class::Spam), ("easy-ham-2", Class::Ham), ("hard-ham-1", Class::Ham)] {
+    for (name, class) in [
+        ("spam-2", Class::Spam),
+        ("easy-ham-2", Class::Ham),
+        ("hard-ham-1", Class::Ham),
+    ] {
         distribution(&bayes, name, class, &group(data, name)).await;
     }
     classify_speed(&bayes, &group(data, "easy-ham-2")).await;
@@ -121,7 +125,10 @@ async fn classify_speed(bayes: &Bayes, messages: &[Vec<u8>]) {
         }
     }
     let per = started.elapsed().as_secs_f64() * 1e6 / (rounds * cut.len()) as f64;
-    println!("classify: {per:.1} µs per 4 KB message ({} messages × {rounds})", cut.len());
+    println!(
+        "classify: {per:.1} µs per 4 KB message ({} messages × {rounds})",
+        cut.len()
+    );
 }
 
 /// 10,000 distinct messages: the training set repeated, each copy made
@@ -133,7 +140,11 @@ async fn learn_speed(dir: &Path, messages: &[Vec<u8>]) {
     for i in 0..10_000 {
         let mut m = messages[i % messages.len()].clone();
         m.extend_from_slice(format!("\r\ncopy {i}\r\n").as_bytes());
-        let class = if i % 2 == 0 { Class::Spam } else { Class::Ham };
+        let class = if i.is_multiple_of(2) {
+            Class::Spam
+        } else {
+            Class::Ham
+        };
         bayes.learn(&m, class).await.unwrap();
     }
     let learned = started.elapsed();
@@ -151,16 +162,24 @@ async fn million(dir: &Path) {
     let bayes = Bayes::open(&config(dir, 2_000_000), None).unwrap();
     let mut i = 0u64;
     while bayes.totals().await.unwrap().tokens < 1_000_000 {
-        let words: String = (0..200).map(|_| format!("w{:x} ", fastrand::u64(..1 << 40))).collect();
+        let words: String = (0..200)
+            .map(|_| format!("w{:x} ", fastrand::u64(..1 << 40)))
+            .collect();
         let m = format!("Subject: m{i}\r\n\r\n{words}\r\n");
-        let class = if i % 2 == 0 { Class::Spam } else { Class::Ham };
+        let class = if i.is_multiple_of(2) {
+            Class::Spam
+        } else {
+            Class::Ham
+        };
         bayes.learn(m.as_bytes(), class).await.unwrap();
         i += 1;
     }
     let started = Instant::now();
     bayes.save().unwrap();
     let tokens = bayes.totals().await.unwrap().tokens;
-    let size = std::fs::metadata(dir.join(spamgate::bayes::FILE_NAME)).unwrap().len();
+    let size = std::fs::metadata(dir.join(spamgate::bayes::FILE_NAME))
+        .unwrap()
+        .len();
     println!(
         "million: {tokens} tokens, {i} messages, file {:.1} MB ({:.1} MB per million tokens), saved in {:.2}s",
         size as f64 / 1e6,
@@ -187,7 +206,10 @@ async fn load(dir: &Path) {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let path = PathBuf::from(args.get(2).map_or("/var/tmp/corpus/package/data", String::as_str));
+    let path = PathBuf::from(
+        args.get(2)
+            .map_or("/var/tmp/corpus/package/data", String::as_str),
+    );
     match args.get(1).map(String::as_str) {
         Some("million") => million(&path).await,
         Some("load") => load(&path).await,

@@ -522,13 +522,17 @@ impl Metrics {
     }
 
     pub fn bayes_autolearn(&self, class: &'static str) {
-        self.bayes_autolearn.get_or_create(&ClassLabel { class }).inc();
+        self.bayes_autolearn
+            .get_or_create(&ClassLabel { class })
+            .inc();
     }
 
     pub fn bayes_totals(&self, spam: u64, ham: u64, tokens: u64) {
         let gauge = |n: u64| n.min(i64::MAX as u64) as i64;
         for (class, n) in [("spam", spam), ("ham", ham)] {
-            self.bayes_learned.get_or_create(&ClassLabel { class }).set(gauge(n));
+            self.bayes_learned
+                .get_or_create(&ClassLabel { class })
+                .set(gauge(n));
         }
         self.bayes_tokens.set(gauge(tokens));
     }

@@ -53,7 +53,10 @@ fn dir_of(root: &Path, name: &str, files: &[PathBuf]) -> PathBuf {
 
 /// The files of a directory made by [`dir_of`], sorted.
 fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     files
 }
@@ -70,14 +73,28 @@ fn file_config(dir: &Path, extra: &str) -> PathBuf {
 }
 
 fn learn(config: &Path, args: &[&str]) -> String {
-    let out = succeed(spamgate().arg("learn").arg("--config").arg(config).args(args));
+    let out = succeed(
+        spamgate()
+            .arg("learn")
+            .arg("--config")
+            .arg(config)
+            .args(args),
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
 fn probability(config: &Path, message: &Path) -> f64 {
     let report = json(
         spamgate()
-            .args(["test", "--ip", "192.0.2.1", "--helo", "x.example", "--from", "a@x.example"])
+            .args([
+                "test",
+                "--ip",
+                "192.0.2.1",
+                "--helo",
+                "x.example",
+                "--from",
+                "a@x.example",
+            ])
             .args(["--rcpt", "b@y.example", "--config"])
             .arg(config)
             .arg(message),
@@ -87,7 +104,9 @@ fn probability(config: &Path, message: &Path) -> f64 {
         bayes["tokens"].as_array().is_some_and(|t| !t.is_empty()),
         "{report}"
     );
-    bayes["probability"].as_f64().unwrap_or_else(|| panic!("abstained: {report}"))
+    bayes["probability"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("abstained: {report}"))
 }
 
 async fn totals(config: &Path) -> spamgate::bayes::Totals {
@@ -111,7 +130,10 @@ async fn learn_classify_forget_relearn_and_restart() {
     let first = learn(&config, &["--spam", s, "--ham", h]);
     assert!(first.contains("learned 40, already known 0"), "{first}");
     let again = learn(&config, &["--spam", s, "--ham", h]);
-    assert!(again.contains("learned 0, already known 40"), "twice counts once: {again}");
+    assert!(
+        again.contains("learned 0, already known 40"),
+        "twice counts once: {again}"
+    );
     let t = totals(&config).await;
     assert_eq!((t.spam, t.ham), (20, 20));
     assert!(t.tokens > 1000, "{t:?}");
@@ -121,14 +143,20 @@ async fn learn_classify_forget_relearn_and_restart() {
     // (>= 0.8), ham on the ham side, and every spam above every ham.
     let spam_p: Vec<f64> = spam_test.iter().map(|m| probability(&config, m)).collect();
     let ham_p: Vec<f64> = ham_test.iter().map(|m| probability(&config, m)).collect();
-    assert!(spam_p.iter().all(|p| *p >= 0.8), "held-out spam: {spam_p:?}");
+    assert!(
+        spam_p.iter().all(|p| *p >= 0.8),
+        "held-out spam: {spam_p:?}"
+    );
     assert!(ham_p.iter().all(|p| *p < 0.5), "held-out ham: {ham_p:?}");
 
     let one = spam[0].to_str().unwrap();
     let forgot = learn(&config, &["--forget", "--spam", one]);
     assert!(forgot.contains("forgotten 1"), "{forgot}");
     let twice = learn(&config, &["--forget", "--spam", one]);
-    assert!(twice.contains("forgotten 0, not learned before 1"), "{twice}");
+    assert!(
+        twice.contains("forgotten 0, not learned before 1"),
+        "{twice}"
+    );
     assert_eq!(totals(&config).await.spam, 19);
 
     let moved = learn(&config, &["--ham", spam[1].to_str().unwrap()]);
@@ -143,7 +171,11 @@ fn learns_maildirs_and_mbox_files() {
     let config = file_config(dir.path(), "");
     let (spam, _) = sample("spam");
     let maildir = dir.path().join("Maildir");
-    for (sub, files) in [("cur", &spam[..2]), ("new", &spam[2..3]), ("tmp", &spam[3..4])] {
+    for (sub, files) in [
+        ("cur", &spam[..2]),
+        ("new", &spam[2..3]),
+        ("tmp", &spam[3..4]),
+    ] {
         let d = maildir.join(sub);
         std::fs::create_dir_all(&d).unwrap();
         for f in files {
@@ -161,10 +193,18 @@ fn learns_maildirs_and_mbox_files() {
     let missing = dir.path().join("missing");
     let out = learn(
         &config,
-        &["--spam", maildir.to_str().unwrap(), mbox_path.to_str().unwrap(), missing.to_str().unwrap()],
+        &[
+            "--spam",
+            maildir.to_str().unwrap(),
+            mbox_path.to_str().unwrap(),
+            missing.to_str().unwrap(),
+        ],
     );
     // tmp/ is not delivered mail; the missing path is reported and skipped.
-    assert!(out.contains("learned 6,") && out.contains("skipped unreadable 1"), "{out}");
+    assert!(
+        out.contains("learned 6,") && out.contains("skipped unreadable 1"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -181,16 +221,43 @@ fn damaged_database_stops_with_its_path() {
     ];
     for (bytes, want) in cases {
         std::fs::write(&db, &bytes).unwrap();
-        let out = spamgate().arg("learn").arg("--config").arg(&config).args(["--spam", spam[1].to_str().unwrap()]).output().unwrap();
+        let out = spamgate()
+            .arg("learn")
+            .arg("--config")
+            .arg(&config)
+            .args(["--spam", spam[1].to_str().unwrap()])
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{stderr}");
-        assert!(stderr.contains(want) && stderr.contains(db.to_str().unwrap()), "{stderr}");
-        assert_eq!(std::fs::read(&db).unwrap(), bytes, "never replaced silently");
+        assert!(
+            stderr.contains(want) && stderr.contains(db.to_str().unwrap()),
+            "{stderr}"
+        );
+        assert_eq!(
+            std::fs::read(&db).unwrap(),
+            bytes,
+            "never replaced silently"
+        );
         let port = common::cli::free_port();
-        let run_config = write_file(dir.path(), "run.yaml", &format!("listen: ['127.0.0.1:{port}']\n{}", std::fs::read_to_string(&config).unwrap()));
-        let run = spamgate().args(["run", "--config"]).arg(&run_config).output().unwrap();
+        let run_config = write_file(
+            dir.path(),
+            "run.yaml",
+            &format!(
+                "listen: ['127.0.0.1:{port}']\n{}",
+                std::fs::read_to_string(&config).unwrap()
+            ),
+        );
+        let run = spamgate()
+            .args(["run", "--config"])
+            .arg(&run_config)
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&run.stderr);
-        assert!(!run.status.success() && stderr.contains(db.to_str().unwrap()), "{stderr}");
+        assert!(
+            !run.status.success() && stderr.contains(db.to_str().unwrap()),
+            "{stderr}"
+        );
     }
 }
 
@@ -222,14 +289,21 @@ enum Kill {
 /// save (false: the run ended first).
 fn learn_and_kill(config: &Path, mbox: &Path, db: &Path, kill: Kill) -> bool {
     let mut child = spamgate()
-        .arg("learn").arg("--config").arg(config).arg("--spam").arg(mbox)
+        .arg("learn")
+        .arg("--config")
+        .arg(config)
+        .arg("--spam")
+        .arg(mbox)
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     // This child's temporary file (an earlier kill may have left another).
     let temp = format!(".tmp-{}", child.id());
     let saving = || {
-        std::fs::read_dir(db).is_ok_and(|d| d.flatten().any(|e| e.file_name().to_string_lossy().ends_with(&temp)))
+        std::fs::read_dir(db).is_ok_and(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(&temp))
+        })
     };
     let hit = match kill {
         Kill::After(delay) => {
@@ -262,7 +336,11 @@ async fn sigkill_during_saves_leaves_a_loadable_database() {
     // Saves at 2000 and 4000 messages, and at the end.
     big_mbox(&mbox, 4200);
     let loaded = Config::load(&config).unwrap();
-    let kills = [Kill::After(Duration::from_millis(300)), Kill::DuringSave(1), Kill::DuringSave(2)];
+    let kills = [
+        Kill::After(Duration::from_millis(300)),
+        Kill::DuringSave(1),
+        Kill::DuringSave(2),
+    ];
     let (mut seen, mut during_save) = (Vec::new(), 0);
     for kill in kills {
         during_save += usize::from(learn_and_kill(&config, &mbox, &db, kill));
@@ -273,8 +351,14 @@ async fn sigkill_during_saves_leaves_a_loadable_database() {
     }
     eprintln!("spam in the database after each kill: {seen:?}; {during_save} kills during a save");
     assert_eq!(during_save, 2, "both save kills hit a save: {seen:?}");
-    assert!(seen.iter().all(|n| n % 2000 == 0), "an old or a new database, nothing between: {seen:?}");
-    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "learning only grows: {seen:?}");
+    assert!(
+        seen.iter().all(|n| n % 2000 == 0),
+        "an old or a new database, nothing between: {seen:?}"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "learning only grows: {seen:?}"
+    );
     let done = learn(&config, &["--spam", mbox.to_str().unwrap()]);
     assert!(done.contains("skipped unreadable 0"), "{done}");
     assert_eq!(totals(&config).await.spam, 4200, "{seen:?}");
@@ -296,10 +380,16 @@ async fn hostile_messages_stay_bounded() {
     let binary: Vec<u8> = (0..1 << 20).map(|_| fastrand::u8(..)).collect();
     let mut nested = String::from("Subject: deep\r\n");
     for i in 0..2000 {
-        nested.push_str(&format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"));
+        nested.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"
+        ));
     }
     nested.push_str("Content-Type: text/plain\r\n\r\ninnermost text here\r\n");
-    let long_line = format!("Subject: {}\r\n\r\n{}\r\n", "x".repeat(1 << 20), "y".repeat(4 << 20));
+    let long_line = format!(
+        "Subject: {}\r\n\r\n{}\r\n",
+        "x".repeat(1 << 20),
+        "y".repeat(4 << 20)
+    );
     let limit = spamgate::bayes::tokenize::MAX_WORDS * 5;
     for message in [huge, binary, nested.into_bytes(), long_line.into_bytes()] {
         let c = bayes.classify(&message).await.unwrap();
@@ -329,34 +419,68 @@ async fn instances_share_learning_through_redis_and_follow_its_outage_policy() {
     let upstream = Recorder::start(Behaviour::default()).await;
     let ((spam, spam_test), (ham, _)) = (sample("spam"), sample("ham"));
     // One process learns...
-    let config = write_file(dir.path(), "learn.yaml", &format!("{}\n{}", common::NO_DNS, redis_yaml(&redis, "tempfail")));
+    let config = write_file(
+        dir.path(),
+        "learn.yaml",
+        &format!("{}\n{}", common::NO_DNS, redis_yaml(&redis, "tempfail")),
+    );
     let s = dir_of(dir.path(), "spam", &spam);
     let h = dir_of(dir.path(), "ham", &ham);
-    let out = learn(&config, &["--spam", s.to_str().unwrap(), "--ham", h.to_str().unwrap()]);
+    let out = learn(
+        &config,
+        &["--spam", s.to_str().unwrap(), "--ham", h.to_str().unwrap()],
+    );
     assert!(out.contains("learned 40"), "{out}");
     let again = learn(&config, &["--spam", s.to_str().unwrap()]);
     assert!(again.contains("already known 20"), "{again}");
     // ...and two running proxies use it.
-    let tempfail = Spamgate::start(&test_config(upstream.addr, &redis_yaml(&redis, "tempfail"))).await;
-    let open = Spamgate::start(&test_config(upstream.addr, &redis_yaml(&redis, "fail_open"))).await;
+    let tempfail =
+        Spamgate::start(&test_config(upstream.addr, &redis_yaml(&redis, "tempfail"))).await;
+    let open = Spamgate::start(&test_config(
+        upstream.addr,
+        &redis_yaml(&redis, "fail_open"),
+    ))
+    .await;
     for (i, proxy) in [&tempfail, &open].into_iter().enumerate() {
         let mut client = Client::ready(proxy.addr).await;
-        let reply = client.send_mail("a@x.example", &["b@y.example"], &text(&spam_test[i])).await;
+        let reply = client
+            .send_mail("a@x.example", &["b@y.example"], &text(&spam_test[i]))
+            .await;
         assert_eq!(reply.code, 250, "{reply:?}");
         let got = upstream.wait_accepted(i + 1).await;
         let relayed = String::from_utf8_lossy(&got[i].message);
-        assert!(relayed.contains("X-Spam-Status: Yes") && relayed.contains("BAYES_9"), "{relayed}");
-        assert_eq!(proxy.metric("spamgate_bayes_classifications_total{outcome=\"spam\"}").await, 1.0);
+        assert!(
+            relayed.contains("X-Spam-Status: Yes") && relayed.contains("BAYES_9"),
+            "{relayed}"
+        );
+        assert_eq!(
+            proxy
+                .metric("spamgate_bayes_classifications_total{outcome=\"spam\"}")
+                .await,
+            1.0
+        );
     }
     redis.kill();
     let mut client = Client::ready(tempfail.addr).await;
-    let reply = client.send_mail("a@x.example", &["b@y.example"], &text(&spam_test[2])).await;
-    assert_eq!((reply.code, reply.status()), (451, Some("4.3.0")), "{reply:?}");
+    let reply = client
+        .send_mail("a@x.example", &["b@y.example"], &text(&spam_test[2]))
+        .await;
+    assert_eq!(
+        (reply.code, reply.status()),
+        (451, Some("4.3.0")),
+        "{reply:?}"
+    );
     let mut client = Client::ready(open.addr).await;
-    let reply = client.send_mail("a@x.example", &["b@y.example"], &text(&spam_test[3])).await;
+    let reply = client
+        .send_mail("a@x.example", &["b@y.example"], &text(&spam_test[3]))
+        .await;
     assert_eq!(reply.code, 250, "fail_open delivers: {reply:?}");
     assert_eq!(upstream.wait_accepted(3).await.len(), 3);
-    assert!(open.metric("spamgate_bayes_classifications_total{outcome=\"error\"}").await >= 1.0);
+    assert!(
+        open.metric("spamgate_bayes_classifications_total{outcome=\"error\"}")
+            .await
+            >= 1.0
+    );
     tempfail.stop().await;
     open.stop().await;
 }
@@ -379,12 +503,24 @@ async fn autolearn_learns_certain_spam_and_saves_at_shutdown() {
     let proxy = Spamgate::start(&test_config(upstream.addr, &extra)).await;
     let mut client = Client::ready(proxy.addr).await;
     let certain = "From: a@x.example\r\nSubject: certain spam\r\n\r\nbuy now\r\n";
-    let reply = client.send_mail("a@x.example", &["b@y.example"], certain).await;
+    let reply = client
+        .send_mail("a@x.example", &["b@y.example"], certain)
+        .await;
     assert_eq!(reply.code, 550, "{reply:?}");
-    let reply = client.send_mail("a@x.example", &["b@y.example"], "From: a@x.example\r\nSubject: hello\r\n\r\nnot certain\r\n").await;
+    let reply = client
+        .send_mail(
+            "a@x.example",
+            &["b@y.example"],
+            "From: a@x.example\r\nSubject: hello\r\n\r\nnot certain\r\n",
+        )
+        .await;
     assert_eq!(reply.code, 250, "{reply:?}");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while proxy.metric("spamgate_bayes_autolearn_total{class=\"spam\"}").await < 1.0 {
+    while proxy
+        .metric("spamgate_bayes_autolearn_total{class=\"spam\"}")
+        .await
+        < 1.0
+    {
         assert!(std::time::Instant::now() < deadline, "never autolearned");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -394,5 +530,9 @@ async fn autolearn_learns_certain_spam_and_saves_at_shutdown() {
         ..Default::default()
     };
     let t = Bayes::open(&config, None).unwrap().totals().await.unwrap();
-    assert_eq!((t.spam, t.ham), (1, 0), "only the certain spam, saved at shutdown");
+    assert_eq!(
+        (t.spam, t.ham),
+        (1, 0),
+        "only the certain spam, saved at shutdown"
+    );
 }

@@ -5,12 +5,11 @@
 
 mod common;
 
-
 use std::time::{Duration, Instant};
 
 use common::client::{message, Client};
-use common::redis::RedisServer;
 use common::dns::{DnsServer, Zones};
+use common::redis::RedisServer;
 use common::upstream::{Behaviour, Recorder};
 use common::{test_config, Spamgate};
 

@@ -129,7 +129,16 @@ mod tests {
 
     #[test]
     fn significant_orders_and_caps() {
-        let probs = (0..400).map(|i| (i, if i % 2 == 0 { 0.55 } else { 0.9 + (i as f64) / 10_000.0 }));
+        let probs = (0..400).map(|i| {
+            (
+                i,
+                if i % 2 == 0 {
+                    0.55
+                } else {
+                    0.9 + (i as f64) / 10_000.0
+                },
+            )
+        });
         let picked = significant(probs);
         assert_eq!(picked.len(), MAX_TOKENS);
         assert!(picked.iter().all(|(_, f)| *f > 0.9));

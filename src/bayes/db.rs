@@ -101,7 +101,13 @@ impl Db {
             .collect()
     }
 
-    pub fn learn(&mut self, digest: Digest, hashes: &[u64], class: Class, day: u16) -> LearnOutcome {
+    pub fn learn(
+        &mut self,
+        digest: Digest,
+        hashes: &[u64],
+        class: Class,
+        day: u16,
+    ) -> LearnOutcome {
         let outcome = match self.messages.get(&digest) {
             Some((old, _)) if *old == class => return LearnOutcome::Known,
             Some((old, _)) => {
@@ -130,7 +136,11 @@ impl Db {
             Class::Spam => &mut self.nspam,
             Class::Ham => &mut self.nham,
         };
-        *total = if add { *total + 1 } else { total.saturating_sub(1) };
+        *total = if add {
+            *total + 1
+        } else {
+            total.saturating_sub(1)
+        };
         for hash in hashes {
             if add {
                 let entry = self.tokens.entry(*hash).or_default();
@@ -157,7 +167,13 @@ impl Db {
         let mut order: Vec<(u16, u64, u64)> = self
             .tokens
             .iter()
-            .map(|(h, e)| (e.day, u64::from(e.counts.spam) + u64::from(e.counts.ham), *h))
+            .map(|(h, e)| {
+                (
+                    e.day,
+                    u64::from(e.counts.spam) + u64::from(e.counts.ham),
+                    *h,
+                )
+            })
             .collect();
         order.select_nth_unstable(excess - 1);
         for (_, _, hash) in &order[..excess] {
@@ -173,7 +189,11 @@ impl Db {
         if excess == 0 {
             return;
         }
-        let mut order: Vec<(u16, Digest)> = self.messages.iter().map(|(d, (_, day))| (*day, *d)).collect();
+        let mut order: Vec<(u16, Digest)> = self
+            .messages
+            .iter()
+            .map(|(d, (_, day))| (*day, *d))
+            .collect();
         order.select_nth_unstable(excess - 1);
         for (_, digest) in &order[..excess] {
             self.messages.remove(digest);
@@ -186,7 +206,11 @@ fn bump(counts: &mut Counts, class: Class, add: bool) {
         Class::Spam => &mut counts.spam,
         Class::Ham => &mut counts.ham,
     };
-    *slot = if add { slot.saturating_add(1) } else { slot.saturating_sub(1) };
+    *slot = if add {
+        slot.saturating_add(1)
+    } else {
+        slot.saturating_sub(1)
+    };
 }
 
 #[cfg(test)]
@@ -197,19 +221,28 @@ mod tests {
     fn learn_forget_move() {
         let mut db = Db::default();
         let (a, b) = ([1u8; 16], [2u8; 16]);
-        assert_eq!(db.learn(a, &[10, 11], Class::Spam, 5), LearnOutcome::Learned);
+        assert_eq!(
+            db.learn(a, &[10, 11], Class::Spam, 5),
+            LearnOutcome::Learned
+        );
         assert_eq!(db.learn(a, &[10, 11], Class::Spam, 5), LearnOutcome::Known);
         assert_eq!(db.learn(b, &[11, 12], Class::Ham, 5), LearnOutcome::Learned);
         assert_eq!((db.nspam, db.nham), (1, 1));
-        assert_eq!(db.lookup([10, 11, 12, 13].into_iter()), vec![
-            Counts { spam: 1, ham: 0 },
-            Counts { spam: 1, ham: 1 },
-            Counts { spam: 0, ham: 1 },
-            Counts::default(),
-        ]);
+        assert_eq!(
+            db.lookup([10, 11, 12, 13].into_iter()),
+            vec![
+                Counts { spam: 1, ham: 0 },
+                Counts { spam: 1, ham: 1 },
+                Counts { spam: 0, ham: 1 },
+                Counts::default(),
+            ]
+        );
         assert_eq!(db.learn(a, &[10, 11], Class::Ham, 6), LearnOutcome::Moved);
         assert_eq!((db.nspam, db.nham), (0, 2));
-        assert_eq!(db.lookup([10].into_iter()), vec![Counts { spam: 0, ham: 1 }]);
+        assert_eq!(
+            db.lookup([10].into_iter()),
+            vec![Counts { spam: 0, ham: 1 }]
+        );
         assert_eq!(db.forget(a, &[10, 11]), ForgetOutcome::Forgotten);
         assert_eq!(db.forget(a, &[10, 11]), ForgetOutcome::Unknown);
         assert_eq!((db.nspam, db.nham), (0, 1));

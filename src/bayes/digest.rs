@@ -53,7 +53,10 @@ fn body(raw: &[u8]) -> &[u8] {
 /// Runs of whitespace (folding included) as one space, ends trimmed.
 fn collapse(value: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(value.len());
-    for word in value.split(u8::is_ascii_whitespace).filter(|w| !w.is_empty()) {
+    for word in value
+        .split(u8::is_ascii_whitespace)
+        .filter(|w| !w.is_empty())
+    {
         if !out.is_empty() {
             out.push(b' ');
         }
@@ -73,6 +76,9 @@ mod tests {
         let other = b"Message-ID: <1@x>\r\nSubject: hi there\r\n\r\nbody\r\nline changed\r\n";
         assert_eq!(digest(a), digest(b));
         assert_ne!(digest(a), digest(other));
-        assert_ne!(digest(b"Subject: a\r\n\r\nx"), digest(b"Subject: b\r\n\r\nx"));
+        assert_ne!(
+            digest(b"Subject: a\r\n\r\nx"),
+            digest(b"Subject: b\r\n\r\nx")
+        );
     }
 }

@@ -39,11 +39,17 @@ pub const FILE_NAME: &str = "bayes.db";
 
 /// The whole database as file bytes, checksum included.
 pub fn encode(db: &Db) -> Vec<u8> {
-    let size = HEADER + db.tokens.len() * TOKEN_RECORD + db.messages.len() * MESSAGE_RECORD + CHECKSUM;
+    let size =
+        HEADER + db.tokens.len() * TOKEN_RECORD + db.messages.len() * MESSAGE_RECORD + CHECKSUM;
     let mut out = Vec::with_capacity(size);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
-    for n in [db.nspam, db.nham, db.tokens.len() as u64, db.messages.len() as u64] {
+    for n in [
+        db.nspam,
+        db.nham,
+        db.tokens.len() as u64,
+        db.messages.len() as u64,
+    ] {
         out.extend_from_slice(&n.to_le_bytes());
     }
     for (hash, e) in &db.tokens {
@@ -80,15 +86,20 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Db, BayesError> {
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap_or_default());
     if version != VERSION {
-        return Err(BayesError::Version { path: path.to_path_buf(), found: version });
+        return Err(BayesError::Version {
+            path: path.to_path_buf(),
+            found: version,
+        });
     }
     let (body, sum) = bytes.split_at(bytes.len() - CHECKSUM);
     if aws_lc_rs::digest::digest(&SHA256, body).as_ref() != sum {
         return Err(corrupt("checksum mismatch (cut short or altered)"));
     }
-    let field = |i: usize| u64::from_le_bytes(body[12 + 8 * i..20 + 8 * i].try_into().unwrap_or_default());
+    let field =
+        |i: usize| u64::from_le_bytes(body[12 + 8 * i..20 + 8 * i].try_into().unwrap_or_default());
     let (ntokens, nmessages) = (field(2), field(3));
-    let expected = (ntokens as u128) * TOKEN_RECORD as u128 + (nmessages as u128) * MESSAGE_RECORD as u128;
+    let expected =
+        (ntokens as u128) * TOKEN_RECORD as u128 + (nmessages as u128) * MESSAGE_RECORD as u128;
     if expected != (body.len() - HEADER) as u128 {
         return Err(corrupt("record counts do not match the file size"));
     }
@@ -99,7 +110,8 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Db, BayesError> {
     };
     let (tokens, messages) = body[HEADER..].split_at(ntokens as usize * TOKEN_RECORD);
     read_tokens(&mut db, tokens);
-    read_messages(&mut db, messages).map_err(|_| corrupt("a message record has an unknown class"))?;
+    read_messages(&mut db, messages)
+        .map_err(|_| corrupt("a message record has an unknown class"))?;
     Ok(db)
 }
 
@@ -109,7 +121,10 @@ fn read_tokens(db: &mut Db, records: &[u8]) {
         let u32_at = |i: usize| u32::from_le_bytes([r[i], r[i + 1], r[i + 2], r[i + 3]]);
         let hash = u64::from_le_bytes(r[..8].try_into().unwrap_or_default());
         let entry = Entry {
-            counts: Counts { spam: u32_at(8), ham: u32_at(12) },
+            counts: Counts {
+                spam: u32_at(8),
+                ham: u32_at(12),
+            },
             day: u16::from_le_bytes([r[16], r[17]]),
         };
         db.tokens.insert(hash, entry);
@@ -125,7 +140,8 @@ fn read_messages(db: &mut Db, records: &[u8]) -> Result<(), ()> {
             _ => return Err(()),
         };
         let digest: [u8; 16] = r[..16].try_into().unwrap_or_default();
-        db.messages.insert(digest, (class, u16::from_le_bytes([r[17], r[18]])));
+        db.messages
+            .insert(digest, (class, u16::from_le_bytes([r[17], r[18]])));
     }
     Ok(())
 }
@@ -136,7 +152,10 @@ pub fn load(path: &Path) -> Result<Db, BayesError> {
     match std::fs::read(path) {
         Ok(bytes) => decode(&bytes, path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Db::default()),
-        Err(e) => Err(BayesError::Io { path: path.to_path_buf(), source: e }),
+        Err(e) => Err(BayesError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }),
     }
 }
 
@@ -146,14 +165,20 @@ pub fn save(path: &Path, bytes: &[u8]) -> Result<(), BayesError> {
         let p = p.to_path_buf();
         move |source| BayesError::Io { path: p, source }
     };
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     remove_stale_temps(path);
     let temp = temp_path(path);
     let written = write_synced(&temp, bytes).and_then(|()| std::fs::rename(&temp, path));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&temp);
-        return Err(BayesError::Io { path: temp, source: e });
+        return Err(BayesError::Io {
+            path: temp,
+            source: e,
+        });
     }
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
@@ -161,7 +186,9 @@ pub fn save(path: &Path, bytes: &[u8]) -> Result<(), BayesError> {
 /// One temporary name per process: a `spamgate learn` and a proxy never
 /// write into each other's file.
 fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map_or("bayes.db".into(), |n| n.to_string_lossy());
+    let name = path
+        .file_name()
+        .map_or("bayes.db".into(), |n| n.to_string_lossy());
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
@@ -172,12 +199,19 @@ fn remove_stale_temps(path: &Path) {
         return;
     };
     let prefix = format!(".{}.tmp-", name.to_string_lossy());
-    let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir }) else {
+    let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }) else {
         return;
     };
     for entry in entries.flatten() {
         let file = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = file.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else {
+        let Some(pid) = file
+            .strip_prefix(&prefix)
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
             continue;
         };
         if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
@@ -225,15 +259,28 @@ mod tests {
         version[8] = 9;
         let cases: Vec<(&str, Vec<u8>, &str)> = vec![
             ("empty", vec![], "not a spamgate bayes database"),
-            ("foreign", b"SQLite format 3\0 and more bytes here".to_vec(), "not a spamgate bayes database"),
+            (
+                "foreign",
+                b"SQLite format 3\0 and more bytes here".to_vec(),
+                "not a spamgate bayes database",
+            ),
             ("truncated", good[..good.len() - 10].to_vec(), "checksum"),
-            ("header only", good[..20].to_vec(), "shorter than its header"),
+            (
+                "header only",
+                good[..20].to_vec(),
+                "shorter than its header",
+            ),
             ("flipped bit", flipped, "checksum"),
             ("version", version, "version 9"),
         ];
         for (name, bytes, want) in cases {
-            let error = decode(&bytes, Path::new("/data/bayes.db")).unwrap_err().to_string();
-            assert!(error.contains(want) && error.contains("/data/bayes.db"), "{name}: {error}");
+            let error = decode(&bytes, Path::new("/data/bayes.db"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(want) && error.contains("/data/bayes.db"),
+                "{name}: {error}"
+            );
         }
     }
 
@@ -245,8 +292,15 @@ mod tests {
         save(&path, &encode(&sample())).unwrap();
         save(&path, &encode(&Db::default())).unwrap();
         assert_eq!(load(&path).unwrap().nspam, 0);
-        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, vec![std::ffi::OsString::from(FILE_NAME)], "no temporary file left");
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from(FILE_NAME)],
+            "no temporary file left"
+        );
         // A temporary file of a process that died during a save goes at the next save.
         let stale = path.with_file_name(format!(".{FILE_NAME}.tmp-{}", u32::MAX - 1));
         std::fs::write(&stale, b"half").unwrap();

@@ -80,7 +80,10 @@ impl Run<'_> {
     async fn path(&mut self, path: &Path, class: Class) -> Result<(), BayesError> {
         let files = match message_files(path) {
             Ok(files) => files,
-            Err(error) => return Ok(self.unreadable(path, &error)),
+            Err(error) => {
+                self.unreadable(path, &error);
+                return Ok(());
+            }
         };
         for file in files {
             let messages = match read_messages(&file) {
@@ -91,7 +94,8 @@ impl Run<'_> {
                 }
             };
             for message in messages {
-                self.one(&crate::offline::canonical(&message), class).await?;
+                self.one(&crate::offline::canonical(&message), class)
+                    .await?;
             }
         }
         Ok(())
@@ -117,7 +121,7 @@ impl Run<'_> {
         }
         let done = s.messages();
         self.progress.tick(done);
-        if done % SAVE_EVERY == 0 {
+        if done.is_multiple_of(SAVE_EVERY) {
             self.bayes.save()?;
         }
         Ok(())

@@ -46,7 +46,9 @@ pub enum BayesError {
     Foreign(PathBuf),
     #[error("{path}: bayes database format version {found}, this spamgate reads version 1")]
     Version { path: PathBuf, found: u32 },
-    #[error("{path}: corrupt bayes database: {why}; restore a backup or move it away to start empty")]
+    #[error(
+        "{path}: corrupt bayes database: {why}; restore a backup or move it away to start empty"
+    )]
     Corrupt { path: PathBuf, why: String },
     #[error("{path}: {source}")]
     Io {
@@ -55,7 +57,9 @@ pub enum BayesError {
     },
     #[error("bayes redis: {0}")]
     Redis(String),
-    #[error("bayes.backend is redis but state.backend is not: set state.backend: redis and state.redis")]
+    #[error(
+        "bayes.backend is redis but state.backend is not: set state.backend: redis and state.redis"
+    )]
     NoRedis,
 }
 
@@ -136,7 +140,9 @@ impl Bayes {
                     dirty: AtomicBool::new(false),
                 })
             }
-            BayesBackend::Redis => Store::Redis(redis::RedisStore::new(redis.ok_or(BayesError::NoRedis)?)?),
+            BayesBackend::Redis => {
+                Store::Redis(redis::RedisStore::new(redis.ok_or(BayesError::NoRedis)?)?)
+            }
         };
         Ok(Bayes {
             store,
@@ -270,7 +276,11 @@ impl Bayes {
 fn bound(db: &mut db::Db, max_tokens: usize) {
     if db.tokens.len() > max_tokens {
         let pruned = db.prune(max_tokens / 10 * 9);
-        tracing::info!(pruned, left = db.tokens.len(), "bayes: pruned old rare tokens");
+        tracing::info!(
+            pruned,
+            left = db.tokens.len(),
+            "bayes: pruned old rare tokens"
+        );
     }
     if db.messages.len() > max_tokens {
         db.prune_messages(max_tokens / 10 * 9);
@@ -279,7 +289,9 @@ fn bound(db: &mut db::Db, max_tokens: usize) {
 
 /// Days since the Unix epoch: the coarse last-seen stamp of tokens.
 fn today() -> u16 {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     (secs / 86_400).min(u64::from(u16::MAX)) as u16
 }
 

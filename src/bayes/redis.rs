@@ -143,7 +143,12 @@ impl RedisStore {
         self.bounded(call.invoke_async(&mut conn)).await
     }
 
-    pub async fn learn(&self, digest: Digest, hashes: &[u64], class: Class) -> Result<LearnOutcome, BayesError> {
+    pub async fn learn(
+        &self,
+        digest: Digest,
+        hashes: &[u64],
+        class: Class,
+    ) -> Result<LearnOutcome, BayesError> {
         let word = match class {
             Class::Spam => "s",
             Class::Ham => "h",
@@ -155,7 +160,11 @@ impl RedisStore {
         })
     }
 
-    pub async fn forget(&self, digest: Digest, hashes: &[u64]) -> Result<ForgetOutcome, BayesError> {
+    pub async fn forget(
+        &self,
+        digest: Digest,
+        hashes: &[u64],
+    ) -> Result<ForgetOutcome, BayesError> {
         Ok(match self.run(digest, "", hashes).await? {
             0 => ForgetOutcome::Unknown,
             _ => ForgetOutcome::Forgotten,

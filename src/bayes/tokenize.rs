@@ -75,7 +75,12 @@ impl Tokens {
             Some(Source::Word(w)) => self.word(w).to_string(),
             Some(Source::Pair(a, b, 1)) => format!("{} {}", self.word(a), self.word(b)),
             Some(Source::Pair(a, b, d)) => {
-                format!("{} {}{}", self.word(a), "* ".repeat(d as usize - 1), self.word(b))
+                format!(
+                    "{} {}{}",
+                    self.word(a),
+                    "* ".repeat(d as usize - 1),
+                    self.word(b)
+                )
             }
             None => String::new(),
         }
@@ -116,7 +121,9 @@ impl Builder {
         let start = self.tokens.text.len() as u32;
         self.tokens.text.push_str(text);
         let index = self.tokens.words.len() as u32;
-        self.tokens.words.push((start, self.tokens.text.len() as u32));
+        self.tokens
+            .words
+            .push((start, self.tokens.text.len() as u32));
         let hash = xxh3_64_with_seed(text.as_bytes(), SEED);
         self.hashes.push(hash);
         self.tokens.entries.push((hash, Source::Word(index)));
@@ -160,8 +167,11 @@ impl Builder {
 
     fn pair(&mut self, a: u32, b: u32, distance: u8) {
         let (ha, hb) = (self.hashes[a as usize], self.hashes[b as usize]);
-        let hash = mix(ha.rotate_left(17) ^ hb ^ u64::from(distance).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        self.tokens.entries.push((hash, Source::Pair(a, b, distance)));
+        let hash =
+            mix(ha.rotate_left(17) ^ hb ^ u64::from(distance).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        self.tokens
+            .entries
+            .push((hash, Source::Pair(a, b, distance)));
     }
 
     fn finish(mut self) -> Tokens {
@@ -215,7 +225,10 @@ fn headers(b: &mut Builder, message: &Message<'_>) {
         b.stream(subject, "s:");
     }
     let domain = |a: &str| a.rsplit_once('@').map(|(_, d)| d.to_string());
-    let from = headers.from().and_then(|l| l.first()).and_then(|m| m.address().and_then(domain));
+    let from = headers
+        .from()
+        .and_then(|l| l.first())
+        .and_then(|m| m.address().and_then(domain));
     if let Some(d) = from {
         b.field("from", &d);
     }
@@ -247,7 +260,9 @@ fn text_value(header: &mail_parser::Header<'_>) -> Option<String> {
 
 /// Digits as `9`: `Outlook 16.0.1234` and `Outlook 16.0.5678` are one mailer.
 fn shape_digits(text: &str) -> String {
-    text.chars().map(|c| if c.is_ascii_digit() { '9' } else { c }).collect()
+    text.chars()
+        .map(|c| if c.is_ascii_digit() { '9' } else { c })
+        .collect()
 }
 
 /// `local@domain` with the local part reduced to its character classes
@@ -437,7 +452,10 @@ Content-Type: text/html; charset=utf-8\r\n\r\n\
         assert_eq!(sorted.len(), ha.len());
         // Values pinned: a change of hash would orphan every database.
         // (mix(1) checked against an independent splitmix64 in Python.)
-        assert_eq!(format!("{:016x}", xxh3_64_with_seed(b"viagra", SEED)), "649c49b485dc61de");
+        assert_eq!(
+            format!("{:016x}", xxh3_64_with_seed(b"viagra", SEED)),
+            "649c49b485dc61de"
+        );
         assert_eq!(format!("{:016x}", mix(1)), "5692161d100b05e5");
     }
 

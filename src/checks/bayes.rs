@@ -80,7 +80,8 @@ impl BayesCheck {
         let Some(class) = autolearn_class(&self.config, facts, judgement) else {
             return;
         };
-        let (bayes, metrics, message) = (self.bayes.clone(), self.metrics.clone(), message.to_vec());
+        let (bayes, metrics, message) =
+            (self.bayes.clone(), self.metrics.clone(), message.to_vec());
         tokio::spawn(async move {
             match bayes.learn(&message, class).await {
                 Ok(_) => metrics.bayes_autolearn(class.as_str()),
@@ -126,16 +127,30 @@ impl BayesCheck {
 /// The class to learn, or `None` when the evidence is not certain.
 fn autolearn_class(config: &BayesConfig, facts: &Facts, judgement: &Judgement) -> Option<Class> {
     let a = &config.autolearn;
-    if !a.enabled || facts.bayes.as_ref().is_none_or(|c| c.probability.is_none() && c.total == 0) {
+    if !a.enabled
+        || facts
+            .bayes
+            .as_ref()
+            .is_none_or(|c| c.probability.is_none() && c.total == 0)
+    {
         return None;
     }
-    let own: f64 = judgement.reasons.iter().filter(|r| r.check == CHECK_NAME).map(|r| r.score).sum();
+    let own: f64 = judgement
+        .reasons
+        .iter()
+        .filter(|r| r.check == CHECK_NAME)
+        .map(|r| r.score)
+        .sum();
     let score = judgement.score - own;
-    let refused_by_check = judgement.refusal.as_ref().is_some_and(|r| r.check != "score");
+    let refused_by_check = judgement
+        .refusal
+        .as_ref()
+        .is_some_and(|r| r.check != "score");
     if refused_by_check {
         return None;
     }
-    let authenticated = facts.auth.dkim_result().as_str() == "pass" || facts.auth.dmarc_result().as_str() == "pass";
+    let authenticated =
+        facts.auth.dkim_result().as_str() == "pass" || facts.auth.dmarc_result().as_str() == "pass";
     match () {
         _ if score >= a.spam_score => Some(Class::Spam),
         _ if score <= a.ham_score && authenticated => Some(Class::Ham),
@@ -161,7 +176,8 @@ impl Check for BayesCheck {
             Ok(c) => c,
             Err(error) => return self.failed(error, ctx.facts),
         };
-        self.metrics.bayes_classification(self.outcome(&classification));
+        self.metrics
+            .bayes_classification(self.outcome(&classification));
         let band = classification.probability.and_then(|p| self.config.band(p));
         let outcomes = band
             .map(|b| Outcome::AddScore {
@@ -187,12 +203,23 @@ mod tests {
         config.autolearn.spam_score = 10.0;
         config.autolearn.ham_score = -2.0;
         let classified = Facts {
-            bayes: Some(Classification { probability: Some(0.5), total: 10, ..Classification::default() }),
+            bayes: Some(Classification {
+                probability: Some(0.5),
+                total: 10,
+                ..Classification::default()
+            }),
             ..Facts::default()
         };
         let judged = |reasons: Vec<(&'static str, f64)>| Judgement {
             score: reasons.iter().map(|r| r.1).sum(),
-            reasons: reasons.into_iter().map(|(check, score)| Reason { check, text: String::new(), score }).collect(),
+            reasons: reasons
+                .into_iter()
+                .map(|(check, score)| Reason {
+                    check,
+                    text: String::new(),
+                    score,
+                })
+                .collect(),
             ..Judgement::default()
         };
         let cases = [
@@ -205,7 +232,11 @@ mod tests {
         ];
         for (reasons, want) in cases {
             let j = judged(reasons.clone());
-            assert_eq!(autolearn_class(&config, &classified, &j), want, "{reasons:?}");
+            assert_eq!(
+                autolearn_class(&config, &classified, &j),
+                want,
+                "{reasons:?}"
+            );
         }
         let mut signed = classified.clone();
         signed.auth.dkim.push(crate::checks::auth::DkimFact {
@@ -213,9 +244,18 @@ mod tests {
             domain: "example.com".into(),
             selector: "s".into(),
         });
-        assert_eq!(autolearn_class(&config, &signed, &judged(vec![("rules", -3.0)])), Some(Class::Ham));
-        assert_eq!(autolearn_class(&config, &signed, &judged(vec![("rules", -1.0)])), None);
+        assert_eq!(
+            autolearn_class(&config, &signed, &judged(vec![("rules", -3.0)])),
+            Some(Class::Ham)
+        );
+        assert_eq!(
+            autolearn_class(&config, &signed, &judged(vec![("rules", -1.0)])),
+            None
+        );
         config.autolearn.enabled = false;
-        assert_eq!(autolearn_class(&config, &classified, &judged(vec![("rules", 50.0)])), None);
+        assert_eq!(
+            autolearn_class(&config, &classified, &judged(vec![("rules", 50.0)])),
+            None
+        );
     }
 }

@@ -167,8 +167,16 @@ pub fn validate(
         }
         base.join(p.value.trim())
     });
-    let interval = v.duration("bayes.save_interval", raw.save_interval.as_ref(), d.save_interval);
-    if let Some(s) = raw.save_interval.as_ref().filter(|_| interval < Duration::from_secs(1)) {
+    let interval = v.duration(
+        "bayes.save_interval",
+        raw.save_interval.as_ref(),
+        d.save_interval,
+    );
+    if let Some(s) = raw
+        .save_interval
+        .as_ref()
+        .filter(|_| interval < Duration::from_secs(1))
+    {
         v.error_at(s.referenced, "bayes.save_interval", "must be at least 1s");
     }
     let million = 1_000_000;
@@ -176,10 +184,24 @@ pub fn validate(
         enabled: raw.enabled.unwrap_or(d.enabled),
         backend: v.choice("bayes.backend", raw.backend.as_ref(), &choices, d.backend),
         data_dir,
-        min_spam: v.number("bayes.min_spam", raw.min_spam.as_ref(), d.min_spam, (1, million)),
-        min_ham: v.number("bayes.min_ham", raw.min_ham.as_ref(), d.min_ham, (1, million)),
-        max_tokens: v.number("bayes.max_tokens", raw.max_tokens.as_ref(), 1_000_000, (1000, 100 * million))
-            as usize,
+        min_spam: v.number(
+            "bayes.min_spam",
+            raw.min_spam.as_ref(),
+            d.min_spam,
+            (1, million),
+        ),
+        min_ham: v.number(
+            "bayes.min_ham",
+            raw.min_ham.as_ref(),
+            d.min_ham,
+            (1, million),
+        ),
+        max_tokens: v.number(
+            "bayes.max_tokens",
+            raw.max_tokens.as_ref(),
+            1_000_000,
+            (1000, 100 * million),
+        ) as usize,
         save_interval: interval,
         scores: bands(v, raw.scores.as_ref()),
         autolearn: autolearn(v, &raw.autolearn, reject_score),
@@ -187,14 +209,20 @@ pub fn validate(
 }
 
 fn bands(v: &mut Validator, raw: Option<&S<Vec<S<RawBand>>>>) -> Vec<Band> {
-    let Some(list) = raw else { return default_bands() };
+    let Some(list) = raw else {
+        return default_bands();
+    };
     let mut out: Vec<Band> = list.value.iter().filter_map(|b| one_band(v, b)).collect();
     // Most extreme first: high thresholds of `above`, low ones of `below`.
     let key = |b: &Band| match b.side {
         Side::Above(t) => (0, -t),
         Side::Below(t) => (1, t),
     };
-    out.sort_by(|a, b| key(a).partial_cmp(&key(b)).unwrap_or(std::cmp::Ordering::Equal));
+    out.sort_by(|a, b| {
+        key(a)
+            .partial_cmp(&key(b))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     out
 }
 
@@ -213,7 +241,11 @@ fn one_band(v: &mut Validator, raw: &S<RawBand>) -> Option<Band> {
         Side::Above(t) | Side::Below(t) => t,
     };
     if !(0.0..=1.0).contains(&threshold) {
-        v.error_at(at, "bayes.scores", format!("threshold {threshold} is not between 0 and 1"));
+        v.error_at(
+            at,
+            "bayes.scores",
+            format!("threshold {threshold} is not between 0 and 1"),
+        );
         return None;
     }
     match b.score {
@@ -227,12 +259,23 @@ fn one_band(v: &mut Validator, raw: &S<RawBand>) -> Option<Band> {
 
 fn autolearn(v: &mut Validator, raw: &RawAutolearn, reject_score: f64) -> Autolearn {
     let spam_score = raw.spam_score.as_ref().map_or(reject_score, |s| s.value);
-    if let Some(s) = raw.spam_score.as_ref().filter(|s| !(s.value >= reject_score)) {
-        let message = format!("{} is below scoring.reject_score ({reject_score}): only certain spam may be learned", s.value);
+    if let Some(s) = raw
+        .spam_score
+        .as_ref()
+        .filter(|s| s.value < reject_score || !s.value.is_finite())
+    {
+        let message = format!(
+            "{} is below scoring.reject_score ({reject_score}): only certain spam may be learned",
+            s.value
+        );
         v.error_at(s.referenced, "bayes.autolearn.spam_score", message);
     }
     let ham_score = raw.ham_score.as_ref().map_or(-2.0, |s| s.value);
-    if let Some(s) = raw.ham_score.as_ref().filter(|s| !(s.value <= 0.0)) {
+    if let Some(s) = raw
+        .ham_score
+        .as_ref()
+        .filter(|s| s.value > 0.0 || !s.value.is_finite())
+    {
         let message = format!("{} is above 0: only certain ham may be learned", s.value);
         v.error_at(s.referenced, "bayes.autolearn.ham_score", message);
     }
@@ -263,11 +306,20 @@ mod tests {
         assert!(c.enabled);
         assert_eq!(c.data_dir, PathBuf::from("/etc/spamgate/db"));
         assert_eq!(c.file(), PathBuf::from("/etc/spamgate/db/bayes.db"));
-        let cases = [(0.995, Some("BAYES_99")), (0.97, Some("BAYES_95")), (0.5, None), (0.03, Some("BAYES_05")), (0.001, Some("BAYES_01"))];
+        let cases = [
+            (0.995, Some("BAYES_99")),
+            (0.97, Some("BAYES_95")),
+            (0.5, None),
+            (0.03, Some("BAYES_05")),
+            (0.001, Some("BAYES_01")),
+        ];
         for (p, want) in cases {
             assert_eq!(c.band(p).map(|b| b.name.as_str()), want, "{p}");
         }
-        let c = parse("scores: [{below: 0.2, score: -1}, {above: 0.5, score: 1}, {above: 0.9, score: 2}]").unwrap();
+        let c = parse(
+            "scores: [{below: 0.2, score: -1}, {above: 0.5, score: 1}, {above: 0.9, score: 2}]",
+        )
+        .unwrap();
         assert_eq!(c.band(0.95).map(|b| b.score), Some(2.0));
         assert_eq!(c.band(0.6).map(|b| b.score), Some(1.0));
         assert_eq!(c.autolearn.spam_score, 10.0);
@@ -280,7 +332,10 @@ mod tests {
             ("min_spam: 0", "out of range"),
             ("max_tokens: 10", "out of range"),
             ("save_interval: 10ms", "at least 1s"),
-            ("scores: [{above: 0.9, below: 0.1, score: 1}]", "exactly one"),
+            (
+                "scores: [{above: 0.9, below: 0.1, score: 1}]",
+                "exactly one",
+            ),
             ("scores: [{above: 1.5, score: 1}]", "between 0 and 1"),
             ("scores: [{above: 0.5}]", "'score'"),
             ("autolearn: {spam_score: 5}", "below scoring.reject_score"),

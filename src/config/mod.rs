@@ -287,9 +287,22 @@ fn validate_raw(raw: RawConfig, file: &Path) -> Result<Config, ConfigErrors> {
 fn bayes(v: &mut Validator, raw: &RawConfig, file: &Path) -> bayes::BayesConfig {
     let reject = raw.scoring.reject_score.as_ref().map_or(10.0, |s| s.value);
     let config = bayes::validate(v, &raw.bayes, file, reject);
-    let state_redis = raw.state.backend.as_ref().is_some_and(|b| b.value.trim() == "redis");
-    if let Some(b) = raw.bayes.backend.as_ref().filter(|b| b.value.trim() == "redis" && !state_redis) {
-        v.error_at(b.referenced, "bayes.backend", "redis needs state.backend: redis (it uses state.redis)");
+    let state_redis = raw
+        .state
+        .backend
+        .as_ref()
+        .is_some_and(|b| b.value.trim() == "redis");
+    if let Some(b) = raw
+        .bayes
+        .backend
+        .as_ref()
+        .filter(|b| b.value.trim() == "redis" && !state_redis)
+    {
+        v.error_at(
+            b.referenced,
+            "bayes.backend",
+            "redis needs state.backend: redis (it uses state.redis)",
+        );
     }
     config
 }

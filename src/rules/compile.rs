@@ -377,10 +377,15 @@ impl<'a> Compiler<'a> {
     /// `above`/`below` of the bayes condition, as bounds within 0..1.
     fn probability(&mut self, raw: &S<super::raw::RawProbability>) -> Option<Bounds> {
         let (min, max) = (raw.value.above, raw.value.below);
-        let outside = [min, max].into_iter().flatten().find(|p| !(0.0..=1.0).contains(p));
+        let outside = [min, max]
+            .into_iter()
+            .flatten()
+            .find(|p| !(0.0..=1.0).contains(p));
         match (min, max, outside) {
             (None, None, _) => self.error(raw.referenced, "give 'above', 'below' or both"),
-            (_, _, Some(p)) => self.error(raw.referenced, format!("{p} is not a probability (0 to 1)")),
+            (_, _, Some(p)) => {
+                self.error(raw.referenced, format!("{p} is not a probability (0 to 1)"))
+            }
             (Some(a), Some(b), _) if a > b => {
                 self.error(raw.referenced, format!("above {a} is more than below {b}"))
             }

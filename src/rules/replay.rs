@@ -97,7 +97,10 @@ impl Report {
         self.ham_flagged += usize::from(label == Label::Ham && flagged);
         let mut seen: Vec<&str> = Vec::new();
         // The classifier's band is a row of the table too (BAYES_99...).
-        let bands = report.reasons.iter().filter(|r| r.check == "bayes" && r.score != 0.0);
+        let bands = report
+            .reasons
+            .iter()
+            .filter(|r| r.check == "bayes" && r.score != 0.0);
         for band in bands {
             let counts = self.rules.entry(band.text.clone()).or_default();
             counts.hits += 1;

@@ -432,7 +432,11 @@ fn bayes_condition() {
     let errors = [
         ("data", "{bayes: {}}", "give 'above', 'below'"),
         ("data", "{bayes: {above: 2}}", "not a probability"),
-        ("data", "{bayes: {above: 0.9, below: 0.1}}", "more than below"),
+        (
+            "data",
+            "{bayes: {above: 0.9, below: 0.1}}",
+            "more than below",
+        ),
         ("rcpt", "{bayes: {above: 0.9}}", "needs stage data"),
     ];
     for (stage, condition, want) in errors {
