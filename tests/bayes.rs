@@ -151,15 +151,34 @@ async fn learn_classify_forget_relearn_and_restart() {
 
     // `spamgate replay` (no rules, no --network) runs the classifier: the
     // detection benchmark's learn-then-replay interface.
-    let (st, ht) = (spam_test[0].parent().unwrap(), ham_test[0].parent().unwrap());
+    let (st, ht) = (
+        spam_test[0].parent().unwrap(),
+        ham_test[0].parent().unwrap(),
+    );
     let out = succeed(
-        spamgate().args(["replay", "--config"]).arg(&config).arg("--spam").arg(st).arg("--ham").arg(ht),
+        spamgate()
+            .args(["replay", "--config"])
+            .arg(&config)
+            .arg("--spam")
+            .arg(st)
+            .arg("--ham")
+            .arg(ht),
     );
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(table.contains("messages: 10 (spam 5, ham 5"), "{table}");
-    let row = |name: &str| table.lines().find(|l| l.starts_with(name)).map(str::to_string);
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(str::to_string)
+    };
     let top = row("BAYES_99").unwrap_or_default();
-    assert!(top.split_whitespace().nth(1).is_some_and(|hits| hits != "0"), "{table}");
+    assert!(
+        top.split_whitespace()
+            .nth(1)
+            .is_some_and(|hits| hits != "0"),
+        "{table}"
+    );
     assert!(row("BAYES_01").or(row("BAYES_05")).is_some(), "{table}");
 
     let one = spam[0].to_str().unwrap();
