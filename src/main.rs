@@ -36,6 +36,24 @@ enum Cmd {
     /// Run stored mail (files, directories, Maildirs, mbox files) through
     /// the rules offline and print verdicts and hits per rule.
     Replay(ReplayArgs),
+    /// Teach the statistical classifier (bayes) messages known to be spam
+    /// or ham (files, directories, Maildirs, mbox files).
+    Learn(LearnArgs),
+}
+
+#[derive(clap::Args)]
+struct LearnArgs {
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Messages known to be spam (repeatable; several paths may follow).
+    #[arg(long, num_args = 1..)]
+    spam: Vec<PathBuf>,
+    /// Messages known to be ham (repeatable; several paths may follow).
+    #[arg(long, num_args = 1..)]
+    ham: Vec<PathBuf>,
+    /// Unlearn the messages (from the class they were learned as).
+    #[arg(long)]
+    forget: bool,
 }
 
 #[derive(clap::Args)]
@@ -88,6 +106,7 @@ fn main() -> ExitCode {
         }),
         Cmd::Replay(args) => load(args.config.as_deref()).map(|config| replay(config, args)),
         Cmd::Test(args) => load(args.config.as_deref()).map(|config| test(config, args)),
+        Cmd::Learn(args) => load(args.config.as_deref()).map(|config| learn(config, args)),
     };
     match result {
         Ok(Ok(())) => ExitCode::SUCCESS,
@@ -166,6 +185,33 @@ fn replay(config: Config, args: ReplayArgs) -> anyhow::Result<()> {
         .context("starting the runtime")?;
     let report = runtime.block_on(spamgate::rules::replay::replay(&config, &options))?;
     print!("{}", spamgate::rules::replay::format_report(&report));
+    Ok(())
+}
+
+fn learn(config: Config, args: LearnArgs) -> anyhow::Result<()> {
+    if args.spam.is_empty() && args.ham.is_empty() {
+        anyhow::bail!("give messages to learn: --spam PATH... and/or --ham PATH...");
+    }
+    if !config.bayes.enabled {
+        anyhow::bail!("bayes is not enabled in the configuration (bayes.enabled: true)");
+    }
+    let redis = match &config.state {
+        spamgate::config::state::StateConfig::Redis(r) => Some(r),
+        spamgate::config::state::StateConfig::Memory => None,
+    };
+    let bayes = spamgate::bayes::Bayes::open(&config.bayes, redis)?;
+    let options = spamgate::bayes::learn::LearnOptions {
+        spam: args.spam,
+        ham: args.ham,
+        forget: args.forget,
+        progress: None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let summary = runtime.block_on(spamgate::bayes::learn::learn(&bayes, &options))?;
+    println!("{}", summary.line());
     Ok(())
 }
 

@@ -90,6 +90,18 @@ pub struct OpLabel {
     pub op: &'static str,
 }
 
+/// The classifier's verdict on a message: spam, ham, uncertain, abstain, error.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+/// A learning class: spam or ham.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClassLabel {
+    pub class: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VersionLabel {
     pub version: &'static str,
@@ -155,6 +167,10 @@ pub struct Metrics {
     pub smtp_auth: Family<ResultLabel, Counter>,
     pub upstream_tls: Family<ResultLabel, Counter>,
     pub data_memory_bytes: Gauge,
+    pub bayes_classifications: Family<OutcomeLabel, Counter>,
+    pub bayes_learned: Family<ClassLabel, Gauge>,
+    pub bayes_tokens: Gauge,
+    pub bayes_autolearn: Family<ClassLabel, Counter>,
 }
 
 /// Spam scores: negative (allow rules) to well past a typical reject_score.
@@ -198,6 +214,10 @@ impl Metrics {
             smtp_auth: Family::default(),
             upstream_tls: Family::default(),
             data_memory_bytes: Gauge::default(),
+            bayes_classifications: Family::default(),
+            bayes_learned: Family::default(),
+            bayes_tokens: Gauge::default(),
+            bayes_autolearn: Family::default(),
         };
         m.register(&mut Declaring(&mut registry));
         m.initialise_closed_sets();
@@ -208,6 +228,7 @@ impl Metrics {
     }
 
     fn register(&self, r: &mut Declaring) {
+        self.register_bayes(r);
         r.register(
             "spamgate_upstream_tls",
             "STARTTLS towards the upstream when upstream.tls is on, by result",
@@ -352,6 +373,29 @@ impl Metrics {
         r.register("spamgate_build_info", "Build information", build);
     }
 
+    fn register_bayes(&self, r: &mut Declaring) {
+        r.register(
+            "spamgate_bayes_classifications",
+            "Messages the classifier judged, by outcome (spam >= 0.8, ham <= 0.2, uncertain, abstain, error)",
+            self.bayes_classifications.clone(),
+        );
+        r.register(
+            "spamgate_bayes_learned_messages",
+            "Messages the classifier has learned, by class",
+            self.bayes_learned.clone(),
+        );
+        r.register(
+            "spamgate_bayes_tokens",
+            "Distinct tokens in the classifier's database (Redis: token-class entries)",
+            self.bayes_tokens.clone(),
+        );
+        r.register(
+            "spamgate_bayes_autolearn",
+            "Messages learned automatically from certain verdicts, by class",
+            self.bayes_autolearn.clone(),
+        );
+    }
+
     /// Creates every series of the closed label sets at zero, so that
     /// dashboards and alerts see `0` rather than "no data" before the first
     /// event (and `rate()` works from the first scrape).
@@ -387,6 +431,15 @@ impl Metrics {
         }
         for result in ["ok", "error"] {
             let _ = self.rules_reloads.get_or_create(&ResultLabel { result });
+        }
+        for outcome in ["spam", "ham", "uncertain", "abstain", "error"] {
+            let _ = self
+                .bayes_classifications
+                .get_or_create(&OutcomeLabel { outcome });
+        }
+        for class in ["spam", "ham"] {
+            let _ = self.bayes_learned.get_or_create(&ClassLabel { class });
+            let _ = self.bayes_autolearn.get_or_create(&ClassLabel { class });
         }
         for result in crate::proxy_protocol::RESULTS {
             let _ = self.proxy_headers.get_or_create(&ResultLabel { result });
@@ -461,6 +514,28 @@ impl Metrics {
 
     pub fn greylist_result(&self, result: &'static str) {
         self.greylist.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    pub fn bayes_classification(&self, outcome: &'static str) {
+        self.bayes_classifications
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+
+    pub fn bayes_autolearn(&self, class: &'static str) {
+        self.bayes_autolearn
+            .get_or_create(&ClassLabel { class })
+            .inc();
+    }
+
+    pub fn bayes_totals(&self, spam: u64, ham: u64, tokens: u64) {
+        let gauge = |n: u64| n.min(i64::MAX as u64) as i64;
+        for (class, n) in [("spam", spam), ("ham", ham)] {
+            self.bayes_learned
+                .get_or_create(&ClassLabel { class })
+                .set(gauge(n));
+        }
+        self.bayes_tokens.set(gauge(tokens));
     }
 
     pub fn state_error(&self, op: &'static str) {

@@ -62,6 +62,9 @@ pub struct TestReport {
     pub dnsbl: Option<crate::checks::dnsbl::DnsblResult>,
     /// Every rate limit counted, with its key and result.
     pub rate_limits: Vec<crate::checks::rate_limit::LimitFact>,
+    /// The classifier's probability (`null`: abstained) and its most
+    /// telling tokens; `null` when `bayes` is off.
+    pub bayes: Option<crate::bayes::Classification>,
 }
 
 /// One rule hit in `spamgate test`.
@@ -99,6 +102,7 @@ impl TestReport {
             rules: Vec::new(),
             dnsbl: None,
             rate_limits: Vec::new(),
+            bayes: None,
         };
         report.add_facts(facts);
         report
@@ -114,6 +118,7 @@ impl TestReport {
         self.rules = facts.rules.hits.iter().map(rule_report).collect();
         self.dnsbl = facts.dnsbl.clone();
         self.rate_limits = facts.rate_limits.clone();
+        self.bayes = facts.bayes.clone();
     }
 }
 

@@ -4,6 +4,7 @@
 //! [`Judgement`] back.
 
 pub mod auth;
+pub mod bayes;
 pub mod dnsbl;
 pub mod dnslist;
 pub mod domain_lists;
@@ -97,6 +98,9 @@ pub struct Facts {
     pub score: f64,
     /// The rule set this transaction uses and the rules that matched.
     pub rules: crate::rules::RuleFacts,
+    /// The statistical classifier's opinion (bayes check); `None` when it
+    /// did not run.
+    pub bayes: Option<crate::bayes::Classification>,
 }
 
 /// Everything a check may look at. Fields not yet known at a stage are `None`.
@@ -177,6 +181,8 @@ pub enum SetupError {
     State(#[from] crate::state::StateError),
     #[error("upstream: {0}")]
     Upstream(#[from] crate::upstream::UpstreamError),
+    #[error(transparent)]
+    Bayes(#[from] crate::bayes::BayesError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -207,7 +213,7 @@ impl Reason {
     /// a rule hit (its reason text), the check's name otherwise.
     pub fn test_name(&self) -> &str {
         match self.check {
-            rules::CHECK_NAME => &self.text,
+            rules::CHECK_NAME | bayes::CHECK_NAME => &self.text,
             check => check,
         }
     }
@@ -351,6 +357,17 @@ impl Judgement {
     }
 }
 
+/// The classifier check when `bayes.enabled`; its database is loaded here.
+pub fn bayes_check(
+    config: &Config,
+    metrics: &Metrics,
+) -> Result<Option<Arc<bayes::BayesCheck>>, SetupError> {
+    if !config.bayes.enabled {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(bayes::BayesCheck::new(config, metrics)?)))
+}
+
 /// The ordered list of checks. Order matters: authentication runs before
 /// the rules that read its results.
 #[derive(Clone, Default)]
@@ -358,6 +375,8 @@ pub struct Pipeline {
     checks: Vec<Arc<dyn Check>>,
     /// The live rule set, for the reloader.
     rules: Option<crate::rules::RulesHandle>,
+    /// The classifier, for autolearn and periodic saves.
+    bayes: Option<Arc<bayes::BayesCheck>>,
 }
 
 impl Pipeline {
@@ -365,6 +384,7 @@ impl Pipeline {
         Pipeline {
             checks,
             rules: None,
+            bayes: None,
         }
     }
 
@@ -379,6 +399,8 @@ impl Pipeline {
         }
         checks.extend(reputation::checks(config, &dns, metrics)?);
         checks.extend(auth::checks(&config.auth, &config.hostname, &dns));
+        let bayes = bayes_check(config, metrics)?;
+        checks.extend(bayes.iter().map(|b| b.clone() as Arc<dyn Check>));
         // Last: rules read what every other check found.
         let rules = match config.rules.is_on() {
             true => Some(crate::rules::RulesHandle::load(&config.rules, metrics)?),
@@ -387,12 +409,36 @@ impl Pipeline {
         if let Some(handle) = &rules {
             checks.push(Arc::new(rules::RulesCheck::new(handle.clone())));
         }
-        Ok(Pipeline { checks, rules })
+        Ok(Pipeline {
+            checks,
+            rules,
+            bayes,
+        })
     }
 
     /// The live rule set, when rule files are configured.
     pub fn rules(&self) -> Option<&crate::rules::RulesHandle> {
         self.rules.as_ref()
+    }
+
+    /// Adds the classifier check (offline replay builds its own pipeline).
+    pub fn with_bayes(mut self, check: Arc<bayes::BayesCheck>) -> Self {
+        self.checks.insert(0, check.clone());
+        self.bayes = Some(check);
+        self
+    }
+
+    /// The classifier, when `bayes.enabled`.
+    pub fn bayes(&self) -> Option<&Arc<bayes::BayesCheck>> {
+        self.bayes.as_ref()
+    }
+
+    /// Lets the classifier learn from a message's final judgement (see
+    /// [`bayes::BayesCheck::autolearn`]).
+    pub fn autolearn(&self, message: &[u8], facts: &Facts, judgement: &Judgement) {
+        if let Some(check) = &self.bayes {
+            check.autolearn(message, facts, judgement);
+        }
     }
 
     /// Runs every check of `ctx.stage` in order, stopping at the first refusal.

@@ -6,6 +6,7 @@
 //! after parsing still point at a line.
 
 pub mod auth;
+pub mod bayes;
 mod duration;
 mod error;
 pub mod proxy;
@@ -60,6 +61,8 @@ pub struct Config {
     pub rules: rules::RulesConfig,
     /// The domains spamgate relays for; empty: the upstream decides alone.
     pub relay: relay::RelayConfig,
+    /// The statistical classifier (`docs/classifier.md`).
+    pub bayes: bayes::BayesConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -279,6 +282,7 @@ fn validate_raw(raw: RawConfig, file: &Path) -> Result<Config, ConfigErrors> {
             raw.relay_domains_file.as_ref(),
             file,
         ),
+        bayes: bayes(&mut v, &raw, file),
         hostname,
     };
     if v.errors.is_empty() {
@@ -286,6 +290,30 @@ fn validate_raw(raw: RawConfig, file: &Path) -> Result<Config, ConfigErrors> {
     } else {
         Err(ConfigErrors(v.errors))
     }
+}
+
+/// The classifier's section; its Redis backend needs the shared state in Redis.
+fn bayes(v: &mut Validator, raw: &RawConfig, file: &Path) -> bayes::BayesConfig {
+    let reject = raw.scoring.reject_score.as_ref().map_or(10.0, |s| s.value);
+    let config = bayes::validate(v, &raw.bayes, file, reject);
+    let state_redis = raw
+        .state
+        .backend
+        .as_ref()
+        .is_some_and(|b| b.value.trim() == "redis");
+    if let Some(b) = raw
+        .bayes
+        .backend
+        .as_ref()
+        .filter(|b| b.value.trim() == "redis" && !state_redis)
+    {
+        v.error_at(
+            b.referenced,
+            "bayes.backend",
+            "redis needs state.backend: redis (it uses state.redis)",
+        );
+    }
+    config
 }
 
 fn listen(v: &mut Validator, raw: &RawConfig) -> Vec<SocketAddr> {

@@ -29,6 +29,7 @@ pub struct RawConfig {
     pub rules: super::rules::RawRules,
     pub relay_domains: Vec<S<String>>,
     pub relay_domains_file: Option<S<String>>,
+    pub bayes: super::bayes::RawBayes,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -220,7 +220,7 @@ impl<'a> Compiler<'a> {
         match keys.as_slice() {
             [_] => self.one_condition(raw),
             [] => {
-                self.error(raw.referenced, "empty condition: give one of all, any, not, client_ip, helo, sender, recipient, header, any_header, body, raw, attachment_name, attachment_type, size, recipients, spf, dkim, dmarc, arc, dnsbl, score");
+                self.error(raw.referenced, "empty condition: give one of all, any, not, client_ip, helo, sender, recipient, header, any_header, body, raw, attachment_name, attachment_type, size, recipients, spf, dkim, dmarc, arc, dnsbl, score, bayes");
                 None
             }
             many => {
@@ -270,6 +270,10 @@ impl<'a> Compiler<'a> {
         }
         if let Some(r) = &c.score {
             return self.bounds(r).map(Condition::Score);
+        }
+        if let Some(p) = &c.bayes {
+            let ok = self.needs(at, "bayes", Stage::Data);
+            return self.probability(p).filter(|_| ok).map(Condition::Bayes);
         }
         if let Some(zones) = &c.dnsbl {
             let zones = zones.iter().map(|z| z.value.trim().to_ascii_lowercase());
@@ -364,6 +368,26 @@ impl<'a> Compiler<'a> {
             (None, None) => self.error(raw.referenced, "give 'min', 'max' or both"),
             (Some(a), Some(b)) if a > b => {
                 self.error(raw.referenced, format!("min {a} is above max {b}"))
+            }
+            _ => return Some(Bounds { min, max }),
+        }
+        None
+    }
+
+    /// `above`/`below` of the bayes condition, as bounds within 0..1.
+    fn probability(&mut self, raw: &S<super::raw::RawProbability>) -> Option<Bounds> {
+        let (min, max) = (raw.value.above, raw.value.below);
+        let outside = [min, max]
+            .into_iter()
+            .flatten()
+            .find(|p| !(0.0..=1.0).contains(p));
+        match (min, max, outside) {
+            (None, None, _) => self.error(raw.referenced, "give 'above', 'below' or both"),
+            (_, _, Some(p)) => {
+                self.error(raw.referenced, format!("{p} is not a probability (0 to 1)"))
+            }
+            (Some(a), Some(b), _) if a > b => {
+                self.error(raw.referenced, format!("above {a} is more than below {b}"))
             }
             _ => return Some(Bounds { min, max }),
         }
@@ -542,6 +566,7 @@ fn present_keys(c: &RawCondition) -> Vec<&'static str> {
         ("arc", c.arc.is_some()),
         ("dnsbl", c.dnsbl.is_some()),
         ("score", c.score.is_some()),
+        ("bayes", c.bayes.is_some()),
     ];
     keys.into_iter()
         .filter(|(_, on)| *on)

@@ -105,6 +105,8 @@ pub enum Condition {
     /// Any of these DNS list zones listed the client; empty means any zone.
     Dnsbl(Vec<String>),
     Score(Bounds),
+    /// The classifier's probability lies within; false when it abstained.
+    Bayes(Bounds),
 }
 
 /// What a condition tree is evaluated against.
@@ -130,6 +132,7 @@ impl Condition {
             Condition::Auth(method, words) => words.contains(&method.result(env.facts)),
             Condition::Dnsbl(zones) => dnsbl_hit(env.facts, zones),
             Condition::Score(b) => b.contains(env.score),
+            Condition::Bayes(b) => bayes_probability(env.facts).is_some_and(|p| b.contains(p)),
         }
     }
 
@@ -152,6 +155,10 @@ impl Condition {
             _ => false,
         }
     }
+}
+
+fn bayes_probability(facts: &Facts) -> Option<f64> {
+    facts.bayes.as_ref().and_then(|c| c.probability)
 }
 
 /// The DNS list zones that listed the client, as the reputation checks

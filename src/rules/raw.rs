@@ -56,6 +56,8 @@ pub struct RawCondition {
     pub arc: Option<Vec<S<String>>>,
     pub dnsbl: Option<Vec<S<String>>>,
     pub score: Option<S<RawRange>>,
+    /// The classifier's spam probability (bayes).
+    pub bayes: Option<S<RawProbability>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -64,6 +66,14 @@ pub struct RawHeader {
     pub name: Option<S<String>>,
     /// Absent: the condition is that the header is present.
     pub regex: Option<S<String>>,
+}
+
+/// A probability threshold, inclusive: `above: 0.9` holds for 0.9 and up.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawProbability {
+    pub above: Option<f64>,
+    pub below: Option<f64>,
 }
 
 /// Bounds, both inclusive; at least one is needed.

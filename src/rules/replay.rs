@@ -49,7 +49,7 @@ pub struct ReplayOptions {
 pub enum ReplayError {
     #[error(transparent)]
     Setup(#[from] SetupError),
-    #[error("no rule files are configured (rules.files), and --network is off: nothing would run")]
+    #[error("no rule files are configured (rules.files), bayes is off, and --network is off: nothing would run")]
     NothingToRun,
     #[error("{0}: {1}")]
     Read(PathBuf, std::io::Error),
@@ -96,6 +96,17 @@ impl Report {
         self.spam_flagged += usize::from(label == Label::Spam && flagged);
         self.ham_flagged += usize::from(label == Label::Ham && flagged);
         let mut seen: Vec<&str> = Vec::new();
+        // The classifier's band is a row of the table too (BAYES_99...).
+        let bands = report
+            .reasons
+            .iter()
+            .filter(|r| r.check == "bayes" && r.score != 0.0);
+        for band in bands {
+            let counts = self.rules.entry(band.text.clone()).or_default();
+            counts.hits += 1;
+            counts.spam += usize::from(label == Label::Spam);
+            counts.ham += usize::from(label == Label::Ham);
+        }
         for hit in &report.rules {
             if seen.contains(&hit.name.as_str()) {
                 continue;
@@ -164,12 +175,21 @@ fn pipeline(config: &Config, network: bool) -> Result<Pipeline, ReplayError> {
     if network {
         return Ok(Pipeline::from_config(config, &metrics)?);
     }
-    if !config.rules.is_on() {
+    let bayes = crate::checks::bayes_check(config, &metrics)?;
+    if !config.rules.is_on() && bayes.is_none() {
         return Err(ReplayError::NothingToRun);
     }
-    let handle = super::RulesHandle::load(&config.rules, &metrics).map_err(SetupError::from)?;
-    let check = crate::checks::rules::RulesCheck::new(handle);
-    Ok(Pipeline::new(vec![Arc::new(check)]))
+    let mut checks: Vec<Arc<dyn crate::checks::Check>> = Vec::new();
+    if config.rules.is_on() {
+        let handle = super::RulesHandle::load(&config.rules, &metrics).map_err(SetupError::from)?;
+        checks.push(Arc::new(crate::checks::rules::RulesCheck::new(handle)));
+    }
+    let pipeline = Pipeline::new(checks);
+    // The classifier runs before the rules, as in the proxy.
+    Ok(match bayes {
+        Some(check) => pipeline.with_bayes(check),
+        None => pipeline,
+    })
 }
 
 /// The files under `path`: itself, or a directory's files (sorted,
@@ -262,15 +282,15 @@ fn envelope_of(message: &[u8]) -> (String, Vec<String>) {
     (sender, rcpts)
 }
 
-/// A progress line on a terminal; nothing when piped.
-struct Progress {
+/// A progress line on a terminal; nothing when piped (also `spamgate learn`'s).
+pub(crate) struct Progress {
     on: bool,
     started: Instant,
     last: Instant,
 }
 
 impl Progress {
-    fn new(on: Option<bool>) -> Self {
+    pub(crate) fn new(on: Option<bool>) -> Self {
         let now = Instant::now();
         Progress {
             on: on.unwrap_or_else(|| std::io::stderr().is_terminal()),
@@ -279,7 +299,7 @@ impl Progress {
         }
     }
 
-    fn tick(&mut self, done: usize) {
+    pub(crate) fn tick(&mut self, done: usize) {
         if self.on && self.last.elapsed() >= Duration::from_millis(200) {
             self.last = Instant::now();
             self.show(done);
@@ -293,7 +313,7 @@ impl Progress {
         let _ = err.flush();
     }
 
-    fn done(&self, done: usize) {
+    pub(crate) fn done(&self, done: usize) {
         if self.on {
             self.show(done);
             let _ = writeln!(std::io::stderr());

@@ -402,3 +402,46 @@ fn unicode_case_variants_are_not_missed() {
         assert_eq!(!hits.is_empty(), *want, "{pattern} on {body}");
     }
 }
+
+/// `bayes: {above, below}` reads the classifier's probability; a
+/// classifier that abstained matches neither side.
+#[test]
+fn bayes_condition() {
+    let judged = |probability: Option<f64>| Facts {
+        bayes: Some(crate::bayes::Classification {
+            probability,
+            ..Default::default()
+        }),
+        ..Facts::default()
+    };
+    let cases = [
+        ("{bayes: {above: 0.95}}", Some(0.97), true),
+        ("{bayes: {above: 0.97}}", Some(0.97), true),
+        ("{bayes: {above: 0.99}}", Some(0.97), false),
+        ("{bayes: {below: 0.05}}", Some(0.01), true),
+        ("{bayes: {below: 0.05}}", Some(0.5), false),
+        ("{bayes: {above: 0.4, below: 0.6}}", Some(0.5), true),
+        ("{bayes: {below: 0.99}}", None, false),
+        ("{not: {bayes: {above: 0.9}}}", None, true),
+    ];
+    for (condition, probability, want) in cases {
+        let set = one_rule("data", condition);
+        let hits = set.evaluate(Stage::Data, &data_input(), &judged(probability), 0.0);
+        assert_eq!(!hits.is_empty(), want, "{condition} {probability:?}");
+    }
+    let errors = [
+        ("data", "{bayes: {}}", "give 'above', 'below'"),
+        ("data", "{bayes: {above: 2}}", "not a probability"),
+        (
+            "data",
+            "{bayes: {above: 0.9, below: 0.1}}",
+            "more than below",
+        ),
+        ("rcpt", "{bayes: {above: 0.9}}", "needs stage data"),
+    ];
+    for (stage, condition, want) in errors {
+        let text = format!("rules:\n  - name: r\n    stage: {stage}\n    condition: {condition}\n    action: {{score: 1}}\n");
+        let error = load_text(&text).unwrap_err().to_string();
+        assert!(error.contains(want), "{condition}: {error}");
+    }
+}

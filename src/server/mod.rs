@@ -122,6 +122,10 @@ pub async fn run_shared(
         let (trigger, stop) = (shared.reload.subscribe(), shared.shutdown.stop.clone());
         tokio::spawn(crate::rules::reload::watch(rules.clone(), trigger, stop));
     }
+    if let Some(bayes) = shared.pipeline.bayes() {
+        let stop = shared.shutdown.stop.clone();
+        tokio::spawn(bayes.clone().save_periodically(stop));
+    }
     if let Some(listener) = listeners.metrics {
         tokio::spawn(metrics::serve(
             listener,
@@ -135,6 +139,10 @@ pub async fn run_shared(
     }
     shutdown.await;
     drain(&shared, &sessions).await;
+    // What autolearn added since the last periodic save.
+    if let Some(bayes) = shared.pipeline.bayes() {
+        bayes.save().await;
+    }
 }
 
 /// Re-reads the TLS certificate at each reload request; a bad file keeps

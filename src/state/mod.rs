@@ -20,6 +20,7 @@ use crate::config::reputation::{GreylistConfig, RateLimit};
 use crate::config::state::{OnFailure, StateConfig};
 use crate::config::Config;
 use crate::metrics::Metrics;
+pub(crate) use redis_store::lazy_manager;
 use redis_store::RedisState;
 
 #[derive(Debug, thiserror::Error)]

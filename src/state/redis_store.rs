@@ -26,6 +26,22 @@ pub struct RedisState {
     greylist: Script,
 }
 
+/// A connection manager with the configured time bounds, connecting on
+/// first use (the bayes classifier's Redis store shares this setup).
+pub(crate) fn lazy_manager(
+    client: &Client,
+    config: &RedisConfig,
+) -> Result<ConnectionManager, String> {
+    let manager_config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.command_timeout))
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(10))
+        .set_max_delay(Duration::from_millis(200));
+    ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
+        .map_err(|e| e.to_string())
+}
+
 impl RedisState {
     pub fn new(config: &RedisConfig) -> Result<Self, StateError> {
         let client = Client::open(config.url.as_str())
@@ -41,16 +57,9 @@ impl RedisState {
 
     /// The manager is built on first use, inside the runtime it needs.
     fn connection(&self) -> Result<ConnectionManager, StateError> {
-        let made = self.manager.get_or_init(|| {
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(self.config.connect_timeout))
-                .set_response_timeout(Some(self.config.command_timeout))
-                .set_number_of_retries(1)
-                .set_min_delay(Duration::from_millis(10))
-                .set_max_delay(Duration::from_millis(200));
-            ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-                .map_err(|e| e.to_string())
-        });
+        let made = self
+            .manager
+            .get_or_init(|| lazy_manager(&self.client, &self.config));
         made.clone().map_err(StateError::Setup)
     }
 

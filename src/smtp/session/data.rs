@@ -88,6 +88,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let judgement = self.shared.pipeline.judge(ctx).await;
         tx.judgement.merge(judgement);
         let verdict = tx.judgement.verdict(&self.shared.config.scoring, &tx.id);
+        self.shared
+            .pipeline
+            .autolearn(&message, &tx.facts, &tx.judgement);
         let mut headers = match &verdict {
             Verdict::Refuse(refusal) => return self.refuse_message(refusal.clone()).await,
             Verdict::Tag => added_headers(&tx.judgement, true),
