@@ -12,6 +12,8 @@
 //!   we send), [`smtp::session`] (the state machine, one file per stage).
 //! - [`checks`]: the [`checks::Check`] trait, the [`checks::Pipeline`] that
 //!   runs checks per stage, and the checks themselves, one file each.
+//! - [`bulk`]: fuzzy fingerprints of message text counted across sessions
+//!   (recipients, client networks) in memory or Redis: bulk detection.
 //! - [`rules`]: the operators' YAML rules: loading with every error
 //!   located, one-pass evaluation per stage, hot reload, offline replay.
 //! - [`dns`]: the one shared DNS resolver, typed answers, DNS metrics.
@@ -28,6 +30,7 @@
 //!
 //! Data flows one way: connection → session → checks → verdict → upstream.
 
+pub mod bulk;
 pub mod checks;
 pub mod config;
 pub mod dns;

@@ -90,6 +90,12 @@ pub struct OpLabel {
     pub op: &'static str,
 }
 
+/// The bulk check's outcome (`BulkOutcome`'s closed set).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VersionLabel {
     pub version: &'static str,
@@ -155,6 +161,8 @@ pub struct Metrics {
     pub smtp_auth: Family<ResultLabel, Counter>,
     pub upstream_tls: Family<ResultLabel, Counter>,
     pub data_memory_bytes: Gauge,
+    pub bulk_checks: Family<OutcomeLabel, Counter>,
+    pub bulk_entries: Gauge,
 }
 
 /// Spam scores: negative (allow rules) to well past a typical reject_score.
@@ -198,6 +206,8 @@ impl Metrics {
             smtp_auth: Family::default(),
             upstream_tls: Family::default(),
             data_memory_bytes: Gauge::default(),
+            bulk_checks: Family::default(),
+            bulk_entries: Gauge::default(),
         };
         m.register(&mut Declaring(&mut registry));
         m.initialise_closed_sets();
@@ -343,6 +353,16 @@ impl Metrics {
             "Spam score of each message at the end of DATA (when rules are configured)",
             self.score.clone(),
         );
+        r.register(
+            "spamgate_bulk_checks",
+            "Bulk checks of messages, by outcome",
+            self.bulk_checks.clone(),
+        );
+        r.register(
+            "spamgate_bulk_entries",
+            "Content band keys counted in memory by the bulk check",
+            self.bulk_entries.clone(),
+        );
         let build = Family::<VersionLabel, Gauge>::default();
         build
             .get_or_create(&VersionLabel {
@@ -386,6 +406,10 @@ impl Metrics {
         }
         for result in ["ok", "error"] {
             let _ = self.rules_reloads.get_or_create(&ResultLabel { result });
+        }
+        for outcome in crate::checks::bulk::BulkOutcome::ALL {
+            let outcome = outcome.label();
+            let _ = self.bulk_checks.get_or_create(&OutcomeLabel { outcome });
         }
         for result in crate::proxy_protocol::RESULTS {
             let _ = self.proxy_headers.get_or_create(&ResultLabel { result });
@@ -464,6 +488,13 @@ impl Metrics {
 
     pub fn state_error(&self, op: &'static str) {
         self.state_errors.get_or_create(&OpLabel { op }).inc();
+    }
+
+    pub fn bulk_check(&self, outcome: &'static str, entries: usize) {
+        self.bulk_checks
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+        self.bulk_entries.set(entries as i64);
     }
 
     pub fn rule_hit(&self, rule: &str, mode: &'static str) {

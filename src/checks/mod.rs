@@ -4,6 +4,7 @@
 //! [`Judgement`] back.
 
 pub mod auth;
+pub mod bulk;
 pub mod dnsbl;
 pub mod dnslist;
 pub mod domain_lists;
@@ -97,6 +98,9 @@ pub struct Facts {
     pub score: f64,
     /// The rule set this transaction uses and the rules that matched.
     pub rules: crate::rules::RuleFacts,
+    /// What the bulk check counted for this message's content; `None`
+    /// when it is off or the text was too short to fingerprint.
+    pub bulk: Option<bulk::BulkFact>,
 }
 
 /// Everything a check may look at. Fields not yet known at a stage are `None`.
@@ -379,6 +383,14 @@ impl Pipeline {
         }
         checks.extend(reputation::checks(config, &dns, metrics)?);
         checks.extend(auth::checks(&config.auth, &config.hostname, &dns));
+        if config.bulk.enabled {
+            let counts = crate::bulk::BulkCounts::new(&config.bulk, &config.state)?;
+            checks.push(Arc::new(bulk::BulkCheck::new(
+                &config.bulk,
+                counts,
+                metrics,
+            )));
+        }
         // Last: rules read what every other check found.
         let rules = match config.rules.is_on() {
             true => Some(crate::rules::RulesHandle::load(&config.rules, metrics)?),

@@ -6,6 +6,7 @@
 //! after parsing still point at a line.
 
 pub mod auth;
+pub mod bulk;
 mod duration;
 mod error;
 pub mod proxy;
@@ -57,6 +58,7 @@ pub struct Config {
     pub auth: auth::AuthConfig,
     pub state: state::StateConfig,
     pub rules: rules::RulesConfig,
+    pub bulk: bulk::BulkConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -270,6 +272,7 @@ fn validate_raw(raw: RawConfig, file: &Path) -> Result<Config, ConfigErrors> {
         auth: auth::validate(&mut v, &raw.auth, &hostname),
         state: state::validate(&mut v, &raw.state),
         rules: rules::validate(&mut v, &raw.rules, file),
+        bulk: bulk::validate(&mut v, &raw.bulk),
         hostname,
     };
     if v.errors.is_empty() {

@@ -27,6 +27,7 @@ pub struct RawConfig {
     pub auth: super::auth::RawAuth,
     pub state: super::state::RawState,
     pub rules: super::rules::RawRules,
+    pub bulk: super::bulk::RawBulk,
 }
 
 #[derive(Debug, Default, Deserialize)]

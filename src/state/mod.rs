@@ -20,7 +20,7 @@ use crate::config::reputation::{GreylistConfig, RateLimit};
 use crate::config::state::{OnFailure, StateConfig};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use redis_store::RedisState;
+pub use redis_store::RedisState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
