@@ -8,6 +8,7 @@ pub mod conformance;
 pub mod dns;
 pub mod postfix;
 pub mod prometheus;
+pub mod redis;
 pub mod tls;
 pub mod upstream;
 
