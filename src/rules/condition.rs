@@ -105,6 +105,11 @@ pub enum Condition {
     /// Any of these DNS list zones listed the client; empty means any zone.
     Dnsbl(Vec<String>),
     Score(Bounds),
+    /// What the bulk check counted: both bounds absent means "judged bulk".
+    Bulk {
+        recipients: Option<Bounds>,
+        clients: Option<Bounds>,
+    },
 }
 
 /// What a condition tree is evaluated against.
@@ -130,6 +135,10 @@ impl Condition {
             Condition::Auth(method, words) => words.contains(&method.result(env.facts)),
             Condition::Dnsbl(zones) => dnsbl_hit(env.facts, zones),
             Condition::Score(b) => b.contains(env.score),
+            Condition::Bulk {
+                recipients,
+                clients,
+            } => bulk_hit(env.facts, recipients, clients),
         }
     }
 
@@ -162,6 +171,19 @@ fn dnsbl_hit(facts: &Facts, zones: &[String]) -> bool {
         .dnsbl_zones
         .iter()
         .any(|hit| zones.is_empty() || zones.iter().any(|z| z.eq_ignore_ascii_case(hit)))
+}
+
+/// No fingerprint (or the check off) never matches; bounds given are all
+/// checked, and without bounds the check's own judgement decides.
+fn bulk_hit(facts: &Facts, recipients: &Option<Bounds>, clients: &Option<Bounds>) -> bool {
+    let Some(fact) = facts.bulk else {
+        return false;
+    };
+    if recipients.is_none() && clients.is_none() {
+        return fact.bulk;
+    }
+    let within = |b: &Option<Bounds>, v: u64| b.is_none_or(|b| b.contains(v as f64));
+    within(recipients, fact.recipients) && within(clients, fact.clients)
 }
 
 #[cfg(test)]

@@ -56,6 +56,16 @@ pub struct RawCondition {
     pub arc: Option<Vec<S<String>>>,
     pub dnsbl: Option<Vec<S<String>>>,
     pub score: Option<S<RawRange>>,
+    pub bulk: Option<S<RawBulk>>,
+}
+
+/// `bulk: {}` (the bulk check judged the content bulk) or bounds on what
+/// it counted: `bulk: {recipients: {min: 100}, clients: {min: 10}}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBulk {
+    pub recipients: Option<S<RawRange>>,
+    pub clients: Option<S<RawRange>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
