@@ -167,3 +167,74 @@ impl Check for BulkCheck {
         }])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+    use crate::checks::{ClientInfo, Envelope, Facts};
+    use crate::config::state::StateConfig;
+
+    static NOW: AtomicU64 = AtomicU64::new(0);
+
+    fn now() -> u64 {
+        NOW.load(Ordering::Relaxed)
+    }
+
+    const TEXT: &str =
+        "Subject: limited offer\r\n\r\nYour account has been selected for our limited \
+offer of cheap watches and replica bags shipped worldwide at wholesale prices, order today \
+and receive a second item free of charge with every purchase over the minimum amount.\r\n";
+
+    fn check() -> BulkCheck {
+        let config = BulkConfig {
+            enabled: true,
+            min_recipients: 3,
+            min_clients: 2,
+            ..BulkConfig::default()
+        };
+        let counts = BulkCounts::new(&config, &StateConfig::Memory).unwrap();
+        BulkCheck::new(&config, counts, &Metrics::new()).with_clock(now)
+    }
+
+    async fn judge(check: &BulkCheck, ip: &str, facts: &mut Facts) -> Vec<Outcome> {
+        let client = ClientInfo {
+            addr: format!("{ip}:25").parse().unwrap(),
+            helo: None,
+            esmtp: true,
+        };
+        let envelope = Envelope {
+            rcpts: vec!["a@x.example".into(), "b@x.example".into()],
+            ..Envelope::default()
+        };
+        let mut ctx = CheckContext::new(Stage::Data, &client, facts)
+            .envelope(&envelope)
+            .message(TEXT.as_bytes());
+        check.check(&mut ctx).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn window_expiry_and_trusted_senders_through_the_check() {
+        let check = check();
+        NOW.store(1_000, Ordering::Relaxed);
+        let mut facts = Facts::default();
+        assert!(judge(&check, "192.0.2.1", &mut facts).await.is_empty());
+        assert_eq!(facts.bulk.map(|b| b.bulk), Some(false));
+        // Second network, 4 recipients: bulk, but an authenticated sender is not scored.
+        facts.authenticated = Some("user".into());
+        assert!(judge(&check, "198.51.100.1", &mut facts).await.is_empty());
+        assert_eq!(
+            facts.bulk.map(|b| (b.recipients, b.clients, b.bulk)),
+            Some((4, 2, true))
+        );
+        let mut facts = Facts::default();
+        let scored = judge(&check, "203.0.113.1", &mut facts).await;
+        assert!(matches!(scored.as_slice(), [Outcome::AddScore { score, .. }] if *score == 3.0));
+        // One window later the counts start again.
+        NOW.store(1_000 + 3_600_000, Ordering::Relaxed);
+        let mut facts = Facts::default();
+        assert!(judge(&check, "203.0.113.1", &mut facts).await.is_empty());
+        assert_eq!(facts.bulk.map(|b| (b.recipients, b.clients)), Some((2, 1)));
+    }
+}
