@@ -62,6 +62,9 @@ pub struct TestReport {
     pub dnsbl: Option<crate::checks::dnsbl::DnsblResult>,
     /// Every rate limit counted, with its key and result.
     pub rate_limits: Vec<crate::checks::rate_limit::LimitFact>,
+    /// What the bulk check counted (this message alone, offline); `null`
+    /// when it is off or the text has no fingerprint.
+    pub bulk: Option<crate::checks::bulk::BulkFact>,
 }
 
 /// One rule hit in `spamgate test`.
@@ -99,6 +102,7 @@ impl TestReport {
             rules: Vec::new(),
             dnsbl: None,
             rate_limits: Vec::new(),
+            bulk: None,
         };
         report.add_facts(facts);
         report
@@ -114,6 +118,7 @@ impl TestReport {
         self.rules = facts.rules.hits.iter().map(rule_report).collect();
         self.dnsbl = facts.dnsbl.clone();
         self.rate_limits = facts.rate_limits.clone();
+        self.bulk = facts.bulk;
     }
 }
 
@@ -249,6 +254,29 @@ pub fn canonical(message: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn bulk_counts_are_reported() {
+        let yaml = "dns: {nameservers: ['127.0.0.1:9'], timeout: 300ms, attempts: 1}\n\
+auth: {spf: {mode: off}, dkim: {mode: off}, arc: {mode: off}, dmarc: {mode: off}}\n\
+bulk: {enabled: true, min_recipients: 2, min_clients: 1, min_words: 8}\n";
+        let config = Config::from_yaml(yaml, std::path::Path::new("t.yaml")).unwrap();
+        let input = TestInput {
+            ip: "192.0.2.1".parse().unwrap(),
+            helo: "client.example".into(),
+            mail_from: "a@example.org".into(),
+            rcpts: vec!["b@example.net".into(), "c@example.net".into()],
+            message: b"From: a@example.org\nSubject: offer\n\nCheap watches and bags shipped worldwide at wholesale prices today.\n".to_vec(),
+        };
+        let report = run(&config, &input).await.unwrap();
+        let bulk = report.bulk.expect("a bulk fact");
+        assert_eq!((bulk.recipients, bulk.clients, bulk.bulk), (2, 1, true));
+        assert!(
+            report.reasons.iter().any(|r| r.check == "bulk"),
+            "{:?}",
+            report.reasons
+        );
+    }
 
     #[test]
     fn canonical_line_ends() {
