@@ -14,6 +14,8 @@
 //!   runs checks per stage, and the checks themselves, one file each.
 //! - [`bayes`]: the per-site statistical classifier: tokens, Robinson and
 //!   Fisher combining, the file and Redis backends, `spamgate learn`.
+//! - [`bulk`]: fuzzy fingerprints of message text counted across sessions
+//!   (recipients, client networks) in memory or Redis: bulk detection.
 //! - [`rules`]: the operators' YAML rules: loading with every error
 //!   located, one-pass evaluation per stage, hot reload, offline replay.
 //! - [`dns`]: the one shared DNS resolver, typed answers, DNS metrics.
@@ -33,6 +35,7 @@
 //! Data flows one way: connection → session → checks → verdict → upstream.
 
 pub mod bayes;
+pub mod bulk;
 pub mod checks;
 pub mod config;
 pub mod dns;

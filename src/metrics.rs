@@ -90,7 +90,8 @@ pub struct OpLabel {
     pub op: &'static str,
 }
 
-/// The classifier's verdict on a message: spam, ham, uncertain, abstain, error.
+/// The outcome of a classification (spam, ham, uncertain, abstain, error)
+/// or of a bulk check (`BulkOutcome`'s closed set).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     pub outcome: &'static str,
@@ -171,6 +172,8 @@ pub struct Metrics {
     pub bayes_learned: Family<ClassLabel, Gauge>,
     pub bayes_tokens: Gauge,
     pub bayes_autolearn: Family<ClassLabel, Counter>,
+    pub bulk_checks: Family<OutcomeLabel, Counter>,
+    pub bulk_entries: Gauge,
 }
 
 /// Spam scores: negative (allow rules) to well past a typical reject_score.
@@ -218,6 +221,8 @@ impl Metrics {
             bayes_learned: Family::default(),
             bayes_tokens: Gauge::default(),
             bayes_autolearn: Family::default(),
+            bulk_checks: Family::default(),
+            bulk_entries: Gauge::default(),
         };
         m.register(&mut Declaring(&mut registry));
         m.initialise_closed_sets();
@@ -364,6 +369,16 @@ impl Metrics {
             "Spam score of each message at the end of DATA (when rules are configured)",
             self.score.clone(),
         );
+        r.register(
+            "spamgate_bulk_checks",
+            "Bulk checks of messages, by outcome",
+            self.bulk_checks.clone(),
+        );
+        r.register(
+            "spamgate_bulk_entries",
+            "Content band keys counted in memory by the bulk check",
+            self.bulk_entries.clone(),
+        );
         let build = Family::<VersionLabel, Gauge>::default();
         build
             .get_or_create(&VersionLabel {
@@ -440,6 +455,10 @@ impl Metrics {
         for class in ["spam", "ham"] {
             let _ = self.bayes_learned.get_or_create(&ClassLabel { class });
             let _ = self.bayes_autolearn.get_or_create(&ClassLabel { class });
+        }
+        for outcome in crate::checks::bulk::BulkOutcome::ALL {
+            let outcome = outcome.label();
+            let _ = self.bulk_checks.get_or_create(&OutcomeLabel { outcome });
         }
         for result in crate::proxy_protocol::RESULTS {
             let _ = self.proxy_headers.get_or_create(&ResultLabel { result });
@@ -540,6 +559,13 @@ impl Metrics {
 
     pub fn state_error(&self, op: &'static str) {
         self.state_errors.get_or_create(&OpLabel { op }).inc();
+    }
+
+    pub fn bulk_check(&self, outcome: &'static str, entries: usize) {
+        self.bulk_checks
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+        self.bulk_entries.set(entries as i64);
     }
 
     pub fn rule_hit(&self, rule: &str, mode: &'static str) {

@@ -65,6 +65,9 @@ pub struct TestReport {
     /// The classifier's probability (`null`: abstained) and its most
     /// telling tokens; `null` when `bayes` is off.
     pub bayes: Option<crate::bayes::Classification>,
+    /// What the bulk check counted (this message alone, offline); `null`
+    /// when it is off or the text has no fingerprint.
+    pub bulk: Option<crate::checks::bulk::BulkFact>,
 }
 
 /// One rule hit in `spamgate test`.
@@ -103,6 +106,7 @@ impl TestReport {
             dnsbl: None,
             rate_limits: Vec::new(),
             bayes: None,
+            bulk: None,
         };
         report.add_facts(facts);
         report
@@ -119,6 +123,7 @@ impl TestReport {
         self.dnsbl = facts.dnsbl.clone();
         self.rate_limits = facts.rate_limits.clone();
         self.bayes = facts.bayes.clone();
+        self.bulk = facts.bulk;
     }
 }
 
@@ -254,6 +259,29 @@ pub fn canonical(message: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn bulk_counts_are_reported() {
+        let yaml = "dns: {nameservers: ['127.0.0.1:9'], timeout: 300ms, attempts: 1}\n\
+auth: {spf: {mode: off}, dkim: {mode: off}, arc: {mode: off}, dmarc: {mode: off}}\n\
+bulk: {enabled: true, min_recipients: 2, min_clients: 1, min_words: 8}\n";
+        let config = Config::from_yaml(yaml, std::path::Path::new("t.yaml")).unwrap();
+        let input = TestInput {
+            ip: "192.0.2.1".parse().unwrap(),
+            helo: "client.example".into(),
+            mail_from: "a@example.org".into(),
+            rcpts: vec!["b@example.net".into(), "c@example.net".into()],
+            message: b"From: a@example.org\nSubject: offer\n\nCheap watches and bags shipped worldwide at wholesale prices today.\n".to_vec(),
+        };
+        let report = run(&config, &input).await.unwrap();
+        let bulk = report.bulk.expect("a bulk fact");
+        assert_eq!((bulk.recipients, bulk.clients, bulk.bulk), (2, 1, true));
+        assert!(
+            report.reasons.iter().any(|r| r.check == "bulk"),
+            "{:?}",
+            report.reasons
+        );
+    }
 
     #[test]
     fn canonical_line_ends() {

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod bayes;
+pub mod bulk;
 pub mod dnsbl;
 pub mod dnslist;
 pub mod domain_lists;
@@ -101,6 +102,9 @@ pub struct Facts {
     /// The statistical classifier's opinion (bayes check); `None` when it
     /// did not run.
     pub bayes: Option<crate::bayes::Classification>,
+    /// What the bulk check counted for this message's content; `None`
+    /// when it is off or the text was too short to fingerprint.
+    pub bulk: Option<bulk::BulkFact>,
 }
 
 /// Everything a check may look at. Fields not yet known at a stage are `None`.
@@ -401,6 +405,14 @@ impl Pipeline {
         checks.extend(auth::checks(&config.auth, &config.hostname, &dns));
         let bayes = bayes_check(config, metrics)?;
         checks.extend(bayes.iter().map(|b| b.clone() as Arc<dyn Check>));
+        if config.bulk.enabled {
+            let counts = crate::bulk::BulkCounts::new(&config.bulk, &config.state)?;
+            checks.push(Arc::new(bulk::BulkCheck::new(
+                &config.bulk,
+                counts,
+                metrics,
+            )));
+        }
         // Last: rules read what every other check found.
         let rules = match config.rules.is_on() {
             true => Some(crate::rules::RulesHandle::load(&config.rules, metrics)?),

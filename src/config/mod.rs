@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod bayes;
+pub mod bulk;
 mod duration;
 mod error;
 pub mod proxy;
@@ -63,6 +64,7 @@ pub struct Config {
     pub relay: relay::RelayConfig,
     /// The statistical classifier (`docs/classifier.md`).
     pub bayes: bayes::BayesConfig,
+    pub bulk: bulk::BulkConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -283,6 +285,7 @@ fn validate_raw(raw: RawConfig, file: &Path) -> Result<Config, ConfigErrors> {
             file,
         ),
         bayes: bayes(&mut v, &raw, file),
+        bulk: bulk::validate(&mut v, &raw.bulk),
         hostname,
     };
     if v.errors.is_empty() {

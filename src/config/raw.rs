@@ -30,6 +30,7 @@ pub struct RawConfig {
     pub relay_domains: Vec<S<String>>,
     pub relay_domains_file: Option<S<String>>,
     pub bayes: super::bayes::RawBayes,
+    pub bulk: super::bulk::RawBulk,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -11,7 +11,7 @@ use serde_saphyr::Location;
 use super::condition::{AuthMethod, Bounds, Condition, Field, AUTH_WORDS};
 use super::error::RuleError;
 use super::raw::{
-    RawAction, RawAddHeader, RawCondition, RawHeader, RawRange, RawReply, RawRule, S,
+    RawAction, RawAddHeader, RawBulk, RawCondition, RawHeader, RawRange, RawReply, RawRule, S,
 };
 use super::{Action, Effect, Rule};
 use crate::checks::Stage;
@@ -220,7 +220,7 @@ impl<'a> Compiler<'a> {
         match keys.as_slice() {
             [_] => self.one_condition(raw),
             [] => {
-                self.error(raw.referenced, "empty condition: give one of all, any, not, client_ip, helo, sender, recipient, header, any_header, body, raw, attachment_name, attachment_type, size, recipients, spf, dkim, dmarc, arc, dnsbl, score, bayes");
+                self.error(raw.referenced, "empty condition: give one of all, any, not, client_ip, helo, sender, recipient, header, any_header, body, raw, attachment_name, attachment_type, size, recipients, spf, dkim, dmarc, arc, dnsbl, score, bayes, bulk");
                 None
             }
             many => {
@@ -275,6 +275,10 @@ impl<'a> Compiler<'a> {
             let ok = self.needs(at, "bayes", Stage::Data);
             return self.probability(p).filter(|_| ok).map(Condition::Bayes);
         }
+        if let Some(b) = &c.bulk {
+            let ok = self.needs(at, "bulk", Stage::Data);
+            return self.bulk(&b.value).filter(|_| ok);
+        }
         if let Some(zones) = &c.dnsbl {
             let zones = zones.iter().map(|z| z.value.trim().to_ascii_lowercase());
             return Some(Condition::Dnsbl(zones.collect()));
@@ -289,6 +293,19 @@ impl<'a> Compiler<'a> {
         let ok = self.needs(at, name, method.first_stage());
         let words = self.auth_words(words.as_deref().unwrap_or_default());
         words.filter(|_| ok).map(|w| Condition::Auth(method, w))
+    }
+
+    fn bulk(&mut self, raw: &RawBulk) -> Option<Condition> {
+        let mut range = |r: &Option<S<RawRange>>| match r {
+            Some(r) => self.bounds(r).map(Some),
+            None => Some(None),
+        };
+        let recipients = range(&raw.recipients);
+        let clients = range(&raw.clients);
+        Some(Condition::Bulk {
+            recipients: recipients?,
+            clients: clients?,
+        })
     }
 
     fn list(&mut self, list: &[S<RawCondition>]) -> Option<Vec<Condition>> {
@@ -567,6 +584,7 @@ fn present_keys(c: &RawCondition) -> Vec<&'static str> {
         ("dnsbl", c.dnsbl.is_some()),
         ("score", c.score.is_some()),
         ("bayes", c.bayes.is_some()),
+        ("bulk", c.bulk.is_some()),
     ];
     keys.into_iter()
         .filter(|(_, on)| *on)

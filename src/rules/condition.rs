@@ -107,6 +107,11 @@ pub enum Condition {
     Score(Bounds),
     /// The classifier's probability lies within; false when it abstained.
     Bayes(Bounds),
+    /// What the bulk check counted: both bounds absent means "judged bulk".
+    Bulk {
+        recipients: Option<Bounds>,
+        clients: Option<Bounds>,
+    },
 }
 
 /// What a condition tree is evaluated against.
@@ -133,6 +138,10 @@ impl Condition {
             Condition::Dnsbl(zones) => dnsbl_hit(env.facts, zones),
             Condition::Score(b) => b.contains(env.score),
             Condition::Bayes(b) => bayes_probability(env.facts).is_some_and(|p| b.contains(p)),
+            Condition::Bulk {
+                recipients,
+                clients,
+            } => bulk_hit(env.facts, recipients, clients),
         }
     }
 
@@ -169,6 +178,19 @@ fn dnsbl_hit(facts: &Facts, zones: &[String]) -> bool {
         .dnsbl_zones
         .iter()
         .any(|hit| zones.is_empty() || zones.iter().any(|z| z.eq_ignore_ascii_case(hit)))
+}
+
+/// No fingerprint (or the check off) never matches; bounds given are all
+/// checked, and without bounds the check's own judgement decides.
+fn bulk_hit(facts: &Facts, recipients: &Option<Bounds>, clients: &Option<Bounds>) -> bool {
+    let Some(fact) = facts.bulk else {
+        return false;
+    };
+    if recipients.is_none() && clients.is_none() {
+        return fact.bulk;
+    }
+    let within = |b: &Option<Bounds>, v: u64| b.is_none_or(|b| b.contains(v as f64));
+    within(recipients, fact.recipients) && within(clients, fact.clients)
 }
 
 #[cfg(test)]

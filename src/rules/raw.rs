@@ -58,6 +58,16 @@ pub struct RawCondition {
     pub score: Option<S<RawRange>>,
     /// The classifier's spam probability (bayes).
     pub bayes: Option<S<RawProbability>>,
+    pub bulk: Option<S<RawBulk>>,
+}
+
+/// `bulk: {}` (the bulk check judged the content bulk) or bounds on what
+/// it counted: `bulk: {recipients: {min: 100}, clients: {min: 10}}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBulk {
+    pub recipients: Option<S<RawRange>>,
+    pub clients: Option<S<RawRange>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

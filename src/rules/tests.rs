@@ -69,6 +69,11 @@ fn facts() -> Facts {
     });
     // Two lists: one that would refuse, one that only scores.
     facts.dnsbl_zones = vec!["zen.example".into(), "score.example".into()];
+    facts.bulk = Some(crate::checks::bulk::BulkFact {
+        recipients: 40,
+        clients: 5,
+        bulk: true,
+    });
     facts
 }
 
@@ -130,6 +135,14 @@ fn every_condition() {
         ("connect", "{dnsbl: [other.example, Score.Example]}", true),
         ("data", "{score: {min: 3}}", true),
         ("data", "{score: {max: 2.5}}", false),
+        ("data", "{bulk: {}}", true),
+        (
+            "data",
+            "{bulk: {recipients: {min: 40}, clients: {min: 5}}}",
+            true,
+        ),
+        ("data", "{bulk: {recipients: {min: 41}}}", false),
+        ("data", "{bulk: {clients: {max: 4}}}", false),
         (
             "data",
             "{all: [{body: money}, {not: {header: {name: Date}}}]}",
@@ -240,6 +253,42 @@ fn global_monitor_mode_acts_on_nothing() {
     let hits = set.evaluate(Stage::Data, &data_input(), &Facts::default(), 0.0);
     assert_eq!(hits.len(), 1);
     assert!(!hits[0].enforced);
+}
+
+#[test]
+fn bulk_conditions_without_a_fingerprint_or_below_the_thresholds() {
+    let judged = one_rule("data", "{bulk: {}}");
+    let counted = one_rule("data", "{bulk: {recipients: {min: 1}}}");
+    let mut facts = Facts::default();
+    for set in [&judged, &counted] {
+        assert!(set
+            .evaluate(Stage::Data, &data_input(), &facts, 0.0)
+            .is_empty());
+    }
+    facts.bulk = Some(crate::checks::bulk::BulkFact {
+        recipients: 3,
+        clients: 1,
+        bulk: false,
+    });
+    assert!(judged
+        .evaluate(Stage::Data, &data_input(), &facts, 0.0)
+        .is_empty());
+    assert_eq!(
+        counted
+            .evaluate(Stage::Data, &data_input(), &facts, 0.0)
+            .len(),
+        1
+    );
+    let early = "rules:\n  - {name: r, stage: rcpt, condition: {bulk: {}}, action: {score: 1}}\n";
+    let bad = "rules:\n  - {name: r, stage: data, condition: {bulk: {clients: {}}}, action: {score: 1}}\n";
+    assert!(load_text(early)
+        .unwrap_err()
+        .to_string()
+        .contains("needs stage data"));
+    assert!(load_text(bad)
+        .unwrap_err()
+        .to_string()
+        .contains("give 'min', 'max'"));
 }
 
 /// Every problem of every file, each with file, line, column and rule.

@@ -21,7 +21,7 @@ use crate::config::state::{OnFailure, StateConfig};
 use crate::config::Config;
 use crate::metrics::Metrics;
 pub(crate) use redis_store::lazy_manager;
-use redis_store::RedisState;
+pub use redis_store::RedisState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {

@@ -115,6 +115,20 @@ impl RedisState {
         })
     }
 
+    /// Runs one pipeline in one round trip (the bulk counts use it).
+    pub async fn pipeline<T: redis::FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, StateError> {
+        let mut conn = self.connection()?;
+        self.bounded(pipe.query_async(&mut conn)).await
+    }
+
+    /// A key of `kind` under the configured prefix.
+    pub fn prefixed(&self, kind: &str, key: &str) -> String {
+        self.key(kind, key)
+    }
+
     pub async fn cache_get(&self, key: &str) -> Result<Option<String>, StateError> {
         let mut conn = self.connection()?;
         let key = self.key("dns", key);

@@ -45,6 +45,18 @@ impl Client {
         Client::over(Box::new(stream))
     }
 
+    /// Connects from a chosen loopback source address (Linux routes all of
+    /// 127.0.0.0/8 on `lo`), so the proxy sees distinct clients.
+    pub async fn connect_from(addr: SocketAddr, source: std::net::IpAddr) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::new(source, 0))
+            .expect("bind the source address");
+        let stream = socket.connect(addr).await.expect("connect to spamgate");
+        stream.set_nodelay(true).unwrap();
+        Client::over(Box::new(stream))
+    }
+
     pub fn over(stream: Box<dyn Io>) -> Client {
         Client {
             stream: BufReader::new(stream),

@@ -1,6 +1,6 @@
-//! A throw-away `redis-server` on a free loopback port, for the tests of
-//! shared state (tests/redis.rs) and of the classifier's Redis backend
-//! (tests/bayes.rs).
+//! A throw-away `redis-server` on a free loopback port, killed on drop, for
+//! the tests of shared state (tests/redis.rs), the classifier's Redis
+//! backend (tests/bayes.rs) and bulk counts (tests/bulk.rs).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
