@@ -9,9 +9,10 @@ use regex_syntax::hir::Hir;
 use serde_saphyr::Location;
 
 use super::condition::{AuthMethod, Bounds, Condition, Field, AUTH_WORDS};
+use super::content::Fact;
 use super::error::RuleError;
 use super::raw::{
-    RawAction, RawAddHeader, RawCondition, RawHeader, RawRange, RawReply, RawRule, S,
+    RawAction, RawAddHeader, RawCondition, RawFact, RawHeader, RawRange, RawReply, RawRule, S,
 };
 use super::{Action, Effect, Rule};
 use crate::checks::Stage;
@@ -220,7 +221,7 @@ impl<'a> Compiler<'a> {
         match keys.as_slice() {
             [_] => self.one_condition(raw),
             [] => {
-                self.error(raw.referenced, "empty condition: give one of all, any, not, client_ip, helo, sender, recipient, header, any_header, body, raw, attachment_name, attachment_type, size, recipients, spf, dkim, dmarc, arc, dnsbl, score");
+                self.error(raw.referenced, "empty condition: give one of all, any, not, client_ip, helo, sender, recipient, header, any_header, body, raw, attachment_name, attachment_type, size, recipients, spf, dkim, dmarc, arc, dnsbl, score, fact");
                 None
             }
             many => {
@@ -270,6 +271,10 @@ impl<'a> Compiler<'a> {
         }
         if let Some(r) = &c.score {
             return self.bounds(r).map(Condition::Score);
+        }
+        if let Some(f) = &c.fact {
+            let ok = self.needs(at, "fact", Stage::Data);
+            return self.fact(f).filter(|_| ok);
         }
         if let Some(zones) = &c.dnsbl {
             let zones = zones.iter().map(|z| z.value.trim().to_ascii_lowercase());
@@ -356,6 +361,34 @@ impl<'a> Compiler<'a> {
         };
         let id = self.tables[stage_index(self.stage)].add(atom);
         ok.then_some(Condition::Atom(id))
+    }
+
+    fn fact(&mut self, raw: &S<RawFact>) -> Option<Condition> {
+        let RawFact { name, min, max } = &raw.value;
+        let Some(name) = name else {
+            self.error(raw.referenced, "fact needs a 'name'");
+            return None;
+        };
+        let fact = Fact::from_name(name.value.trim());
+        if fact.is_none() {
+            let names: Vec<&str> = Fact::NAMES.iter().map(|(n, _)| *n).collect();
+            let message = format!(
+                "'{}' is not one of: {}",
+                name.value.trim(),
+                names.join(", ")
+            );
+            self.error(name.referenced, message);
+        }
+        let range = S {
+            value: RawRange {
+                min: *min,
+                max: *max,
+            },
+            referenced: raw.referenced,
+            defined: raw.defined,
+        };
+        let bounds = self.bounds(&range);
+        Some(Condition::Fact(fact?, bounds?))
     }
 
     fn bounds(&mut self, raw: &S<RawRange>) -> Option<Bounds> {
@@ -542,6 +575,7 @@ fn present_keys(c: &RawCondition) -> Vec<&'static str> {
         ("arc", c.arc.is_some()),
         ("dnsbl", c.dnsbl.is_some()),
         ("score", c.score.is_some()),
+        ("fact", c.fact.is_some()),
     ];
     keys.into_iter()
         .filter(|(_, on)| *on)

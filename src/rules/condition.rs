@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use super::content::{Fact, FactSource};
 use crate::checks::auth::AuthResult;
 use crate::checks::{Facts, Stage};
 
@@ -105,6 +106,8 @@ pub enum Condition {
     /// Any of these DNS list zones listed the client; empty means any zone.
     Dnsbl(Vec<String>),
     Score(Bounds),
+    /// A content fact of the message within bounds (see [`super::content`]).
+    Fact(Fact, Bounds),
 }
 
 /// What a condition tree is evaluated against.
@@ -115,6 +118,8 @@ pub struct Env<'a> {
     pub recipients: usize,
     pub score: f64,
     pub facts: &'a Facts,
+    /// The message's content facts, computed on first use; `None` before DATA.
+    pub content: Option<&'a dyn FactSource>,
 }
 
 impl Condition {
@@ -130,6 +135,10 @@ impl Condition {
             Condition::Auth(method, words) => words.contains(&method.result(env.facts)),
             Condition::Dnsbl(zones) => dnsbl_hit(env.facts, zones),
             Condition::Score(b) => b.contains(env.score),
+            Condition::Fact(fact, b) => env
+                .content
+                .and_then(|c| c.fact(*fact))
+                .is_some_and(|v| b.contains(v)),
         }
     }
 
@@ -261,6 +270,7 @@ mod tests {
             recipients: 2,
             score: 4.0,
             facts: &facts,
+            content: None,
         };
         let net = |s: &str| Condition::ClientIp(vec![s.parse().unwrap()]);
         let cases = [

@@ -13,6 +13,7 @@
 
 pub mod compile;
 pub mod condition;
+pub mod content;
 mod error;
 pub mod files;
 pub mod input;
@@ -212,6 +213,7 @@ impl RuleSet {
             recipients: input.recipient_count,
             score,
             facts,
+            content: Some(input),
         };
         let mut hits = Vec::new();
         for (&i, trigger) in plan.rules.iter().zip(&plan.triggers) {

@@ -56,6 +56,7 @@ pub struct RawCondition {
     pub arc: Option<Vec<S<String>>>,
     pub dnsbl: Option<Vec<S<String>>>,
     pub score: Option<S<RawRange>>,
+    pub fact: Option<S<RawFact>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -64,6 +65,15 @@ pub struct RawHeader {
     pub name: Option<S<String>>,
     /// Absent: the condition is that the header is present.
     pub regex: Option<S<String>>,
+}
+
+/// A content fact and its bounds (inclusive; at least one is needed).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawFact {
+    pub name: Option<S<String>>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
 }
 
 /// Bounds, both inclusive; at least one is needed.
