@@ -7,7 +7,9 @@
 //! - [`condition`]: condition trees; regex conditions are atoms decided
 //!   for a whole stage in one scan ([`matcher`], prefiltered by the
 //!   [`literal`]s every match must contain).
-//! - [`input`]: what rules look at, taken from the SMTP transaction.
+//! - [`input`]: what rules look at, taken from the SMTP transaction;
+//!   [`content`]: the numeric facts about a message that `fact`
+//!   conditions read, computed lazily once per message.
 //! - [`reload`]: the live rule set, swapped atomically on SIGHUP or when a
 //!   file changes; [`replay`]: offline runs over stored mail.
 
