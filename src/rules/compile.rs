@@ -9,9 +9,11 @@ use regex_syntax::hir::Hir;
 use serde_saphyr::Location;
 
 use super::condition::{AuthMethod, Bounds, Condition, Field, AUTH_WORDS};
+use super::content::Fact;
 use super::error::RuleError;
 use super::raw::{
-    RawAction, RawAddHeader, RawBulk, RawCondition, RawHeader, RawRange, RawReply, RawRule, S,
+    RawAction, RawAddHeader, RawBulk, RawCondition, RawFact, RawHeader, RawRange, RawReply,
+    RawRule, S,
 };
 use super::{Action, Effect, Rule};
 use crate::checks::Stage;
@@ -220,7 +222,7 @@ impl<'a> Compiler<'a> {
         match keys.as_slice() {
             [_] => self.one_condition(raw),
             [] => {
-                self.error(raw.referenced, "empty condition: give one of all, any, not, client_ip, helo, sender, recipient, header, any_header, body, raw, attachment_name, attachment_type, size, recipients, spf, dkim, dmarc, arc, dnsbl, score, bayes, bulk");
+                self.error(raw.referenced, "empty condition: give one of all, any, not, client_ip, helo, sender, recipient, header, any_header, body, raw, attachment_name, attachment_type, size, recipients, spf, dkim, dmarc, arc, dnsbl, score, bayes, bulk, fact");
                 None
             }
             many => {
@@ -278,6 +280,10 @@ impl<'a> Compiler<'a> {
         if let Some(b) = &c.bulk {
             let ok = self.needs(at, "bulk", Stage::Data);
             return self.bulk(&b.value).filter(|_| ok);
+        }
+        if let Some(f) = &c.fact {
+            let ok = self.needs(at, "fact", Stage::Data);
+            return self.fact(f).filter(|_| ok);
         }
         if let Some(zones) = &c.dnsbl {
             let zones = zones.iter().map(|z| z.value.trim().to_ascii_lowercase());
@@ -377,6 +383,34 @@ impl<'a> Compiler<'a> {
         };
         let id = self.tables[stage_index(self.stage)].add(atom);
         ok.then_some(Condition::Atom(id))
+    }
+
+    fn fact(&mut self, raw: &S<RawFact>) -> Option<Condition> {
+        let RawFact { name, min, max } = &raw.value;
+        let Some(name) = name else {
+            self.error(raw.referenced, "fact needs a 'name'");
+            return None;
+        };
+        let fact = Fact::from_name(name.value.trim());
+        if fact.is_none() {
+            let names: Vec<&str> = Fact::NAMES.iter().map(|(n, _)| *n).collect();
+            let message = format!(
+                "'{}' is not one of: {}",
+                name.value.trim(),
+                names.join(", ")
+            );
+            self.error(name.referenced, message);
+        }
+        let range = S {
+            value: RawRange {
+                min: *min,
+                max: *max,
+            },
+            referenced: raw.referenced,
+            defined: raw.defined,
+        };
+        let bounds = self.bounds(&range);
+        Some(Condition::Fact(fact?, bounds?))
     }
 
     fn bounds(&mut self, raw: &S<RawRange>) -> Option<Bounds> {
@@ -585,6 +619,7 @@ fn present_keys(c: &RawCondition) -> Vec<&'static str> {
         ("score", c.score.is_some()),
         ("bayes", c.bayes.is_some()),
         ("bulk", c.bulk.is_some()),
+        ("fact", c.fact.is_some()),
     ];
     keys.into_iter()
         .filter(|(_, on)| *on)

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use super::content::{Fact, FactSource};
 use crate::checks::auth::AuthResult;
 use crate::checks::{Facts, Stage};
 
@@ -112,6 +113,8 @@ pub enum Condition {
         recipients: Option<Bounds>,
         clients: Option<Bounds>,
     },
+    /// A content fact of the message within bounds (see [`super::content`]).
+    Fact(Fact, Bounds),
 }
 
 /// What a condition tree is evaluated against.
@@ -122,6 +125,8 @@ pub struct Env<'a> {
     pub recipients: usize,
     pub score: f64,
     pub facts: &'a Facts,
+    /// The message's content facts, computed on first use; `None` before DATA.
+    pub content: Option<&'a dyn FactSource>,
 }
 
 impl Condition {
@@ -142,6 +147,10 @@ impl Condition {
                 recipients,
                 clients,
             } => bulk_hit(env.facts, recipients, clients),
+            Condition::Fact(fact, b) => env
+                .content
+                .and_then(|c| c.fact(*fact))
+                .is_some_and(|v| b.contains(v)),
         }
     }
 
@@ -290,6 +299,7 @@ mod tests {
             recipients: 2,
             score: 4.0,
             facts: &facts,
+            content: None,
         };
         let net = |s: &str| Condition::ClientIp(vec![s.parse().unwrap()]);
         let cases = [

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use mail_parser::{html_to_text, HeaderForm, Message, MessageParser, PartKind};
 
 use super::condition::Field;
+use super::content::{self, Fact, FactSource};
 
 /// The parts of a transaction the rules can see.
 pub struct Input<'a> {
@@ -23,6 +24,8 @@ pub struct Input<'a> {
     pub raw: Option<&'a [u8]>,
     /// Parsed on first use: stages without content rules never pay for it.
     parsed: OnceCell<Option<Message<'a>>>,
+    /// Content facts, each group computed when a rule first reads it.
+    content: content::Cache,
 }
 
 impl<'a> Input<'a> {
@@ -35,6 +38,7 @@ impl<'a> Input<'a> {
             recipient_count: 0,
             raw: None,
             parsed: OnceCell::new(),
+            content: content::Cache::default(),
         }
     }
 
@@ -65,6 +69,12 @@ impl<'a> Input<'a> {
                 .parsed()
                 .map_or_else(Vec::new, |m| message_texts(m, field)),
         }
+    }
+}
+
+impl FactSource for Input<'_> {
+    fn fact(&self, fact: Fact) -> Option<f64> {
+        self.content.value(fact, self.parsed())
     }
 }
 

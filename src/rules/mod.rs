@@ -7,12 +7,15 @@
 //! - [`condition`]: condition trees; regex conditions are atoms decided
 //!   for a whole stage in one scan ([`matcher`], prefiltered by the
 //!   [`literal`]s every match must contain).
-//! - [`input`]: what rules look at, taken from the SMTP transaction.
+//! - [`input`]: what rules look at, taken from the SMTP transaction;
+//!   [`content`]: the numeric facts about a message that `fact`
+//!   conditions read, computed lazily once per message.
 //! - [`reload`]: the live rule set, swapped atomically on SIGHUP or when a
 //!   file changes; [`replay`]: offline runs over stored mail.
 
 pub mod compile;
 pub mod condition;
+pub mod content;
 mod error;
 pub mod files;
 pub mod input;
@@ -212,6 +215,7 @@ impl RuleSet {
             recipients: input.recipient_count,
             score,
             facts,
+            content: Some(input),
         };
         let mut hits = Vec::new();
         for (&i, trigger) in plan.rules.iter().zip(&plan.triggers) {

@@ -59,6 +59,7 @@ pub struct RawCondition {
     /// The classifier's spam probability (bayes).
     pub bayes: Option<S<RawProbability>>,
     pub bulk: Option<S<RawBulk>>,
+    pub fact: Option<S<RawFact>>,
 }
 
 /// `bulk: {}` (the bulk check judged the content bulk) or bounds on what
@@ -84,6 +85,15 @@ pub struct RawHeader {
 pub struct RawProbability {
     pub above: Option<f64>,
     pub below: Option<f64>,
+}
+
+/// A content fact and its bounds (inclusive; at least one is needed).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawFact {
+    pub name: Option<S<String>>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
 }
 
 /// Bounds, both inclusive; at least one is needed.

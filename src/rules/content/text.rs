@@ -1,0 +1,222 @@
+//! Facts about the text people read: shouting, exclamation and money
+//! signs, and spam words disguised to get past word filters
+//! (`v1agra`, `c.i.a.l.i.s`, `V I A G R A`).
+
+use super::html::MAX_TEXT;
+
+/// Letters the text needs before its upper-case share means anything.
+const UPPER_MIN_LETTERS: usize = 200;
+/// Longest token looked at for disguised words.
+const MAX_TOKEN: usize = 40;
+
+/// Words that spammers disguise. The disguise is the signal: the plain
+/// word in normal text is left to the `body` rules.
+const DISGUISED: [&str; 30] = [
+    "viagra",
+    "cialis",
+    "levitra",
+    "xanax",
+    "valium",
+    "vicodin",
+    "phentermine",
+    "pharmacy",
+    "prescription",
+    "medication",
+    "pills",
+    "meds",
+    "mortgage",
+    "refinance",
+    "casino",
+    "penis",
+    "enlargement",
+    "erection",
+    "porn",
+    "rolex",
+    "replica",
+    "money",
+    "cash",
+    "free",
+    "credit",
+    "loan",
+    "lottery",
+    "winner",
+    "discount",
+    "cheap",
+];
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct TextFacts {
+    pub upper_ratio: Option<f64>,
+    pub exclamations: usize,
+    /// `$` followed by a digit, or a digit followed by `$`.
+    pub money: usize,
+    pub obfuscated: usize,
+}
+
+impl TextFacts {
+    pub fn of(text: &str) -> TextFacts {
+        let text = &text[..floor_boundary(text, MAX_TEXT * 2)];
+        let (mut upper, mut letters) = (0usize, 0usize);
+        for c in text.chars().filter(|c| c.is_alphabetic()) {
+            letters += 1;
+            upper += usize::from(c.is_uppercase());
+        }
+        TextFacts {
+            upper_ratio: (letters >= UPPER_MIN_LETTERS).then(|| upper as f64 / letters as f64),
+            exclamations: text.bytes().filter(|b| *b == b'!').count(),
+            money: money_amounts(text),
+            obfuscated: obfuscated_words(text),
+        }
+    }
+}
+
+fn floor_boundary(text: &str, max: usize) -> usize {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
+}
+
+fn money_amounts(text: &str) -> usize {
+    let b = text.as_bytes();
+    (0..b.len())
+        .filter(|&i| b[i] == b'$')
+        .filter(|&i| {
+            let next = b.get(i + 1).is_some_and(u8::is_ascii_digit);
+            let prev = i > 0 && b[i - 1].is_ascii_digit();
+            next || prev
+        })
+        .count()
+}
+
+/// Disguised spam words: tokens that become a [`DISGUISED`] word once
+/// digits and symbols standing for letters are read as letters, or once
+/// separators between single letters are dropped, and runs of single
+/// letters separated by spaces that spell one.
+fn obfuscated_words(text: &str) -> usize {
+    let mut found = 0;
+    let mut spaced = String::new();
+    for token in text.split_whitespace() {
+        let token = token.trim_matches(|c: char| ",;:!?()\"'".contains(c));
+        if token.chars().count() == 1 && token.chars().all(char::is_alphabetic) {
+            spaced.extend(token.chars().flat_map(char::to_lowercase));
+            continue;
+        }
+        found += usize::from(spaced.len() >= 4 && DISGUISED.contains(&spaced.as_str()));
+        spaced.clear();
+        found += usize::from(disguised(token));
+    }
+    found + usize::from(spaced.len() >= 4 && DISGUISED.contains(&spaced.as_str()))
+}
+
+/// One token that is a disguised spam word (the plain word is not).
+fn disguised(token: &str) -> bool {
+    if token.len() < 4 || token.len() > MAX_TOKEN || token.bytes().all(|b| b.is_ascii_alphabetic())
+    {
+        return false;
+    }
+    let lower = token.to_lowercase();
+    if let Some(word) = unseparated(&lower) {
+        return DISGUISED.contains(&word.as_str());
+    }
+    [('i', 'i'), ('l', 'l')].iter().any(|&(one, bar)| {
+        let word: Option<String> = lower.chars().map(|c| letter_for(c, one, bar)).collect();
+        word.is_some_and(|w| w != lower && DISGUISED.contains(&w.as_str()))
+    })
+}
+
+/// `c.i.a.l.i.s`, `v-i-a-g-r-a`: single letters with one separator
+/// between each, the separators dropped.
+fn unseparated(token: &str) -> Option<String> {
+    let chars: Vec<char> = token.chars().collect();
+    let sep = *chars.get(1)?;
+    if !".-_*+~|/".contains(sep) || chars.len() < 7 {
+        return None;
+    }
+    let letters: Option<String> = chars
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| match i % 2 {
+            0 if c.is_alphabetic() => Some(Some(c)),
+            1 if c == sep => Some(None),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()
+        .map(|v| v.into_iter().flatten().collect());
+    letters
+}
+
+/// The letter a look-alike stands for; `one` and `bar` choose what `1`
+/// and `|` are read as (i or l). `None`: not a letter look-alike.
+fn letter_for(c: char, one: char, bar: char) -> Option<char> {
+    Some(match c {
+        'a'..='z' => c,
+        '0' => 'o',
+        '1' => one,
+        '|' => bar,
+        '!' => 'i',
+        '3' => 'e',
+        '4' | '@' => 'a',
+        '5' | '$' => 's',
+        '7' => 't',
+        'à' | 'á' | 'â' | 'ä' => 'a',
+        'í' | 'ì' | 'ï' => 'i',
+        'ó' | 'ò' | 'ö' => 'o',
+        'é' | 'è' => 'e',
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn obfuscation_table() {
+        let cases = [
+            ("buy v1agra now", 1),
+            ("buy V1AGRA now", 1),
+            ("cheap c.i.a.l.i.s here", 1),
+            ("v-i-a-g-r-a and m0ney", 2),
+            ("V I A G R A", 1),
+            ("get F R E E stuff", 1),
+            ("viagra is a plain word", 0),
+            ("win2k mp3 b2b h4x0r", 0),
+            ("a.b.c.d e-f-g", 0),
+            ("I A M here", 0),
+            ("$ave on c1al1s", 1),
+            ("vi@gra", 1),
+        ];
+        for (text, want) in cases {
+            assert_eq!(obfuscated_words(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn counts_table() {
+        let cases = [
+            ("Only $5! Save $1,000!!! 20$ off", 3, 4),
+            ("price: USD 5", 0, 0),
+            ("$ alone and a$b", 0, 0),
+        ];
+        for (text, money, exclamations) in cases {
+            let facts = TextFacts::of(text);
+            assert_eq!(
+                (facts.money, facts.exclamations),
+                (money, exclamations),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn upper_ratio_table() {
+        let shout = "BUY NOW ".repeat(50);
+        let calm = "Buy now ".repeat(50);
+        let short = "BUY NOW";
+        assert_eq!(TextFacts::of(&shout).upper_ratio, Some(1.0));
+        assert_eq!(TextFacts::of(&calm).upper_ratio, Some(1.0 / 6.0));
+        assert_eq!(TextFacts::of(short).upper_ratio, None);
+    }
+}
