@@ -16,8 +16,9 @@ whitespace removed and case folded. A test message whose digest is in the
 training set is dropped (it would be a learned message), and so is a
 repeat within one set (it would count the same mail twice in n).
 
-Output: OUT/{train,test}/{spam,ham}/ with symbolic links to the files,
-and a summary on stdout (key=value lines, then a human table).
+Output: OUT/{train,test}/{spam,ham}/ with copies of the files,
+and a summary on stdout (key=value lines). Files are copied, not linked:
+rspamc skips symbolic links when given a directory.
 """
 import argparse
 import email.utils
@@ -25,6 +26,7 @@ import hashlib
 import os
 import random
 import re
+import shutil
 import sys
 import time
 
@@ -128,7 +130,7 @@ def write(out, kept):
             directory = os.path.join(out, where, label)
             os.makedirs(directory, exist_ok=True)
             link = os.path.join(directory, group + "." + os.path.basename(path))
-            os.symlink(os.path.abspath(path), link)
+            shutil.copyfile(path, link)
 
 
 def main():
