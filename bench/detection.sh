@@ -12,6 +12,8 @@
 #   --spamgate    the binary (default: cargo build --release, target/release)
 #   --only        comma list of spamgate,bayes,sa,sa-nobayes,rspamd
 #   --limit       the whole run stops after SECS (default 5400)
+# The daemons and replays run under nice -n 10 (the machine is shared): do
+# not nice the script itself, or they starve at 19.
 # Environment: CORPUS (the unpacked data/ dir; default: downloaded into
 # /var/tmp/spamgate-corpus), JOBS (parallel scorers, 2), KEEP=1 keeps WORK.
 set -euo pipefail
