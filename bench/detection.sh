@@ -236,13 +236,42 @@ rspamd_confdir() {
     printf 'bind_socket = "127.0.0.1:%s";\n' "$controller" >"$dir/override.d/worker-controller.inc"
     printf 'bind_socket = "127.0.0.1:%s";\n' "$proxy" >"$dir/override.d/worker-proxy.inc"
     printf 'servers = "127.0.0.1:%s";\n' "$redis" >"$dir/local.d/redis.conf"
-    printf 'backend = "redis";\nservers = "127.0.0.1:%s";\nautolearn = false;\n' "$redis" \
+    # Learn every training message, as sa-learn and spamgate learn do: the
+    # default condition skips what Bayes already classifies (it then took
+    # 316 of 1,269 spam and 411 of 1,581 ham), which measures the order of
+    # learning as much as the classifier.
+    printf '%s\n' 'backend = "redis";' "servers = \"127.0.0.1:$redis\";" 'autolearn = false;' \
+        "learn_condition = 'return function(task, is_spam, is_unlearn) return true end';" \
         >"$dir/local.d/classifier-bayes.conf"
     # DNS to a closed loopback port: every lookup fails at once, none leaves.
     printf 'dns {\n  nameserver = ["127.0.0.1:%s"];\n  timeout = 0.2s;\n  retransmits = 1;\n}\n' "$dns" \
         >"$dir/local.d/options.inc"
     # Compares the Date header with today: fires on every message of 2002.
     printf 'symbols {\n  "DATE_IN_PAST" { weight = 0.0; }\n}\n' >"$dir/local.d/headers_group.conf"
+}
+
+# Learns the training set in alternating batches of 50 spam and 50 ham, so
+# that a message rspamd refuses to learn (it says why in learn-*.txt) is
+# not all of one class: with the default learn condition, all spam first
+# then all ham left it with 405 of 1,581 ham after 1,260 spam, and 14% of
+# test ham got BAYES_SPAM.
+rspamd_learn() {
+    local controller=$1 i
+    local -a spam ham
+    mapfile -t spam < <(ls -d "$SPLIT/train/spam/"*)
+    mapfile -t ham < <(ls -d "$SPLIT/train/ham/"*)
+    : >"$WORK/learn-spam.txt"
+    : >"$WORK/learn-ham.txt"
+    for ((i = 0; i < ${#spam[@]} || i < ${#ham[@]}; i += 50)); do
+        if ((i < ${#spam[@]})); then
+            nice -n 10 rspamc -h "127.0.0.1:$controller" -n "$JOBS" learn_spam "${spam[@]:i:50}" \
+                >>"$WORK/learn-spam.txt" 2>&1 || true
+        fi
+        if ((i < ${#ham[@]})); then
+            nice -n 10 rspamc -h "127.0.0.1:$controller" -n "$JOBS" learn_ham "${ham[@]:i:50}" \
+                >>"$WORK/learn-ham.txt" 2>&1 || true
+        fi
+    done
 }
 
 run_rspamd() {
@@ -262,13 +291,10 @@ run_rspamd() {
     wait_long "$normal" "$pid" "$dir/log/rspamd.log"
     wait_long "$controller" "$pid" "$dir/log/rspamd.log"
     log "rspamc learn_spam / learn_ham on the training set"
-    nice -n 10 rspamc -h "127.0.0.1:$controller" -n "$JOBS" learn_spam "$SPLIT/train/spam" >"$WORK/learn-spam.txt" 2>&1 || true
-    nice -n 10 rspamc -h "127.0.0.1:$controller" -n "$JOBS" learn_ham "$SPLIT/train/ham" >"$WORK/learn-ham.txt" 2>&1 || true
-    # rspamd's default learn condition refuses a message its Bayes already
-    # classifies with confidence, so it learns fewer than it is given.
+    rspamd_learn "$controller"
     echo "rspamd learned: spam $(grep -c 'success = true' "$WORK/learn-spam.txt")/$(ls "$SPLIT/train/spam" | wc -l)," \
         "ham $(grep -c 'success = true' "$WORK/learn-ham.txt")/$(ls "$SPLIT/train/ham" | wc -l)" \
-        "(the rest: \"$(grep -m1 -o 'all learn conditions denied[^"]*' "$WORK/learn-ham.txt" || echo none)\")"
+        "(first refusal: $(cat "$WORK"/learn-*.txt | grep -m1 'error = ' || echo none))"
     log "rspamd: /checkv2 on the test set"
     score_with "rspamd" "$pid" "$normal" rspamd "action add header or reject (score >= 6)" \
         "action not \"no action\" (greylist at 4 counts)"
