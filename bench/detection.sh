@@ -32,6 +32,11 @@ while (($#)); do
         *) die "unknown argument $1 (see the header of $0)" ;;
     esac
 done
+# A port the kernel says is free to bind (lib.sh's connect probe misses
+# ports held by the many short client connections of a scoring run).
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
 wanted() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 WORK=$(mktemp -d /tmp/sg-detect.XXXXXX)
