@@ -11,7 +11,8 @@
 #   --quick N     N test messages per class, sampled (training stays whole)
 #   --spamgate    the binary (default: cargo build --release, target/release)
 #   --only        comma list of spamgate,bayes,sa,sa-nobayes,rspamd
-#   --limit       the whole run stops after SECS (default 5400)
+#   --limit       the whole run stops after SECS (default 5400; a running
+#                 sa-learn finishes first, up to a minute or two later)
 # The daemons and replays run under nice -n 10 (the machine is shared): do
 # not nice the script itself, or they starve at 19.
 # Environment: CORPUS (the unpacked data/ dir; default: downloaded into
@@ -46,8 +47,20 @@ RESULTS=$WORK/results.tsv
 
 # The run bounds itself: the watchdog ends the script, whose trap stops
 # every daemon and still prints the systems that finished.
-(sleep "$LIMIT" && echo "detection.sh: --limit $LIMIT s reached, stopping" >&2 && kill -TERM $$) &
+(
+    trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+    sleep "$LIMIT" & nap=$!
+    wait "$nap" && echo "detection.sh: --limit $LIMIT s reached, stopping" >&2 && kill -TERM $$
+) &
 PIDS+=($!)
+# Long steps run through bounded, in the background with a wait: bash runs a trap
+# only when the foreground command ends, but interrupts a wait at once.
+FG=""
+bounded() {
+    "$@" &
+    FG=$!
+    wait "$FG"
+}
 trap 'exit 143' TERM INT
 finish() {
     if [[ -s "$RESULTS" ]]; then
@@ -55,6 +68,7 @@ finish() {
         cat "$WORK"/rules-*.txt 2>/dev/null || true
     fi
     echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    [[ -z "$FG" ]] || kill "$FG" 2>/dev/null || true
     cleanup
 }
 trap finish EXIT
@@ -126,7 +140,7 @@ YAML
 # Runs `spamgate replay` on the test set under /usr/bin/time; records $1.
 spamgate_replay() {
     local name=$1 config=$2 out=$WORK/replay-$1.txt
-    nice -n 10 /usr/bin/time -f '%U %S' -o "$WORK/time-$name" \
+    bounded nice -n 10 /usr/bin/time -f '%U %S' -o "$WORK/time-$name" \
         "$SG" replay --config "$config" --spam "$SPLIT/test/spam" --ham "$SPLIT/test/ham" >"$out"
     local line cpu
     line=$(grep '^overall' "$out") || die "no overall line in $out"
@@ -154,7 +168,7 @@ run_spamgate_bayes() {
       echo "bayes: {enabled: true, backend: file, data_dir: \"$WORK/sg-bayes\", min_spam: 200, min_ham: 200}"
     } >"$WORK/sg-bayes.yaml"
     log "spamgate learn on the training set"
-    nice -n 10 "$SG" learn --config "$WORK/sg-bayes.yaml" \
+    bounded nice -n 10 "$SG" learn --config "$WORK/sg-bayes.yaml" \
         --spam "$SPLIT/train/spam" --ham "$SPLIT/train/ham" >&2
     log "spamgate, rules + classifier"
     spamgate_replay "spamgate rules + classifier" "$WORK/sg-bayes.yaml"
@@ -194,7 +208,7 @@ score_with() {
     local name=$1 pid=$2 port=$3 system=$4 verdict=$5 loose=${6:-}
     local before after line
     before=$(tree_cpu "$pid")
-    python3 "$HERE/detection/score.py" --system "$system" --port "$port" --jobs "$JOBS" \
+    bounded python3 "$HERE/detection/score.py" --system "$system" --port "$port" --jobs "$JOBS" \
         --test "$SPLIT/test" --rules-out "$WORK/rules-$name.txt" >"$WORK/score-$name.tsv"
     after=$(tree_cpu "$pid")
     sed -i "1s/^/[$name] /" "$WORK/rules-$name.txt"
@@ -214,8 +228,8 @@ run_sa() {
     sa_site "$WORK/sa-site-$bayes" "$bayes"
     if [[ "$bayes" == 1 && ! -e "$WORK/sa-db/learned" ]]; then
         log "sa-learn on the training set"
-        nice -n 10 sa-learn -L --siteconfigpath "$WORK/sa-site-1" --spam "$SPLIT/train/spam" >&2
-        nice -n 10 sa-learn -L --siteconfigpath "$WORK/sa-site-1" --ham "$SPLIT/train/ham" >&2
+        bounded nice -n 10 sa-learn -L --siteconfigpath "$WORK/sa-site-1" --spam "$SPLIT/train/spam" >&2
+        bounded nice -n 10 sa-learn -L --siteconfigpath "$WORK/sa-site-1" --ham "$SPLIT/train/ham" >&2
         sa-learn --siteconfigpath "$WORK/sa-site-1" --dump magic | grep -E 'nspam|nham' >&2
         touch "$WORK/sa-db/learned"
         chmod -R a+rwX "$WORK/sa-db"
@@ -269,11 +283,11 @@ rspamd_learn() {
     : >"$WORK/learn-ham.txt"
     for ((i = 0; i < ${#spam[@]} || i < ${#ham[@]}; i += 50)); do
         if ((i < ${#spam[@]})); then
-            nice -n 10 rspamc -h "127.0.0.1:$controller" -n "$JOBS" learn_spam "${spam[@]:i:50}" \
+            bounded nice -n 10 rspamc -h "127.0.0.1:$controller" -n "$JOBS" learn_spam "${spam[@]:i:50}" \
                 >>"$WORK/learn-spam.txt" 2>&1 || true
         fi
         if ((i < ${#ham[@]})); then
-            nice -n 10 rspamc -h "127.0.0.1:$controller" -n "$JOBS" learn_ham "${ham[@]:i:50}" \
+            bounded nice -n 10 rspamc -h "127.0.0.1:$controller" -n "$JOBS" learn_ham "${ham[@]:i:50}" \
                 >>"$WORK/learn-ham.txt" 2>&1 || true
         fi
     done
