@@ -84,7 +84,7 @@ pub struct AuthConfig {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawAuth {
     pub authserv_id: Option<S<String>>,
     pub spf: RawSpf,
@@ -97,7 +97,7 @@ pub struct RawAuth {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawSpf {
     pub mode: Option<S<String>>,
     pub reject_fail: Option<bool>,
@@ -107,14 +107,14 @@ pub struct RawSpf {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawMethod {
     pub mode: Option<S<String>>,
     pub fail_score: Option<S<f64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawDmarc {
     pub mode: Option<S<String>>,
     pub quarantine: Option<S<String>>,

@@ -12,7 +12,7 @@ use super::raw::S;
 use super::validate::Validator;
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawBayes {
     pub enabled: Option<bool>,
     pub backend: Option<S<String>>,
@@ -26,7 +26,7 @@ pub struct RawBayes {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawBand {
     pub above: Option<f64>,
     pub below: Option<f64>,
@@ -34,7 +34,7 @@ pub struct RawBand {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawAutolearn {
     pub enabled: Option<bool>,
     pub spam_score: Option<S<f64>>,

@@ -10,7 +10,7 @@ use super::raw::S;
 use super::validate::Validator;
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawBulk {
     pub enabled: Option<bool>,
     pub window: Option<S<String>>,

@@ -12,6 +12,7 @@ mod duration;
 mod error;
 pub mod proxy;
 mod raw;
+mod unknown;
 pub mod relay;
 pub mod reputation;
 pub mod rules;
@@ -202,8 +203,16 @@ impl Config {
 
     /// Parses YAML text; `file` is only used to name the source in errors.
     pub fn from_yaml(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
-        let raw = parse_raw(text, file)?;
-        validate_raw(raw, file)
+        let (raw, mut errors) = parse_raw(text, file)?;
+        match validate_raw(raw, file) {
+            Ok(config) if errors.is_empty() => Ok(config),
+            Ok(_) => Err(ConfigErrors(errors)),
+            Err(ConfigErrors(more)) => {
+                errors.extend(more);
+                errors.sort_by_key(|e| (e.line, e.column));
+                Err(ConfigErrors(errors))
+            }
+        }
     }
 }
 
@@ -217,11 +226,11 @@ fn whole_file_error(file: &Path, message: String) -> ConfigError {
     }
 }
 
-fn parse_raw(text: &str, file: &Path) -> Result<RawConfig, ConfigErrors> {
+fn parse_raw(text: &str, file: &Path) -> Result<(RawConfig, Vec<ConfigError>), ConfigErrors> {
     if text.trim().is_empty() {
-        return Ok(RawConfig::default());
+        return Ok((RawConfig::default(), Vec::new()));
     }
-    serde_saphyr::from_str(text).map_err(|e| {
+    let (raw, unknown) = unknown::parse::<RawConfig>(text).map_err(|e| {
         let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
         let message = first_line(&e.to_string());
         ConfigErrors(vec![ConfigError {
@@ -231,16 +240,26 @@ fn parse_raw(text: &str, file: &Path) -> Result<RawConfig, ConfigErrors> {
             key: String::new(),
             message,
         }])
-    })
+    })?;
+    let unknown = unknown.into_iter().map(|key| ConfigError {
+        file: PathBuf::from(file),
+        line: key.line,
+        column: key.column,
+        message: key.message(),
+        key: key.path,
+    });
+    Ok((raw, unknown.collect()))
 }
 
-/// serde-saphyr renders a snippet after the message; the first line is the why.
+/// serde-saphyr renders a snippet after the message; the first line is the
+/// why, after its own "error: line L column C: " (our prefix says where).
 fn first_line(rendered: &str) -> String {
-    rendered
-        .lines()
-        .next()
-        .unwrap_or("invalid YAML")
-        .to_string()
+    let line = rendered.lines().next().unwrap_or("invalid YAML");
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    match line.strip_prefix("line ").and_then(|rest| rest.split_once(": ")) {
+        Some((place, why)) if place.contains(" column ") => why.to_string(),
+        _ => line.to_string(),
+    }
 }
 
 fn validate_raw(raw: RawConfig, file: &Path) -> Result<Config, ConfigErrors> {

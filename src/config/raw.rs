@@ -7,7 +7,7 @@ use serde_saphyr::Spanned;
 pub type S<T> = Spanned<T>;
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawConfig {
     pub hostname: Option<S<String>>,
     pub listen: Option<S<Vec<S<String>>>>,
@@ -34,7 +34,7 @@ pub struct RawConfig {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawUpstream {
     pub address: Option<S<String>>,
     pub xclient: Option<bool>,
@@ -44,13 +44,13 @@ pub struct RawUpstream {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawMetrics {
     pub listen: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawDns {
     pub nameservers: Vec<S<String>>,
     pub timeout: Option<S<String>>,
@@ -59,7 +59,7 @@ pub struct RawDns {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawLimits {
     pub max_message_size: Option<S<u64>>,
     pub max_recipients: Option<S<u64>>,
@@ -72,7 +72,7 @@ pub struct RawLimits {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawTimeouts {
     pub idle: Option<S<String>>,
     pub data: Option<S<String>>,
@@ -84,34 +84,34 @@ pub struct RawTimeouts {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawSmtp {
     pub bare_newline: Option<S<String>>,
     pub banner: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawLog {
     pub format: Option<S<String>>,
     pub level: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawScoring {
     pub tag_score: Option<S<f64>>,
     pub reject_score: Option<S<f64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawChecks {
     pub ip_lists: RawIpLists,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawIpLists {
     pub allow: Vec<S<String>>,
     pub deny: Vec<S<String>>,

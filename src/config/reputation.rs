@@ -13,7 +13,7 @@ pub use super::validate::is_hostname;
 use super::validate::Validator;
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawReputation {
     pub greet_delay: Option<S<String>>,
     pub dnsbl: RawDnsbl,
@@ -25,7 +25,7 @@ pub struct RawReputation {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawDnsbl {
     pub zones: Vec<S<RawZone>>,
     pub threshold: Option<S<f64>>,
@@ -37,7 +37,7 @@ pub struct RawDnsbl {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawZone {
     pub zone: Option<S<String>>,
     pub weight: Option<S<f64>>,
@@ -48,7 +48,7 @@ pub struct RawZone {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawDomainLists {
     pub zones: Vec<S<RawZone>>,
     pub timeout: Option<S<String>>,
@@ -56,7 +56,7 @@ pub struct RawDomainLists {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawFcrdns {
     pub enabled: Option<bool>,
     pub no_ptr_score: Option<S<f64>>,
@@ -65,7 +65,7 @@ pub struct RawFcrdns {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawHelo {
     pub enabled: Option<bool>,
     pub invalid_score: Option<S<f64>>,
@@ -75,7 +75,7 @@ pub struct RawHelo {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawRateLimits {
     pub limits: Vec<S<RawRateLimit>>,
     pub ipv4_prefix: Option<S<u64>>,
@@ -84,7 +84,7 @@ pub struct RawRateLimits {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawRateLimit {
     pub name: Option<S<String>>,
     pub key: Option<S<String>>,
@@ -95,7 +95,7 @@ pub struct RawRateLimit {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawGreylist {
     pub enabled: Option<bool>,
     pub delay: Option<S<String>>,

@@ -12,7 +12,7 @@ use super::raw::S;
 use super::validate::Validator;
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawRules {
     pub files: Vec<S<String>>,
     pub mode: Option<S<String>>,

@@ -10,14 +10,14 @@ use super::raw::S;
 use super::validate::Validator;
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawState {
     pub backend: Option<S<String>>,
     pub redis: RawRedis,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawRedis {
     pub url: Option<S<String>>,
     pub prefix: Option<S<String>>,

@@ -10,7 +10,7 @@ use serde_saphyr::Spanned;
 use super::validate::Validator;
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawSubmission {
     pub listen: Vec<Spanned<String>>,
 }

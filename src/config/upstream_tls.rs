@@ -11,7 +11,7 @@ use super::validate::Validator;
 use crate::upstream::stream::{TlsClient, TlsClientError};
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawUpstreamTls {
     pub mode: Option<S<String>>,
     pub verify: Option<S<bool>>,
