@@ -30,6 +30,10 @@ enum Cmd {
     Check {
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Also connect to the upstream and print what it offers and
+        /// whether it would relay for outsiders (nothing is sent).
+        #[arg(long)]
+        probe: bool,
     },
     /// Run every check on one message offline and print the verdict as JSON.
     Test(TestArgs),
@@ -100,9 +104,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Run { config } => load(config.as_deref()).and_then(check_rules).map(run),
-        Cmd::Check { config } => load(config.as_deref()).and_then(check_rules).map(|_| {
+        Cmd::Check { config, probe } => load(config.as_deref()).and_then(check_rules).map(|c| {
             println!("configuration ok");
-            Ok(())
+            match probe {
+                true => probe_upstream(&c),
+                false => Ok(()),
+            }
         }),
         Cmd::Replay(args) => load(args.config.as_deref()).map(|config| replay(config, args)),
         Cmd::Test(args) => load(args.config.as_deref()).map(|config| test(config, args)),
@@ -165,6 +172,33 @@ fn hangups(reload: spamgate::server::Reload) -> anyhow::Result<()> {
         }
     });
     Ok(())
+}
+
+/// `spamgate check --probe`: the start-up probe on demand, in words.
+fn probe_upstream(config: &Config) -> anyhow::Result<()> {
+    use spamgate::server::probe::{findings, Level};
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let caps = spamgate::upstream::SharedCapabilities::default();
+    let (upstream, timeouts) = (&config.upstream, &config.timeouts);
+    let probe = spamgate::upstream::Upstream::probe(upstream, timeouts, &caps);
+    let report = runtime
+        .block_on(async { tokio::time::timeout(timeouts.upstream_connect, probe).await })
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "upstream {}: no answer within upstream_connect",
+                upstream.address
+            )
+        })?
+        .with_context(|| format!("upstream {}", upstream.address))?;
+    println!("upstream {}: reachable", upstream.address);
+    let found = findings(config, &report);
+    for finding in &found {
+        println!("  {finding}");
+    }
+    match found.iter().any(|f| f.level == Level::Error) {
+        true => anyhow::bail!("the upstream probe found errors (above)"),
+        false => Ok(()),
+    }
 }
 
 fn replay(config: Config, args: ReplayArgs) -> anyhow::Result<()> {

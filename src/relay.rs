@@ -77,7 +77,8 @@ impl RelayDomains {
                 self.suffixes.push(format!(".{parent}"));
             }
             None => {
-                self.exact.insert(canonical_domain(entry.trim()).ok_or_else(bad)?);
+                self.exact
+                    .insert(canonical_domain(entry.trim()).ok_or_else(bad)?);
             }
         }
         Ok(())
@@ -175,7 +176,9 @@ pub fn canonical_domain(domain: &str) -> Option<String> {
     let labels_ok = ascii.split('.').all(|label| {
         !label.is_empty()
             && label.len() <= 63
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
     });
     labels_ok.then_some(ascii)
 }
@@ -277,7 +280,14 @@ mod tests {
 
     #[test]
     fn bad_entries_are_refused() {
-        for entry in ["", ".", "..example.org", "exa mple.org", "a@b.org", "[1.2.3.4]"] {
+        for entry in [
+            "",
+            ".",
+            "..example.org",
+            "exa mple.org",
+            "a@b.org",
+            "[1.2.3.4]",
+        ] {
             assert!(RelayDomains::parse([entry]).is_err(), "{entry:?}");
         }
     }

@@ -142,13 +142,25 @@ async fn xclient_without_addr_fails_closed() {
     let gate = Spamgate::start(&test_config(sink.addr, RELAY_ONLY)).await;
     let mut client = Client::ready(gate.addr).await;
     let reply = client
-        .send_mail("a@example.com", &["b@example.net"], &message("xclient-no-addr"))
+        .send_mail(
+            "a@example.com",
+            &["b@example.net"],
+            &message("xclient-no-addr"),
+        )
         .await;
     assert_eq!(reply.code, 451, "{reply:?}");
-    assert_eq!(gate.metric("spamgate_upstream_errors_total{kind=\"xclient\"}").await, 1.0);
+    assert_eq!(
+        gate.metric("spamgate_upstream_errors_total{kind=\"xclient\"}")
+            .await,
+        1.0
+    );
     client.cmd("QUIT").await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert_eq!(sink.count(), 0, "nothing may reach an upstream that cannot be told the client");
+    assert_eq!(
+        sink.count(),
+        0,
+        "nothing may reach an upstream that cannot be told the client"
+    );
 }
 
 /// A real Postfix behind spamgate learns the real client through XCLIENT:
@@ -265,7 +277,16 @@ async fn smtp_sink_killed_mid_run_gives_4xx_and_never_a_false_250() {
     // Three smtp-source processes of one session each, so that each one's
     // verbose log pairs every final dot with its reply.
     const ARGS: [&str; 10] = [
-        "-v", "-d", "-m", "100000", "-l", "4096", "-f", "a@example.com", "-t", "b@example.net",
+        "-v",
+        "-d",
+        "-m",
+        "100000",
+        "-l",
+        "4096",
+        "-f",
+        "a@example.com",
+        "-t",
+        "b@example.net",
     ];
     let sources: Vec<_> = (0..3)
         .map(|_| tokio::spawn(smtp_source(gate.addr, &ARGS)))
@@ -397,4 +418,112 @@ fn payload_bytes(dump: &str) -> usize {
     let body = dump.split_once("\n\n").map_or("", |(_, body)| body);
     let lines = body.lines().filter(|l| !l.is_empty());
     lines.map(|l| l.len() + 2).sum::<usize>().saturating_sub(2)
+}
+
+/// Recipients that would make a trusting MTA an open relay, in the forms
+/// Postfix would route elsewhere: plain, source-routed, percent hack, bang
+/// path, quoted local part holding an `@`.
+const OUTSIDE: [&str; 5] = [
+    "<victim@outside.example>",
+    "<@example.test:victim@outside.example>",
+    "<victim%outside.example@example.test>",
+    "<outside.example!victim@example.test>",
+    "<\"victim@outside.example\"@example.test>",
+];
+
+/// The real Postfix trusts 127.0.0.0/8 (Debian's default `mynetworks`) and
+/// the client comes from 127.0.0.2: only spamgate's own relay control stands
+/// between it and the world. Each outside form gets 554 from spamgate and
+/// never reaches Postfix; the inside recipient is delivered.
+#[tokio::test]
+async fn relay_domains_refuse_every_outside_form_before_postfix_sees_it() {
+    let postfix = Postfix::start().await;
+    let extra = format!("{RELAY_ONLY}\nrelay_domains: [{POSTFIX_DOMAIN}]");
+    let gate = Spamgate::start(&test_config(postfix.addr, &extra)).await;
+    let mut client = Client::connect_from(gate.addr, CLIENT_IP.parse().unwrap()).await;
+    assert_eq!(client.reply().await.code, 220);
+    assert_eq!(client.cmd("EHLO real-client.example").await.code, 250);
+    assert_eq!(client.cmd("MAIL FROM:<alice@example.com>").await.code, 250);
+    for rcpt in OUTSIDE {
+        let reply = client.cmd(&format!("RCPT TO:{rcpt}")).await;
+        assert_eq!(
+            (reply.code, reply.status()),
+            (554, Some("5.7.1")),
+            "{rcpt}: {reply:?}"
+        );
+        assert!(reply.text().contains("Relay access denied"), "{reply:?}");
+    }
+    assert_eq!(client.cmd(&format!("RCPT TO:<{MAILBOX}>")).await.code, 250);
+    assert_eq!(client.cmd("DATA").await.code, 354);
+    client
+        .send(common::client::dot_stuffed(&message("inside")).as_bytes())
+        .await;
+    assert_eq!(client.reply().await.code, 250);
+    assert_eq!(postfix.wait_mailbox(1).await.len(), 1);
+    let denied = "spamgate_rejections_total{stage=\"rcpt\",reason=\"relay\"}";
+    assert_eq!(gate.metric(denied).await, OUTSIDE.len() as f64);
+    let log = postfix.log();
+    assert!(
+        !log.contains("outside.example"),
+        "Postfix saw an outside recipient:\n{log}"
+    );
+}
+
+/// Postfix does not authorise spamgate's XCLIENT (the guide's first step
+/// forgotten): spamgate relays nothing through it (451, never a silent
+/// relay as 127.0.0.1) and counts the cause.
+#[tokio::test]
+async fn unauthorised_xclient_relays_nothing() {
+    let postfix = Postfix::start_with("smtpd_authorized_xclient_hosts =\n").await;
+    let extra = format!("{RELAY_ONLY}\nrelay_domains: []");
+    let gate = Spamgate::start(&test_config(postfix.addr, &extra)).await;
+    let mut client = Client::connect_from(gate.addr, CLIENT_IP.parse().unwrap()).await;
+    assert_eq!(client.reply().await.code, 220);
+    assert_eq!(client.cmd("EHLO real-client.example").await.code, 250);
+    let mail = client.cmd("MAIL FROM:<alice@example.com>").await;
+    assert_eq!(mail.code, 451, "{mail:?}");
+    let rcpt = client.cmd("RCPT TO:<victim@outside.example>").await;
+    assert!(
+        (400..600).contains(&rcpt.code) && rcpt.code != 250,
+        "{rcpt:?}"
+    );
+    client.cmd("QUIT").await;
+    assert!(
+        gate.metric("spamgate_upstream_errors_total{kind=\"xclient\"}")
+            .await
+            >= 1.0
+    );
+    let log = postfix.log();
+    assert!(!log.contains("victim@outside.example"), "{log}");
+}
+
+/// `upstream.xclient: false` without `relay_domains` in front of a Postfix
+/// that trusts spamgate's address: the start-up probe finds the open relay
+/// and spamgate refuses to start, naming the fixes; Postfix queued nothing.
+#[tokio::test]
+async fn an_open_upstream_without_relay_domains_stops_the_start() {
+    let postfix = Postfix::start().await;
+    let extra = format!("{RELAY_ONLY}\nrelay_domains: []");
+    let yaml = without_xclient(test_config(postfix.addr, &extra));
+    let config = spamgate::Config::from_yaml(&yaml, std::path::Path::new("t.yaml")).unwrap();
+    let listeners = spamgate::Listeners {
+        smtp: vec![tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()],
+        metrics: None,
+    };
+    let run = spamgate::server::try_run(listeners, config, std::future::pending());
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(20), run).await;
+    let error = ended
+        .expect("the start must stop")
+        .expect_err("an open relay");
+    let text = error.to_string();
+    assert!(text.contains("open relay"), "{text}");
+    for fix in [
+        "relay_domains",
+        "smtpd_authorized_xclient_hosts",
+        "mynetworks",
+    ] {
+        assert!(text.contains(fix), "{fix} missing from: {text}");
+    }
+    let log = postfix.log();
+    assert!(!log.contains("status=sent"), "{log}");
 }

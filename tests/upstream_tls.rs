@@ -404,6 +404,9 @@ async fn the_log_line_names_the_upstream_tls_session() {
     assert_eq!(probe["starttls"], true, "{probe}");
     // What spamgate will do, beside what the upstream offers.
     assert_eq!(field(probe, "xclient"), "used", "{probe}");
-    assert!(field(probe, "relays_for_outsiders").starts_with("YES"), "{probe}");
+    assert!(
+        field(probe, "relays_for_outsiders").starts_with("YES"),
+        "{probe}"
+    );
     assert_eq!(field(probe, "tls"), expected, "{probe}");
 }

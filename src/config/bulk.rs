@@ -122,8 +122,8 @@ mod tests {
             "bulk.min_recipients",
             "bulk.min_clients",
             "bulk.min_words",
-            "bulk.max_entries",
             "bulk.score",
+            "bulk.max_entries",
         ];
         assert_eq!(keys, want);
         let unknown = errors_in("bulk: {enable: true}");

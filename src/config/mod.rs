@@ -12,13 +12,13 @@ mod duration;
 mod error;
 pub mod proxy;
 mod raw;
-mod unknown;
 pub mod relay;
 pub mod reputation;
 pub mod rules;
 pub mod state;
 mod submission;
 mod tls;
+mod unknown;
 mod upstream_tls;
 mod validate;
 
@@ -256,7 +256,10 @@ fn parse_raw(text: &str, file: &Path) -> Result<(RawConfig, Vec<ConfigError>), C
 fn first_line(rendered: &str) -> String {
     let line = rendered.lines().next().unwrap_or("invalid YAML");
     let line = line.strip_prefix("error: ").unwrap_or(line);
-    match line.strip_prefix("line ").and_then(|rest| rest.split_once(": ")) {
+    match line
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(": "))
+    {
         Some((place, why)) if place.contains(" column ") => why.to_string(),
         _ => line.to_string(),
     }

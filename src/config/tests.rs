@@ -71,12 +71,35 @@ checks: {ip_lists: {allow: ['10.0.0.0/33']}}
 fn unknown_keys_are_rejected_with_location() {
     let errors = load("upstream:\n  adress: 'x:1'\n").unwrap_err().0;
     assert_eq!(errors.len(), 1);
-    assert_eq!(errors[0].line, 2);
-    assert!(
-        errors[0].message.contains("adress"),
-        "{}",
-        errors[0].message
+    assert_eq!((errors[0].line, errors[0].column), (2, 3));
+    assert_eq!(errors[0].key, "upstream.adress");
+    assert_eq!(errors[0].message, "unknown key; did you mean `address`?");
+}
+
+/// A typo no longer hides the other errors: all come in one run, in file
+/// order, each place printed once.
+#[test]
+fn unknown_keys_and_bad_values_are_reported_together() {
+    let yaml = "upstream:\n  xclinet: true\n  address: 'no port'\nlimits:\n  max_recipients: 0\nrelay_domain: [example.org]\n";
+    let errors = load(yaml).unwrap_err().0;
+    let keys: Vec<(u64, &str)> = errors.iter().map(|e| (e.line, e.key.as_str())).collect();
+    assert_eq!(
+        keys,
+        [
+            (2, "upstream.xclinet"),
+            (3, "upstream.address"),
+            (5, "limits.max_recipients"),
+            (6, "relay_domain"),
+        ]
     );
+    assert!(
+        errors[3].message.ends_with("did you mean `relay_domains`?"),
+        "{}",
+        errors[3]
+    );
+    let text = errors[0].to_string();
+    assert_eq!(text.matches(":2:").count(), 1, "{text}");
+    assert!(!text.contains("line 2"), "{text}");
 }
 
 #[test]

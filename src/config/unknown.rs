@@ -32,6 +32,8 @@ pub fn parse<T: DeserializeOwned>(text: &str) -> Result<(T, Vec<UnknownKey>), se
     let value = serde_saphyr::with_deserializer_from_str(text, |de| {
         serde_ignored::deserialize(de, |path| paths.push(path.to_string()))
     })?;
+    // serde-saphyr's `Spanned` reads its own internal keys: not the user's.
+    paths.retain(|p| !p.contains("__serde_saphyr_private"));
     let keys = paths.iter().map(|p| locate::<T>(text, p)).collect();
     Ok((value, keys))
 }
@@ -210,7 +212,7 @@ mod tests {
             got,
             [
                 ("upstream.xclinet", 4, 3, Some("xclient")),
-                ("limits.max_recipents", 5, 30, Some("max_recipients")),
+                ("limits.max_recipents", 5, 29, Some("max_recipients")),
                 ("bogus", 6, 1, None),
             ]
         );

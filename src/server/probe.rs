@@ -10,9 +10,9 @@ use std::time::Duration;
 use super::Shared;
 use crate::checks::SetupError;
 use crate::config::Config;
+pub use crate::upstream::probe::OPEN_RELAY_FIXES;
 use crate::upstream::probe::PROBE_RCPT;
 use crate::upstream::{ProbeReport, RelayFinding, RelaySafety, Upstream, UpstreamError};
-pub use crate::upstream::probe::OPEN_RELAY_FIXES;
 
 /// How much a finding matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -49,7 +49,10 @@ fn finding(level: Level, text: impl Into<String>) -> Finding {
 
 /// Judges a probe report against the configuration.
 pub fn findings(config: &Config, report: &ProbeReport) -> Vec<Finding> {
-    let mut out = vec![xclient_finding(config, report), relay_finding(config, report)];
+    let mut out = vec![
+        xclient_finding(config, report),
+        relay_finding(config, report),
+    ];
     out.extend(size_finding(config, report));
     out.extend(auth_finding(config, report));
     out
@@ -59,7 +62,9 @@ fn xclient_finding(config: &Config, report: &ProbeReport) -> Finding {
     let offered = report
         .xclient_offered
         .as_ref()
-        .map_or("not offered".to_string(), |a| format!("offered ({})", a.join(" ")));
+        .map_or("not offered".to_string(), |a| {
+            format!("offered ({})", a.join(" "))
+        });
     let text = format!("XCLIENT {offered}; spamgate: {}", report.xclient);
     match report.xclient.relays_mail() {
         true if config.upstream.xclient => finding(Level::Ok, text),
@@ -73,11 +78,15 @@ fn relay_finding(config: &Config, report: &ProbeReport) -> Finding {
         true => "spamgate's relay_domains refuse other recipients",
         false => "spamgate has no relay_domains",
     };
-    let text = format!("relays for outsiders <{PROBE_RCPT}>: {}; {ours}", report.relay);
+    let text = format!(
+        "relays for outsiders <{PROBE_RCPT}>: {}; {ours}",
+        report.relay
+    );
     match (&report.relay, config.relay.is_on()) {
-        (RelayFinding::Relays(_), false) => {
-            finding(Level::Error, format!("{text}: this system would be an OPEN RELAY; {OPEN_RELAY_FIXES}"))
-        }
+        (RelayFinding::Relays(_), false) => finding(
+            Level::Error,
+            format!("{text}: this system would be an OPEN RELAY; {OPEN_RELAY_FIXES}"),
+        ),
         (RelayFinding::Relays(_), true) => finding(Level::Warning, text),
         (RelayFinding::Unknown(_), false) => finding(Level::Warning, text),
         _ => finding(Level::Ok, text),
@@ -92,7 +101,11 @@ fn size_finding(config: &Config, report: &ProbeReport) -> Option<Finding> {
     match report.caps.size {
         Some(theirs) if theirs > 0 && ours > theirs / 100 * 99 => Some(finding(
             Level::Warning,
-            format!("{}: keep max_message_size about 1% below the upstream's ({})", text(theirs), theirs / 100 * 99),
+            format!(
+                "{}: keep max_message_size about 1% below the upstream's ({})",
+                text(theirs),
+                theirs / 100 * 99
+            ),
         )),
         Some(theirs) => Some(finding(Level::Ok, text(theirs))),
         None => None,
@@ -105,7 +118,14 @@ fn auth_finding(config: &Config, report: &ProbeReport) -> Option<Finding> {
     }
     let auth = &report.caps.auth;
     let usable = auth.iter().any(|m| m == "PLAIN" || m == "LOGIN");
-    let text = format!("AUTH offered by the upstream: {}", if auth.is_empty() { "none".to_string() } else { auth.join(" ") });
+    let text = format!(
+        "AUTH offered by the upstream: {}",
+        if auth.is_empty() {
+            "none".to_string()
+        } else {
+            auth.join(" ")
+        }
+    );
     Some(match usable {
         true => finding(Level::Ok, format!("{text}; submission listeners relay PLAIN/LOGIN")),
         false => finding(Level::Warning, format!("{text}: submission listeners advertise no AUTH, so no user can send (enable SASL in the MTA)")),
@@ -162,7 +182,10 @@ fn apply(shared: &Shared, report: &ProbeReport) -> Result<(), SetupError> {
 /// The start line says what spamgate will do, beside what the upstream offers.
 fn log_report(config: &Config, report: &ProbeReport) {
     let caps = &report.caps;
-    let tls = report.tls.as_ref().map(|t| format!("{} {}", t.version, t.cipher));
+    let tls = report
+        .tls
+        .as_ref()
+        .map(|t| format!("{} {}", t.version, t.cipher));
     tracing::info!(
         upstream = %config.upstream.address,
         xclient = %report.xclient,
@@ -180,8 +203,12 @@ fn log_report(config: &Config, report: &ProbeReport) {
     for finding in findings(config, report) {
         match finding.level {
             Level::Ok => {}
-            Level::Warning => tracing::warn!(upstream = %config.upstream.address, "{}", finding.text),
-            Level::Error => tracing::error!(upstream = %config.upstream.address, "{}", finding.text),
+            Level::Warning => {
+                tracing::warn!(upstream = %config.upstream.address, "{}", finding.text)
+            }
+            Level::Error => {
+                tracing::error!(upstream = %config.upstream.address, "{}", finding.text)
+            }
         }
     }
 }

@@ -350,7 +350,14 @@ impl<'b> Framer<'b> {
             self.body.bytes.extend_from_slice(b"\r\n");
             return;
         }
-        for segment in unstuffed.split(|&b| b == b'\r') {
+        // Each segment is a line of its own from here on, so it loses a
+        // leading dot as a line after a bare LF does: `a CR . CRLF` and
+        // `a LF . CRLF` give the same message (and neither ends it).
+        for (i, segment) in unstuffed.split(|&b| b == b'\r').enumerate() {
+            let segment = match i {
+                0 => segment,
+                _ => segment.strip_prefix(b".").unwrap_or(segment),
+            };
             self.body.bytes.extend_from_slice(segment);
             self.body.bytes.extend_from_slice(b"\r\n");
         }

@@ -371,7 +371,11 @@ pub mod canned {
     /// Postfix's wording for `reject_unauth_destination`.
     pub fn relay_denied(rcpt: &str) -> Reply {
         let shown: String = rcpt.chars().take(256).collect();
-        Reply::new(554, Status(5, 7, 1), format!("<{shown}>: Relay access denied"))
+        Reply::new(
+            554,
+            Status(5, 7, 1),
+            format!("<{shown}>: Relay access denied"),
+        )
     }
     /// No relay domains, and the upstream was not yet found to refuse
     /// outsiders (or was found to relay for them): nothing is relayed.

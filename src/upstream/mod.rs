@@ -18,8 +18,8 @@ use crate::smtp::codec::{dot_stuff_into, Line, ReadError, SmtpStream};
 use crate::smtp::command::MailParams;
 use crate::smtp::reply::Reply;
 use crate::tls::TlsInfo;
-use stream::UpstreamIo;
 pub use probe::{ProbeReport, RelayFinding, XclientFinding};
+use stream::UpstreamIo;
 
 pub use xclient::ClientIdentity;
 
@@ -59,10 +59,12 @@ pub enum UpstreamError {
     Refused(Phase, Reply),
     /// `upstream.xclient` is on, but the upstream does not let us pass the
     /// client on (not authorised, or not offered): nothing is relayed.
-    #[error("upstream.xclient is on but the upstream offers {0} to spamgate; \
+    #[error(
+        "upstream.xclient is on but the upstream offers {0} to spamgate; \
              authorise spamgate's address for XCLIENT in the MTA (Postfix: \
              smtpd_authorized_xclient_hosts, then postfix reload); until then every \
-             transaction gets 451")]
+             transaction gets 451"
+    )]
     XclientUnavailable(&'static str),
     /// The probe found that the upstream relays for outsiders and
     /// spamgate has no relay domains of its own: refusing to start.

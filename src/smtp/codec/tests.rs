@@ -227,3 +227,32 @@ fn dot_stuffing_matches_line_by_line_on_every_short_mix() {
         assert_eq!(out, dot_stuff_by_lines(body), "{body:?}");
     }
 }
+
+/// Under `bare_newline: normalize` a lone dot after a bare CR is the same
+/// line as a lone dot after a bare LF: de-stuffed alike, and neither ends
+/// the message.
+#[tokio::test]
+async fn lone_dot_after_bare_cr_or_bare_lf_is_one_treatment() {
+    let cases: [(&str, &[u8]); 4] = [
+        ("bare LF", b"a\n.\r\nb\r\n.\r\nQUIT\r\n"),
+        ("bare CR", b"a\r.\r\nb\r\n.\r\nQUIT\r\n"),
+        ("bare LF, stuffed", b"a\n..x\r\nb\r\n.\r\nQUIT\r\n"),
+        ("bare CR, stuffed", b"a\r..x\r\nb\r\n.\r\nQUIT\r\n"),
+    ];
+    let mut bodies = Vec::new();
+    for (name, input) in cases {
+        let mut s = stream_with(input).await;
+        let body = s.read_data(limits(true)).await.unwrap();
+        assert_eq!(body.flaw, None, "{name}");
+        assert_eq!(
+            s.read_line(512).await.unwrap(),
+            text(b"QUIT", true),
+            "{name}"
+        );
+        bodies.push(body.bytes);
+    }
+    assert_eq!(bodies[0], b"a\r\n\r\nb\r\n", "bare LF");
+    assert_eq!(bodies[1], bodies[0], "bare CR");
+    assert_eq!(bodies[2], b"a\r\n.x\r\nb\r\n", "bare LF, stuffed");
+    assert_eq!(bodies[3], bodies[2], "bare CR, stuffed");
+}
