@@ -144,3 +144,39 @@ impl Display for TlsText<'_> {
         write!(f, "{} {}", self.0.version, self.0.cipher)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smtp::reply::{canned, Status};
+
+    /// A dictionary attack and a relay attempt show in the log line, one
+    /// entry per RCPT with its code and who answered; past the bound only
+    /// a count.
+    #[test]
+    fn rcpt_log_names_each_recipient_and_its_answer() {
+        let mut log = RcptLog::default();
+        log.record(
+            "a@example.org",
+            &Reply::new(250, Status(2, 1, 5), "ok"),
+            "upstream",
+        );
+        let unknown = Reply::relayed(550, vec!["5.1.1 User unknown".into()]);
+        log.record("b@example.org", &unknown, "upstream");
+        log.record(
+            "c@outside.example",
+            &canned::relay_denied("c@outside.example"),
+            "relay",
+        );
+        let line = log.to_string();
+        assert_eq!(
+            line,
+            "a@example.org 250 2.1.5 upstream; b@example.org 550 5.1.1 upstream \"User unknown\"; \
+             c@outside.example 554 5.7.1 spamgate:relay \"<c@outside.example>: Relay access denied\""
+        );
+        for i in 0..RcptLog::MAX {
+            log.record(&format!("x{i}@example.org"), &unknown, "upstream");
+        }
+        assert!(log.to_string().ends_with("; +3 more"), "{log}");
+    }
+}
