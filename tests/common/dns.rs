@@ -174,12 +174,23 @@ impl DnsServer {
         let silent_port = silent_udp.local_addr().unwrap().port();
         let silent_tcp = TcpListener::bind(("127.0.0.1", silent_port))
             .unwrap_or_else(|_| TcpListener::bind("127.0.0.1:0").unwrap());
+        // Knot binds UDP with SO_REUSEPORT: two instances given the same
+        // free port would share it, each answering the other's queries
+        // (NXDOMAIN from the wrong zones). Starts are serialised across
+        // test processes, and each instance must answer with its own id.
+        let _lock = start_lock();
         for _ in 0..5 {
             let dir = tempfile::tempdir().unwrap();
             let port = free_port();
-            write_files(dir.path(), port, silent_port, zones);
+            let id = instance_id();
+            write_files(
+                dir.path(),
+                port,
+                silent_port,
+                &zones.clone().txt(ID_NAME, &id),
+            );
             let mut child = spawn_knotd(dir.path());
-            if wait_ready(port, &mut child) {
+            if wait_ready(port, &id, &mut child) {
                 let log = std::fs::read_to_string(dir.path().join("knotd.log")).unwrap_or_default();
                 assert!(!log.contains("error"), "knotd reported errors:\n{log}");
                 return DnsServer {
@@ -205,6 +216,33 @@ impl DnsServer {
             self.addr
         )
     }
+}
+
+/// The name whose TXT record tells one knot instance from another.
+const ID_NAME: &str = "spamgate-test-knot-id";
+
+fn instance_id() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{}-{n}-{nanos}", std::process::id())
+}
+
+/// An exclusive lock held while one knot starts, across every test
+/// process of the machine; released when the file is dropped.
+fn start_lock() -> std::fs::File {
+    let path = std::env::temp_dir().join("spamgate-test-knot.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    file.lock().expect("lock the knot start file");
+    file
 }
 
 fn free_port() -> u16 {
@@ -287,15 +325,15 @@ fn spawn_knotd(dir: &Path) -> Child {
         .expect("knotd (Debian package knot) must be installed")
 }
 
-/// Polls with an SOA query for the root until knot answers, knot exits or
-/// the deadline passes.
-fn wait_ready(port: u16, child: &mut Child) -> bool {
+/// Polls with a TXT query for the instance's id until this knot (not
+/// another one sharing the port) answers with it, knot exits or the
+/// deadline passes.
+fn wait_ready(port: u16, id: &str, child: &mut Child) -> bool {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket
         .set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
-    // id 0x5347, flags 0, one question: root, type SOA (6), class IN (1).
-    let query = [0x53, 0x47, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 6, 0, 1];
+    let query = id_query();
     let deadline = Instant::now() + START_DEADLINE;
     let mut buf = [0u8; 512];
     while Instant::now() < deadline {
@@ -305,9 +343,22 @@ fn wait_ready(port: u16, child: &mut Child) -> bool {
         let _ = socket.send_to(&query, ("127.0.0.1", port));
         if let Ok((n, _)) = socket.recv_from(&mut buf) {
             if n >= 12 && buf[..2] == query[..2] {
-                return true;
+                return contains(&buf[..n], id.as_bytes());
             }
         }
     }
     false
+}
+
+/// A DNS query (id 0x5347, recursion not desired) for TXT at [`ID_NAME`].
+fn id_query() -> Vec<u8> {
+    let mut query = vec![0x53, 0x47, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    query.push(ID_NAME.len() as u8);
+    query.extend_from_slice(ID_NAME.as_bytes());
+    query.extend_from_slice(&[0, 0, 16, 0, 1]);
+    query
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
