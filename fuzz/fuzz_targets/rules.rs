@@ -13,7 +13,8 @@ use spamgate::checks::{Facts, Stage};
 use spamgate::config::rules::RulesConfig;
 use spamgate::rules::{Input, RuleSet};
 
-/// One file per fuzzing process (libFuzzer may run several with -jobs).
+/// One file per fuzzing process (libFuzzer may run several with -jobs),
+/// removed as soon as it is loaded: only a crash mid-run leaves one.
 fn rule_file() -> &'static PathBuf {
     static FILE: OnceLock<PathBuf> = OnceLock::new();
     FILE.get_or_init(|| {
@@ -32,7 +33,9 @@ fuzz_target!(|data: &[u8]| {
         files: vec![rule_file().clone()],
         ..RulesConfig::default()
     };
-    let set = match RuleSet::load(&config) {
+    let loaded = RuleSet::load(&config);
+    let _ = std::fs::remove_file(rule_file());
+    let set = match loaded {
         Ok(set) => set,
         Err(errors) => {
             assert!(!errors.0.is_empty(), "failed without an error");
