@@ -66,3 +66,47 @@ async fn every_transaction_line_is_written_by_shutdown_without_colour() {
     assert!(log.contains("shutdown complete"), "{log}");
     assert_eq!(upstream.accepted().len(), SESSIONS * PER_SESSION);
 }
+
+/// A dictionary attack and a relay attempt in one transaction: the log
+/// line names every recipient with the reply it got and who gave it, so
+/// that an operator sees the attack even though no message was sent.
+#[tokio::test]
+async fn the_transaction_line_names_each_refused_recipient_and_its_code() {
+    let upstream = Recorder::start(Behaviour {
+        unknown_rcpts: vec!["alice@example.net".into(), "bob@example.net".into()],
+        ..Behaviour::default()
+    })
+    .await;
+    let (running, _config) = start(upstream.addr);
+    let mut client = Client::ready(running.addr).await;
+    assert_eq!(client.cmd("MAIL FROM:<probe@example.com>").await.code, 250);
+    let tries = [
+        ("alice@example.net", 550),
+        ("bob@example.net", 550),
+        ("victim@elsewhere.example.org", 554),
+        ("carol@example.net", 250),
+    ];
+    for (to, code) in tries {
+        let reply = client.cmd(&format!("RCPT TO:<{to}>")).await;
+        assert_eq!(reply.code, code, "{to}: {reply:?}");
+    }
+    assert_eq!(client.cmd("QUIT").await.code, 221);
+    let (status, log) = running.terminate();
+    assert!(status.success(), "{status:?}");
+    let line = log
+        .lines()
+        .find(|l| l.contains(" transaction ") && l.contains("probe@example.com"))
+        .unwrap_or_else(|| panic!("no transaction line:\n{log}"));
+    for expected in [
+        "alice@example.net 550 5.1.1 upstream",
+        "bob@example.net 550 5.1.1 upstream",
+        "victim@elsewhere.example.org 554 5.7.1 spamgate:relay",
+        "carol@example.net 250",
+    ] {
+        assert!(line.contains(expected), "{expected} in {line}");
+    }
+    assert!(
+        !upstream.commands().iter().any(|c| c.contains("elsewhere")),
+        "the relay attempt never reached the upstream"
+    );
+}
