@@ -264,10 +264,13 @@ fn closed_port() -> u16 {
         .port()
 }
 
+/// Many UDP workers: knot's forwarder blocks the worker that reads a silent
+/// query for the whole hold, with every query read in the same batch; the
+/// more workers, the rarer a fast query shares one.
 fn write_files(dir: &Path, port: u16, silent_port: u16, zones: &Zones) {
     let d = dir.display();
     let mut conf = format!(
-        "server:\n  rundir: \"{d}\"\n  listen: 127.0.0.1@{port}\n  udp-workers: 16\n  tcp-workers: 8\n  background-workers: 1\n\
+        "server:\n  rundir: \"{d}\"\n  listen: 127.0.0.1@{port}\n  udp-workers: 64\n  tcp-workers: 8\n  background-workers: 1\n\
          control:\n  listen: \"{d}/knot.sock\"\n\
          database:\n  storage: \"{d}\"\n\
          log:\n  - target: stderr\n    any: warning\n\
