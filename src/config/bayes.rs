@@ -111,11 +111,12 @@ impl Default for BayesConfig {
 
 /// The defaults, from the probability distribution measured on the
 /// SpamAssassin corpus (docs/classifier.md): ham almost never reaches 0.99,
-/// spam almost never goes below 0.05.
+/// spam almost never goes below 0.05. The top band stays under the default
+/// `tag_score` (5): the classifier tags only with other evidence.
 fn default_bands() -> Vec<Band> {
     [
-        (Side::Above(0.99), 3.5),
-        (Side::Above(0.95), 2.5),
+        (Side::Above(0.99), 4.5),
+        (Side::Above(0.95), 3.0),
         (Side::Above(0.80), 1.0),
         (Side::Below(0.01), -2.0),
         (Side::Below(0.05), -1.0),
