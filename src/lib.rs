@@ -39,6 +39,7 @@ pub mod bulk;
 pub mod checks;
 pub mod config;
 pub mod dns;
+pub mod judgement;
 pub mod logging;
 pub mod metrics;
 pub mod offline;

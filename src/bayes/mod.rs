@@ -27,10 +27,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
-
 use crate::config::bayes::{BayesBackend, BayesConfig};
 use crate::config::state::RedisConfig;
+use crate::judgement::{Classification, TopToken};
 use combine::Counts;
 pub use db::{ForgetOutcome, LearnOutcome};
 pub use digest::digest;
@@ -77,27 +76,6 @@ impl Class {
             Class::Ham => "ham",
         }
     }
-}
-
-/// One of the tokens that weighed most, for explanations.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TopToken {
-    pub token: String,
-    /// Its f(w): near 1 spammy, near 0 hammy.
-    pub probability: f64,
-}
-
-/// The classifier's opinion of one message.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
-pub struct Classification {
-    /// `None`: the classifier abstains (too little learned yet).
-    pub probability: Option<f64>,
-    /// Tokens combined (the telling ones, at most 150).
-    pub counted: usize,
-    /// Distinct tokens in the message.
-    pub total: usize,
-    /// The most telling tokens, strongest first.
-    pub tokens: Vec<TopToken>,
 }
 
 /// Messages learned per class and distinct tokens.

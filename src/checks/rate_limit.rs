@@ -10,24 +10,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ipnet::IpNet;
-use serde::Serialize;
 
-use super::{Check, CheckContext, CheckError, Facts, Outcome, Stage};
+use super::{Check, CheckContext, CheckError};
 use crate::config::reputation::{Counted, LimitKey, RateLimit, RateLimitsConfig};
 use crate::config::state::OnFailure;
+use crate::judgement::reply::canned;
+use crate::judgement::{Facts, LimitFact, Outcome, Stage};
 use crate::metrics::Metrics;
-use crate::smtp::reply::canned;
 use crate::state::SharedState;
-
-/// One limit counted for this session (kept in [`super::Facts`] for the
-/// log and `spamgate test`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LimitFact {
-    pub name: String,
-    pub key: String,
-    /// `allowed`, `limited`, or `error` (the state backend failed).
-    pub result: &'static str,
-}
 
 pub struct RateLimits {
     config: RateLimitsConfig,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::raw::S;
+use super::span::S;
 use super::validate::Validator;
 use crate::upstream::stream::{TlsClient, TlsClientError};
 

@@ -17,8 +17,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::checks::{Pipeline, SetupError};
 use crate::config::{Config, ListenerMode};
+use crate::judgement::reply::{canned, Reply};
 use crate::metrics::{self, Metrics};
-use crate::smtp::reply::{canned, Reply};
 use crate::smtp::session::Session;
 use crate::upstream::RelaySafety;
 pub use limiter::{ConnectionLimiter, Permit, Refused};

@@ -2,5 +2,4 @@
 
 pub mod codec;
 pub mod command;
-pub mod reply;
 pub mod session;

@@ -14,9 +14,9 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use crate::config::{Timeouts, UpstreamConfig, UpstreamTlsConfig, UpstreamTlsMode};
+use crate::judgement::reply::Reply;
 use crate::smtp::codec::{dot_stuff_into, Line, ReadError, SmtpStream};
 use crate::smtp::command::MailParams;
-use crate::smtp::reply::Reply;
 use crate::tls::TlsInfo;
 pub use probe::{ProbeReport, RelayFinding, XclientFinding};
 use stream::UpstreamIo;

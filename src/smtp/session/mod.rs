@@ -24,9 +24,10 @@ use tracing::Instrument;
 
 use super::codec::{Line, SmtpStream};
 use super::command::{Command, CommandError};
-use super::reply::{canned, Reply};
-use crate::checks::{ClientInfo, Envelope, Facts, Judgement};
+use crate::checks::{ClientInfo, Envelope};
 use crate::config::ListenerMode;
+use crate::judgement::reply::{canned, Reply};
+use crate::judgement::{Facts, Judgement};
 use crate::server::Shared;
 use crate::tls::{ClientIo, TlsInfo};
 use crate::upstream::Upstream;
