@@ -47,6 +47,8 @@ pub mod proxy_protocol;
 pub mod relay;
 pub mod rules;
 pub mod server;
+pub mod session;
+pub mod shared;
 pub mod smtp;
 pub mod state;
 pub mod tls;

@@ -153,7 +153,7 @@ fn run(config: Config) -> anyhow::Result<()> {
     let _log = spamgate::logging::init(&config.log);
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async {
-        let reload = spamgate::server::Reload::default();
+        let reload = spamgate::shared::Reload::default();
         hangups(reload.clone())?;
         let listeners = spamgate::Listeners::bind(&config).await?;
         spamgate::server::try_run_reloadable(listeners, config, shutdown_signal(), reload).await?;
@@ -162,7 +162,7 @@ fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// SIGHUP reloads the rule files (and anything else that subscribes).
-fn hangups(reload: spamgate::server::Reload) -> anyhow::Result<()> {
+fn hangups(reload: spamgate::shared::Reload) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     tokio::spawn(async move {

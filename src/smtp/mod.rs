@@ -2,4 +2,3 @@
 
 pub mod codec;
 pub mod command;
-pub mod session;

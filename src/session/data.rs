@@ -9,7 +9,7 @@ use crate::checks::{CheckContext, ClientInfo};
 use crate::config::BareNewline;
 use crate::judgement::reply::{canned, Reply};
 use crate::judgement::{Judgement, Refusal, Stage, Verdict};
-use crate::server::Reservation;
+use crate::shared::Reservation;
 use crate::smtp::codec::{DataBody, DataFlaw, DataLimits, FIRST_GRANT};
 use crate::tls::TlsInfo;
 
