@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use spamgate::bayes::{Bayes, Class};
 use spamgate::config::bayes::BayesConfig;
-use spamgate::rules::replay::{message_files, read_messages};
+use spamgate::offline::replay::{message_files, read_messages};
 
 fn config(dir: &Path, max_tokens: usize) -> BayesConfig {
     BayesConfig {

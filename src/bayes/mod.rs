@@ -8,7 +8,9 @@
 //! - [`file`]: its on-disk format and atomic save.
 //! - [`redis`]: the shared backend of a cluster.
 //! - [`digest`]: the identity of a message, so learning twice counts once.
-//! - [`learn`]: `spamgate learn` over files, Maildirs and mbox files.
+//!
+//! `spamgate learn` over files, Maildirs and mbox files is an offline tool:
+//! [`crate::offline::learn`].
 //!
 //! The classifier abstains (no probability) until it has learned
 //! `min_spam` spam and `min_ham` ham: with less, its opinion is noise.
@@ -18,7 +20,6 @@ pub mod combine;
 pub mod db;
 mod digest;
 pub mod file;
-pub mod learn;
 mod redis;
 pub mod tokenize;
 

@@ -11,7 +11,8 @@
 //!   [`content`]: the numeric facts about a message that `fact`
 //!   conditions read, computed lazily once per message.
 //! - [`reload`]: the live rule set, swapped atomically on SIGHUP or when a
-//!   file changes; [`replay`]: offline runs over stored mail.
+//!   file changes. Offline runs over stored mail are `spamgate replay`
+//!   ([`crate::offline::replay`]).
 
 pub mod compile;
 pub mod condition;
@@ -24,7 +25,6 @@ mod load;
 pub mod matcher;
 pub mod raw;
 pub mod reload;
-pub mod replay;
 pub mod scan;
 
 use std::fmt;

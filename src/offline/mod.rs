@@ -1,10 +1,18 @@
-//! `spamgate test`: the whole check pipeline on one message and envelope,
-//! without a network client or an upstream, so that an operator can see
-//! why a message gets the verdict it gets.
+//! The offline tools, which judge stored mail without a client or an
+//! upstream:
 //!
-//! The stages run in the order a session runs them (connect, HELO, MAIL,
-//! each RCPT, DATA) with the same facts passed along; the first refusal
-//! ends the run, as it would end the transaction.
+//! - here, `spamgate test`: the whole check pipeline on one message and
+//!   envelope, so that an operator can see why a message gets the verdict
+//!   it gets. The stages run in the order a session runs them (connect,
+//!   HELO, MAIL, each RCPT, DATA) with the same facts passed along; the
+//!   first refusal ends the run, as it would end the transaction.
+//! - [`replay`]: `spamgate replay`, every stored message through the
+//!   checks, with verdicts and rule hits (recall and false positives with
+//!   labelled mail).
+//! - [`learn`]: `spamgate learn`, the classifier trained on stored mail.
+
+pub mod learn;
+pub mod replay;
 
 use std::net::{IpAddr, SocketAddr};
 
