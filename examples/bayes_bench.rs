@@ -190,7 +190,7 @@ async fn million(dir: &Path) {
     let started = Instant::now();
     bayes.save().unwrap();
     let tokens = bayes.totals().await.unwrap().tokens;
-    let size = std::fs::metadata(dir.join(spamgate::bayes::FILE_NAME))
+    let size = std::fs::metadata(dir.join(spamgate::config::bayes::FILE_NAME))
         .unwrap()
         .len();
     println!(

@@ -34,7 +34,6 @@ use crate::judgement::{Classification, TopToken};
 use combine::Counts;
 pub use db::{ForgetOutcome, LearnOutcome};
 pub use digest::digest;
-pub use file::FILE_NAME;
 use tokenize::Tokens;
 
 /// How many of the most telling tokens a classification keeps, readable.

@@ -20,36 +20,9 @@ use crate::config::bulk::BulkConfig;
 use crate::config::state::OnFailure;
 use crate::judgement::reply::canned;
 use crate::judgement::{BulkFact, Outcome, Stage};
-use crate::metrics::Metrics;
+use crate::metrics::{BulkOutcome, Metrics};
 
 pub const CHECK_NAME: &str = "bulk";
-
-/// The outcome label of `spamgate_bulk_checks_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BulkOutcome {
-    Bulk,
-    NotBulk,
-    NoFingerprint,
-    Error,
-}
-
-impl BulkOutcome {
-    pub const ALL: [BulkOutcome; 4] = [
-        BulkOutcome::Bulk,
-        BulkOutcome::NotBulk,
-        BulkOutcome::NoFingerprint,
-        BulkOutcome::Error,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            BulkOutcome::Bulk => "bulk",
-            BulkOutcome::NotBulk => "not_bulk",
-            BulkOutcome::NoFingerprint => "no_fingerprint",
-            BulkOutcome::Error => "error",
-        }
-    }
-}
 
 /// Milliseconds since the epoch; the check takes its clock as a function
 /// so tests can move time.

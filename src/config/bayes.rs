@@ -75,6 +75,9 @@ pub struct Autolearn {
     pub ham_score: f64,
 }
 
+/// The database's file name inside `bayes.data_dir`.
+pub const FILE_NAME: &str = "bayes.db";
+
 #[derive(Debug, Clone)]
 pub struct BayesConfig {
     pub enabled: bool,
@@ -148,7 +151,7 @@ impl BayesConfig {
 
     /// The database file of the file backend.
     pub fn file(&self) -> PathBuf {
-        self.data_dir.join(crate::bayes::FILE_NAME)
+        self.data_dir.join(FILE_NAME)
     }
 }
 

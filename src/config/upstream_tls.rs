@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::span::S;
 use super::validate::Validator;
-use crate::upstream::stream::{TlsClient, TlsClientError};
+use crate::tls::client::{TlsClient, TlsClientError};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
