@@ -25,10 +25,13 @@ use async_trait::async_trait;
 use crate::config::Config;
 use crate::dns::{Dns, DnsError};
 use crate::judgement::reply::canned;
-use crate::judgement::{Facts, Judgement, Outcome, Stage};
+use crate::judgement::{Judgement, Outcome};
 use crate::metrics::Metrics;
 use crate::smtp::command::MailParams;
 
+/// Re-exported from [`crate::judgement`] for the fuzz targets, which name
+/// them here.
+pub use crate::judgement::{Facts, Stage};
 pub use ip_lists::IpLists;
 
 /// What the session knows about the client.
