@@ -18,7 +18,8 @@ use crate::config::{Config, ListenerMode};
 use crate::judgement::reply::{canned, Reply};
 use crate::metrics::{self, Metrics};
 use crate::session::Session;
-pub use crate::shared::{Reload, Shared};
+use crate::shared::Reload;
+pub use crate::shared::Shared;
 use crate::upstream::RelaySafety;
 pub use limiter::{ConnectionLimiter, Permit, Refused};
 

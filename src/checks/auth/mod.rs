@@ -4,7 +4,8 @@
 //! header is checked, every DKIM signature and the ARC chain are verified,
 //! DMARC (RFC 7489) is evaluated from those results, and an
 //! Authentication-Results header (RFC 8601) is added. Results go into
-//! [`AuthFacts`] so that later checks (the rules) can test them.
+//! [`AuthFacts`](crate::judgement::AuthFacts) so that later checks (the rules)
+//! can test them.
 //!
 //! The verifiers for SPF, DKIM and ARC are `mail-auth`'s, on the process's
 //! shared resolver. DMARC is ours: `mail-auth` 0.15 implements the DMARCbis
