@@ -23,7 +23,7 @@ use crate::judgement::reply::canned;
 use crate::judgement::{Classification, Facts, Judgement, Outcome, Stage};
 use crate::metrics::Metrics;
 
-pub const CHECK_NAME: &str = "bayes";
+pub const CHECK_NAME: &str = crate::judgement::BAYES_CHECK;
 
 pub struct BayesCheck {
     bayes: Arc<Bayes>,

@@ -11,7 +11,7 @@ use crate::judgement::{Outcome, RuleHit, Stage};
 use crate::rules::{Effect, Hit, Input, RuleSet, RulesHandle};
 
 /// The check's name in logs and metrics; rule hits are named by their rule.
-pub const CHECK_NAME: &str = "rules";
+pub const CHECK_NAME: &str = crate::judgement::RULES_CHECK;
 
 pub struct RulesCheck {
     handle: RulesHandle,

@@ -23,9 +23,11 @@ pub use facts::{
 };
 use reply::{canned, Reply};
 
-/// The name of the rules check: its reasons are named by the rule that matched.
+/// The rules check's name: its reasons are named by the rule that matched
+/// (see [`Reason::test_name`]).
 pub const RULES_CHECK: &str = "rules";
-/// The name of the classifier check: its reasons are named by its verdict.
+/// The classifier check's name: its reasons are named by the probability
+/// band the message fell in.
 pub const BAYES_CHECK: &str = "bayes";
 
 /// The SMTP stages at which checks run.
