@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use spamgate::bayes::{Bayes, Class};
 use spamgate::config::bayes::BayesConfig;
-use spamgate::rules::replay::{message_files, read_messages};
+use spamgate::offline::replay::{message_files, read_messages};
 
 fn config(dir: &Path, max_tokens: usize) -> BayesConfig {
     BayesConfig {
@@ -190,7 +190,7 @@ async fn million(dir: &Path) {
     let started = Instant::now();
     bayes.save().unwrap();
     let tokens = bayes.totals().await.unwrap().tokens;
-    let size = std::fs::metadata(dir.join(spamgate::bayes::FILE_NAME))
+    let size = std::fs::metadata(dir.join(spamgate::config::bayes::FILE_NAME))
         .unwrap()
         .len();
     println!(

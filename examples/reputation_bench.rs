@@ -13,10 +13,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use spamgate::checks::reputation;
-use spamgate::checks::{CheckContext, ClientInfo, Facts, Pipeline, Stage};
+use spamgate::checks::{reputation, CheckContext, ClientInfo, Pipeline};
 use spamgate::config::Config;
 use spamgate::dns::Dns;
+use spamgate::judgement::{Facts, Stage};
 use spamgate::metrics::Metrics;
 use spamgate::state::{KeyedLimiter, SharedState};
 

@@ -9,8 +9,8 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use spamgate::checks::{Facts, Stage};
 use spamgate::config::rules::RulesConfig;
+use spamgate::judgement::{Facts, Stage};
 use spamgate::rules::{Input, RuleSet};
 
 const MESSAGE_SIZE: usize = 100 * 1024;

@@ -153,7 +153,7 @@ fn run(config: Config) -> anyhow::Result<()> {
     let _log = spamgate::logging::init(&config.log);
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async {
-        let reload = spamgate::server::Reload::default();
+        let reload = spamgate::shared::Reload::default();
         hangups(reload.clone())?;
         let listeners = spamgate::Listeners::bind(&config).await?;
         spamgate::server::try_run_reloadable(listeners, config, shutdown_signal(), reload).await?;
@@ -162,7 +162,7 @@ fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// SIGHUP reloads the rule files (and anything else that subscribes).
-fn hangups(reload: spamgate::server::Reload) -> anyhow::Result<()> {
+fn hangups(reload: spamgate::shared::Reload) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     tokio::spawn(async move {
@@ -205,7 +205,7 @@ fn replay(config: Config, args: ReplayArgs) -> anyhow::Result<()> {
     if args.paths.is_empty() && args.spam.is_empty() && args.ham.is_empty() {
         anyhow::bail!("give messages to replay: PATH..., --spam PATH or --ham PATH");
     }
-    let options = spamgate::rules::replay::ReplayOptions {
+    let options = spamgate::offline::replay::ReplayOptions {
         paths: args.paths,
         spam: args.spam,
         ham: args.ham,
@@ -217,8 +217,8 @@ fn replay(config: Config, args: ReplayArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    let report = runtime.block_on(spamgate::rules::replay::replay(&config, &options))?;
-    print!("{}", spamgate::rules::replay::format_report(&report));
+    let report = runtime.block_on(spamgate::offline::replay::replay(&config, &options))?;
+    print!("{}", spamgate::offline::replay::format_report(&report));
     Ok(())
 }
 
@@ -234,7 +234,7 @@ fn learn(config: Config, args: LearnArgs) -> anyhow::Result<()> {
         spamgate::config::state::StateConfig::Memory => None,
     };
     let bayes = spamgate::bayes::Bayes::open(&config.bayes, redis)?;
-    let options = spamgate::bayes::learn::LearnOptions {
+    let options = spamgate::offline::learn::LearnOptions {
         spam: args.spam,
         ham: args.ham,
         forget: args.forget,
@@ -244,7 +244,7 @@ fn learn(config: Config, args: LearnArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    let summary = runtime.block_on(spamgate::bayes::learn::learn(&bayes, &options))?;
+    let summary = runtime.block_on(spamgate::offline::learn::learn(&bayes, &options))?;
     println!("{}", summary.line());
     Ok(())
 }

@@ -91,10 +91,37 @@ pub struct OpLabel {
 }
 
 /// The outcome of a classification (spam, ham, uncertain, abstain, error)
-/// or of a bulk check (`BulkOutcome`'s closed set).
+/// or of a bulk check ([`BulkOutcome`]'s closed set).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     pub outcome: &'static str,
+}
+
+/// The outcome label of `spamgate_bulk_checks_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkOutcome {
+    Bulk,
+    NotBulk,
+    NoFingerprint,
+    Error,
+}
+
+impl BulkOutcome {
+    pub const ALL: [BulkOutcome; 4] = [
+        BulkOutcome::Bulk,
+        BulkOutcome::NotBulk,
+        BulkOutcome::NoFingerprint,
+        BulkOutcome::Error,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            BulkOutcome::Bulk => "bulk",
+            BulkOutcome::NotBulk => "not_bulk",
+            BulkOutcome::NoFingerprint => "no_fingerprint",
+            BulkOutcome::Error => "error",
+        }
+    }
 }
 
 /// A learning class: spam or ham.
@@ -456,7 +483,7 @@ impl Metrics {
             let _ = self.bayes_learned.get_or_create(&ClassLabel { class });
             let _ = self.bayes_autolearn.get_or_create(&ClassLabel { class });
         }
-        for outcome in crate::checks::bulk::BulkOutcome::ALL {
+        for outcome in BulkOutcome::ALL {
             let outcome = outcome.label();
             let _ = self.bulk_checks.get_or_create(&OutcomeLabel { outcome });
         }

@@ -34,8 +34,6 @@ const HEADER: usize = 8 + 4 + 8 * 4;
 const TOKEN_RECORD: usize = 18;
 const MESSAGE_RECORD: usize = 19;
 const CHECKSUM: usize = 32;
-/// The database's file name inside `bayes.data_dir`.
-pub const FILE_NAME: &str = "bayes.db";
 
 /// The whole database as file bytes, checksum included.
 pub fn encode(db: &Db) -> Vec<u8> {
@@ -229,6 +227,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::bayes::FILE_NAME;
 
     fn sample() -> Db {
         let mut db = Db::default();

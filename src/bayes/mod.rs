@@ -8,7 +8,9 @@
 //! - [`file`]: its on-disk format and atomic save.
 //! - [`redis`]: the shared backend of a cluster.
 //! - [`digest`]: the identity of a message, so learning twice counts once.
-//! - [`learn`]: `spamgate learn` over files, Maildirs and mbox files.
+//!
+//! `spamgate learn` over files, Maildirs and mbox files is an offline tool:
+//! [`crate::offline::learn`].
 //!
 //! The classifier abstains (no probability) until it has learned
 //! `min_spam` spam and `min_ham` ham: with less, its opinion is noise.
@@ -18,7 +20,6 @@ pub mod combine;
 pub mod db;
 mod digest;
 pub mod file;
-pub mod learn;
 mod redis;
 pub mod tokenize;
 
@@ -27,14 +28,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
-
 use crate::config::bayes::{BayesBackend, BayesConfig};
 use crate::config::state::RedisConfig;
+use crate::judgement::{Classification, TopToken};
 use combine::Counts;
 pub use db::{ForgetOutcome, LearnOutcome};
 pub use digest::digest;
-pub use file::FILE_NAME;
 use tokenize::Tokens;
 
 /// How many of the most telling tokens a classification keeps, readable.
@@ -77,27 +76,6 @@ impl Class {
             Class::Ham => "ham",
         }
     }
-}
-
-/// One of the tokens that weighed most, for explanations.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TopToken {
-    pub token: String,
-    /// Its f(w): near 1 spammy, near 0 hammy.
-    pub probability: f64,
-}
-
-/// The classifier's opinion of one message.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
-pub struct Classification {
-    /// `None`: the classifier abstains (too little learned yet).
-    pub probability: Option<f64>,
-    /// Tokens combined (the telling ones, at most 150).
-    pub counted: usize,
-    /// Distinct tokens in the message.
-    pub total: usize,
-    /// The most telling tokens, strongest first.
-    pub tokens: Vec<TopToken>,
 }
 
 /// Messages learned per class and distinct tokens.

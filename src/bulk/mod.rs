@@ -105,7 +105,7 @@ fn best(seen: &[Seen]) -> Seen {
 /// The client's /24 (IPv4) or /64 (IPv6), hashed: what "distinct clients"
 /// counts, so one spammer's rented block counts once and no address is stored.
 pub fn client_network(ip: IpAddr) -> u32 {
-    let net = crate::checks::rate_limit::network(ip, 24, 64);
+    let net = crate::state::network(ip, 24, 64);
     let bytes = match net.addr() {
         IpAddr::V4(v4) => v4.octets().to_vec(),
         IpAddr::V6(v6) => v6.octets()[..8].to_vec(),

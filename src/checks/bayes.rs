@@ -14,15 +14,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Check, CheckContext, CheckError, Facts, Judgement, Outcome, Stage};
-use crate::bayes::{Bayes, BayesError, Class, Classification};
+use super::{Check, CheckContext, CheckError};
+use crate::bayes::{Bayes, BayesError, Class};
 use crate::config::bayes::BayesConfig;
 use crate::config::state::{OnFailure, StateConfig};
 use crate::config::Config;
+use crate::judgement::reply::canned;
+use crate::judgement::{Classification, Facts, Judgement, Outcome, Stage};
 use crate::metrics::Metrics;
-use crate::smtp::reply::canned;
 
-pub const CHECK_NAME: &str = "bayes";
+pub const CHECK_NAME: &str = crate::judgement::BAYES_CHECK;
 
 pub struct BayesCheck {
     bayes: Arc<Bayes>,
@@ -194,7 +195,7 @@ impl Check for BayesCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::Reason;
+    use crate::judgement::Reason;
 
     #[test]
     fn autolearn_table() {
@@ -239,8 +240,8 @@ mod tests {
             );
         }
         let mut signed = classified.clone();
-        signed.auth.dkim.push(crate::checks::auth::DkimFact {
-            result: crate::checks::auth::AuthResult::Pass,
+        signed.auth.dkim.push(crate::judgement::DkimFact {
+            result: crate::judgement::AuthResult::Pass,
             domain: "example.com".into(),
             selector: "s".into(),
         });

@@ -13,54 +13,16 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use serde::Serialize;
 
-use super::{Check, CheckContext, CheckError, Outcome, Stage};
+use super::{Check, CheckContext, CheckError};
 use crate::bulk::{client_network, fingerprint, BulkCounts, Seen};
 use crate::config::bulk::BulkConfig;
 use crate::config::state::OnFailure;
-use crate::metrics::Metrics;
-use crate::smtp::reply::canned;
+use crate::judgement::reply::canned;
+use crate::judgement::{BulkFact, Outcome, Stage};
+use crate::metrics::{BulkOutcome, Metrics};
 
 pub const CHECK_NAME: &str = "bulk";
-
-/// What the bulk check found (in [`super::Facts::bulk`]).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct BulkFact {
-    /// Recipients of this content within the window, this message's included.
-    pub recipients: u64,
-    /// Distinct client networks (/24, /64) that sent it.
-    pub clients: u64,
-    /// Both over the configured thresholds.
-    pub bulk: bool,
-}
-
-/// The outcome label of `spamgate_bulk_checks_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BulkOutcome {
-    Bulk,
-    NotBulk,
-    NoFingerprint,
-    Error,
-}
-
-impl BulkOutcome {
-    pub const ALL: [BulkOutcome; 4] = [
-        BulkOutcome::Bulk,
-        BulkOutcome::NotBulk,
-        BulkOutcome::NoFingerprint,
-        BulkOutcome::Error,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            BulkOutcome::Bulk => "bulk",
-            BulkOutcome::NotBulk => "not_bulk",
-            BulkOutcome::NoFingerprint => "no_fingerprint",
-            BulkOutcome::Error => "error",
-        }
-    }
-}
 
 /// Milliseconds since the epoch; the check takes its clock as a function
 /// so tests can move time.
@@ -173,8 +135,9 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     use super::*;
-    use crate::checks::{ClientInfo, Envelope, Facts};
+    use crate::checks::{ClientInfo, Envelope};
     use crate::config::state::StateConfig;
+    use crate::judgement::Facts;
 
     static NOW: AtomicU64 = AtomicU64::new(0);
 

@@ -7,41 +7,16 @@ use std::net::IpAddr;
 
 use async_trait::async_trait;
 use futures_util::future::join_all;
-use serde::Serialize;
 
 use super::dnslist::{reversed, ListAnswer, ListLookup};
-use super::{Check, CheckContext, CheckError, Outcome, Stage};
+use super::{Check, CheckContext, CheckError};
 use crate::config::reputation::{DnsZone, DnsblConfig, RejectAt};
-use crate::smtp::reply::canned;
+use crate::judgement::reply::canned;
+use crate::judgement::{DnsblResult, Listing, Outcome, Stage, ZoneError};
 
 pub struct Dnsbl {
     config: DnsblConfig,
     lookup: ListLookup,
-}
-
-/// The zones that listed the client and the weights they add up to (kept
-/// in [`super::Facts`] for the log and `spamgate test`).
-#[derive(Debug, Default, Clone, PartialEq, Serialize)]
-pub struct DnsblResult {
-    pub score: f64,
-    /// In configuration order.
-    pub listed: Vec<Listing>,
-    pub errors: Vec<ZoneError>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Listing {
-    pub zone: String,
-    pub weight: f64,
-    /// The answers that counted, e.g. `127.0.0.2+127.0.0.4`.
-    pub answers: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ZoneError {
-    pub zone: String,
-    /// `error_answer`, `outside_loopback`, `timeout`, `servfail`, `other`.
-    pub kind: &'static str,
 }
 
 impl DnsblResult {

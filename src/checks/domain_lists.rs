@@ -16,8 +16,9 @@ use regex::Regex;
 
 use super::dnslist::{ListAnswer, ListLookup};
 use super::rate_limit::domain_of;
-use super::{Check, CheckContext, CheckError, Outcome, Stage};
+use super::{Check, CheckContext, CheckError};
 use crate::config::reputation::{is_hostname, DomainListsConfig, DomainZone};
+use crate::judgement::{Outcome, Stage};
 
 pub struct DomainLists {
     config: DomainListsConfig,

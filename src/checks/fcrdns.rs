@@ -8,9 +8,10 @@ use std::net::IpAddr;
 
 use async_trait::async_trait;
 
-use super::{Check, CheckContext, CheckError, Outcome, Stage};
+use super::{Check, CheckContext, CheckError};
 use crate::config::reputation::FcrdnsConfig;
 use crate::dns::Dns;
+use crate::judgement::{Outcome, Stage};
 
 /// PTR names tried: a client with hundreds is not worth hundreds of lookups.
 const MAX_NAMES: usize = 5;

@@ -10,13 +10,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::auth::{AuthResult, SpfIdentity};
-use super::rate_limit::network;
-use super::{Check, CheckContext, CheckError, Facts, Outcome, Stage};
+use super::{Check, CheckContext, CheckError};
 use crate::config::reputation::GreylistConfig;
 use crate::config::state::OnFailure;
+use crate::judgement::reply::canned;
+use crate::judgement::{AuthResult, Facts, Outcome, SpfIdentity, Stage};
 use crate::metrics::Metrics;
-use crate::smtp::reply::canned;
+use crate::state::network;
 use crate::state::SharedState;
 
 pub struct Greylist {

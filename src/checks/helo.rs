@@ -6,8 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use async_trait::async_trait;
 
-use super::{Check, CheckContext, CheckError, Outcome, Stage};
+use super::{Check, CheckContext, CheckError};
 use crate::config::reputation::HeloConfig;
+use crate::judgement::{Outcome, Stage};
 
 pub struct HeloChecks {
     config: HeloConfig,

@@ -5,9 +5,10 @@ use std::net::IpAddr;
 use async_trait::async_trait;
 use ipnet::IpNet;
 
-use super::{Check, CheckContext, CheckError, Outcome, Stage};
+use super::{Check, CheckContext, CheckError};
 use crate::config::IpListsConfig;
-use crate::smtp::reply::canned;
+use crate::judgement::reply::canned;
+use crate::judgement::{Outcome, Stage};
 
 /// An allow list wins over a deny list, so that an operator can carve a
 /// trusted host out of a denied network.
@@ -63,7 +64,8 @@ impl Check for IpLists {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::{ClientInfo, Facts};
+    use crate::checks::ClientInfo;
+    use crate::judgement::Facts;
 
     fn lists(allow: &[&str], deny: &[&str]) -> IpLists {
         let parse = |v: &[&str]| v.iter().map(|s| s.parse().unwrap()).collect();

@@ -5,29 +5,17 @@
 //!
 //! Allow-listed clients (trusted relays) are not limited.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ipnet::IpNet;
-use serde::Serialize;
 
-use super::{Check, CheckContext, CheckError, Facts, Outcome, Stage};
+use super::{Check, CheckContext, CheckError};
 use crate::config::reputation::{Counted, LimitKey, RateLimit, RateLimitsConfig};
 use crate::config::state::OnFailure;
+use crate::judgement::reply::canned;
+use crate::judgement::{Facts, LimitFact, Outcome, Stage};
 use crate::metrics::Metrics;
-use crate::smtp::reply::canned;
-use crate::state::SharedState;
-
-/// One limit counted for this session (kept in [`super::Facts`] for the
-/// log and `spamgate test`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LimitFact {
-    pub name: String,
-    pub key: String,
-    /// `allowed`, `limited`, or `error` (the state backend failed).
-    pub result: &'static str,
-}
+use crate::state::{network, SharedState};
 
 pub struct RateLimits {
     config: RateLimitsConfig,
@@ -42,19 +30,6 @@ pub fn stage_of(limit: &RateLimit) -> Stage {
         (Counted::Recipients, _) | (Counted::Messages, LimitKey::Recipient) => Stage::Rcpt,
         (Counted::Messages, _) => Stage::Mail,
     }
-}
-
-/// The client's network for per-network limits and greylisting.
-pub fn network(ip: IpAddr, v4_prefix: u8, v6_prefix: u8) -> IpNet {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
-    let prefix = match ip {
-        IpAddr::V4(_) => v4_prefix,
-        IpAddr::V6(_) => v6_prefix,
-    };
-    IpNet::new(ip, prefix).map_or(IpNet::from(ip), |net| net.trunc())
 }
 
 /// The domain of an address, lowercased; `None` for the null sender.
@@ -163,24 +138,6 @@ impl Check for RateLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn networks() {
-        let cases = [
-            ("192.0.2.77", "192.0.2.0/24"),
-            ("::ffff:192.0.2.77", "192.0.2.0/24"),
-            ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
-        ];
-        for (ip, want) in cases {
-            assert_eq!(network(ip.parse().unwrap(), 24, 64).to_string(), want);
-        }
-        assert_eq!(
-            network("192.0.2.77".parse().unwrap(), 32, 128)
-                .addr()
-                .to_string(),
-            "192.0.2.77"
-        );
-    }
 
     #[test]
     fn domains() {

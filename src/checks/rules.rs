@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Check, CheckContext, CheckError, Outcome, Stage};
-use crate::rules::{Effect, Hit, Input, RuleHit, RuleSet, RulesHandle};
+use super::{Check, CheckContext, CheckError};
+use crate::judgement::{Outcome, RuleHit, Stage};
+use crate::rules::{Effect, Hit, Input, RuleSet, RulesHandle};
 
 /// The check's name in logs and metrics; rule hits are named by their rule.
-pub const CHECK_NAME: &str = "rules";
+pub const CHECK_NAME: &str = crate::judgement::RULES_CHECK;
 
 pub struct RulesCheck {
     handle: RulesHandle,
@@ -24,8 +25,9 @@ impl RulesCheck {
     /// The set for this stage: a new transaction (MAIL) takes the current
     /// set and keeps it to the end, whatever reloads happen meanwhile.
     fn rule_set(&self, ctx: &mut CheckContext<'_>) -> Arc<RuleSet> {
-        match (&ctx.facts.rules.set, ctx.stage) {
-            (Some(set), stage) if stage != Stage::Mail => set.clone(),
+        let pinned = (ctx.facts.rules.set.clone()).and_then(|set| set.downcast::<RuleSet>().ok());
+        match (pinned, ctx.stage) {
+            (Some(set), stage) if stage != Stage::Mail => set,
             _ => {
                 let set = self.handle.current();
                 ctx.facts.rules.set = Some(set.clone());

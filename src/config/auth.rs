@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use super::raw::S;
+use super::span::S;
 use super::validate::{is_hostname, Validator};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

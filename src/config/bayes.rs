@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::raw::S;
+use super::span::S;
 use super::validate::Validator;
 
 #[derive(Debug, Default, Deserialize)]
@@ -74,6 +74,9 @@ pub struct Autolearn {
     /// DMARC passed too.
     pub ham_score: f64,
 }
+
+/// The database's file name inside `bayes.data_dir`.
+pub const FILE_NAME: &str = "bayes.db";
 
 #[derive(Debug, Clone)]
 pub struct BayesConfig {
@@ -149,7 +152,7 @@ impl BayesConfig {
 
     /// The database file of the file backend.
     pub fn file(&self) -> PathBuf {
-        self.data_dir.join(crate::bayes::FILE_NAME)
+        self.data_dir.join(FILE_NAME)
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::raw::S;
+use super::span::S;
 use super::validate::Validator;
 
 #[derive(Debug, Default, Deserialize)]

@@ -15,6 +15,7 @@ mod raw;
 pub mod relay;
 pub mod reputation;
 pub mod rules;
+mod span;
 pub mod state;
 mod submission;
 mod tls;
@@ -35,6 +36,8 @@ pub use submission::SubmissionConfig;
 pub use tls::TlsConfig;
 pub use upstream_tls::{UpstreamTlsConfig, UpstreamTlsMode};
 use validate::Validator;
+
+use crate::judgement::Scoring;
 
 /// The configuration shipped at the repository root, used by `spamgate run`
 /// when no `--config` is given and the file exists.
@@ -145,12 +148,6 @@ pub enum LogFormat {
 pub struct LogConfig {
     pub format: LogFormat,
     pub level: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct Scoring {
-    pub tag_score: f64,
-    pub reject_score: f64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -420,7 +417,7 @@ fn dns(v: &mut Validator, raw: &RawConfig) -> DnsConfig {
 
 fn limits(v: &mut Validator, raw: &RawConfig) -> Limits {
     let l = &raw.limits;
-    let mut n = |key: &str, value: &Option<raw::S<u64>>, default: u64, range: (u64, u64)| {
+    let mut n = |key: &str, value: &Option<span::S<u64>>, default: u64, range: (u64, u64)| {
         v.number(&format!("limits.{key}"), value.as_ref(), default, range) as usize
     };
     let mut limits = Limits {
@@ -464,7 +461,7 @@ fn data_memory_total(v: &mut Validator, l: &raw::RawLimits, max_message: usize) 
 
 fn timeouts(v: &mut Validator, raw: &RawConfig) -> Timeouts {
     let t = &raw.timeouts;
-    let mut d = |key: &str, value: &Option<raw::S<String>>, secs: u64| {
+    let mut d = |key: &str, value: &Option<span::S<String>>, secs: u64| {
         v.duration(
             &format!("timeouts.{key}"),
             value.as_ref(),

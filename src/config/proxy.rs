@@ -10,7 +10,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use super::raw::S;
+use super::span::S;
 use super::validate::Validator;
 
 /// How long a trusted peer gets to send its header. HAProxy sends it with

@@ -2,9 +2,8 @@
 //! its location so that validation can point at the line.
 
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
-pub type S<T> = Spanned<T>;
+use super::span::S;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::raw::S;
+use super::span::S;
 use super::validate::Validator;
 use crate::relay::RelayDomains;
 

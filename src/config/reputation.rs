@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::duration::parse_duration;
-use super::raw::S;
+use super::span::S;
 pub use super::validate::is_hostname;
 use super::validate::Validator;
 

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::raw::S;
+use super::span::S;
 use super::validate::Validator;
-use crate::upstream::stream::{TlsClient, TlsClientError};
+use crate::tls::client::{TlsClient, TlsClientError};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]

@@ -16,9 +16,9 @@ use super::raw::{
     RawRule, S,
 };
 use super::{Action, Effect, Rule};
-use crate::checks::Stage;
 use crate::config::rules::RuleMode;
-use crate::smtp::reply::{canned, Reply};
+use crate::judgement::reply::{canned, Reply};
+use crate::judgement::Stage;
 
 const STAGES: [Stage; 5] = [
     Stage::Connect,
@@ -445,7 +445,7 @@ impl<'a> Compiler<'a> {
         None
     }
 
-    fn auth_words(&mut self, words: &[S<String>]) -> Option<Vec<crate::checks::auth::AuthResult>> {
+    fn auth_words(&mut self, words: &[S<String>]) -> Option<Vec<crate::judgement::AuthResult>> {
         let mut out = Vec::new();
         for word in words {
             let text = word.value.trim().to_ascii_lowercase();

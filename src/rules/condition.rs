@@ -8,8 +8,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::content::{Fact, FactSource};
-use crate::checks::auth::AuthResult;
-use crate::checks::{Facts, Stage};
+use crate::judgement::{AuthResult, Facts, Stage};
 
 /// What a regex condition looks at.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -11,7 +11,8 @@
 //!   [`content`]: the numeric facts about a message that `fact`
 //!   conditions read, computed lazily once per message.
 //! - [`reload`]: the live rule set, swapped atomically on SIGHUP or when a
-//!   file changes; [`replay`]: offline runs over stored mail.
+//!   file changes. Offline runs over stored mail are `spamgate replay`
+//!   ([`crate::offline::replay`]).
 
 pub mod compile;
 pub mod condition;
@@ -24,20 +25,18 @@ mod load;
 pub mod matcher;
 pub mod raw;
 pub mod reload;
-pub mod replay;
 pub mod scan;
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use compile::{parse_regex, stage_index, AtomTable};
 use condition::{Condition, Env, Field};
 use matcher::{FieldMatcher, MatcherBuilder};
 
-use crate::checks::{Facts, Stage};
 use crate::config::rules::{RuleMode, RulesConfig};
-use crate::smtp::reply::Reply;
+use crate::judgement::reply::Reply;
+use crate::judgement::{Facts, Stage};
 
 pub use error::{RuleError, RuleErrors};
 pub use input::Input;
@@ -111,35 +110,6 @@ impl fmt::Debug for RuleSet {
 pub struct Hit<'r> {
     pub rule: &'r Rule,
     pub enforced: bool,
-}
-
-/// What the rules did in a transaction, kept in [`Facts`]: the set the
-/// transaction started with, and every hit (for logs and `spamgate test`).
-#[derive(Clone, Default)]
-pub struct RuleFacts {
-    pub set: Option<Arc<RuleSet>>,
-    /// The `accept` rule that ended rule evaluation, if any.
-    pub accepted: Option<String>,
-    pub hits: Vec<RuleHit>,
-}
-
-impl fmt::Debug for RuleFacts {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RuleFacts")
-            .field("accepted", &self.accepted)
-            .field("hits", &self.hits)
-            .finish()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct RuleHit {
-    pub name: String,
-    pub stage: Stage,
-    /// The rule's score (counted only when enforced).
-    pub score: f64,
-    /// Evaluated in monitor mode: counted, not acted on.
-    pub monitor: bool,
 }
 
 impl RuleSet {

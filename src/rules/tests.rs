@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use super::*;
-use crate::checks::auth::{AuthResult, DmarcFact, SpfFact, SpfIdentity};
 use crate::config::rules::RulesConfig;
+use crate::judgement::{AuthResult, DmarcFact, SpfFact, SpfIdentity};
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
     let path = dir.path().join(name);
@@ -69,7 +69,7 @@ fn facts() -> Facts {
     });
     // Two lists: one that would refuse, one that only scores.
     facts.dnsbl_zones = vec!["zen.example".into(), "score.example".into()];
-    facts.bulk = Some(crate::checks::bulk::BulkFact {
+    facts.bulk = Some(crate::judgement::BulkFact {
         recipients: 40,
         clients: 5,
         bulk: true,
@@ -219,7 +219,7 @@ rules:
     assert_eq!(reply.to_string(), "450 4.7.1 Slow down");
     assert_eq!(
         set.rules()[2].action.effect,
-        Effect::Reject(crate::smtp::reply::canned::rule_rejected())
+        Effect::Reject(crate::judgement::reply::canned::rule_rejected())
     );
     assert_eq!(
         set.rules()[0].action.header,
@@ -265,7 +265,7 @@ fn bulk_conditions_without_a_fingerprint_or_below_the_thresholds() {
             .evaluate(Stage::Data, &data_input(), &facts, 0.0)
             .is_empty());
     }
-    facts.bulk = Some(crate::checks::bulk::BulkFact {
+    facts.bulk = Some(crate::judgement::BulkFact {
         recipients: 3,
         clients: 1,
         bulk: false,
@@ -457,7 +457,7 @@ fn unicode_case_variants_are_not_missed() {
 #[test]
 fn bayes_condition() {
     let judged = |probability: Option<f64>| Facts {
-        bayes: Some(crate::bayes::Classification {
+        bayes: Some(crate::judgement::Classification {
             probability,
             ..Default::default()
         }),

@@ -1,10 +1,8 @@
 //! Accepting connections: limits, one task per session, graceful shutdown.
 
 mod limiter;
-mod memory;
 pub mod probe;
 mod proxied;
-mod shared;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,13 +15,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::checks::{Pipeline, SetupError};
 use crate::config::{Config, ListenerMode};
+use crate::judgement::reply::{canned, Reply};
 use crate::metrics::{self, Metrics};
-use crate::smtp::reply::{canned, Reply};
-use crate::smtp::session::Session;
+use crate::session::Session;
+use crate::shared::Reload;
+pub use crate::shared::Shared;
 use crate::upstream::RelaySafety;
 pub use limiter::{ConnectionLimiter, Permit, Refused};
-pub use memory::{DataMemory, Reservation};
-pub use shared::{Reload, Shared, Shutdown};
 
 /// How long sessions still running after the drain get to say 421.
 const ABORT_GRACE: Duration = Duration::from_secs(5);

@@ -7,9 +7,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Shared;
 use crate::checks::SetupError;
 use crate::config::Config;
+use crate::shared::Shared;
 pub use crate::upstream::probe::OPEN_RELAY_FIXES;
 use crate::upstream::probe::PROBE_RCPT;
 use crate::upstream::{ProbeReport, RelayFinding, RelaySafety, Upstream, UpstreamError};

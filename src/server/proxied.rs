@@ -8,9 +8,10 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio_util::task::TaskTracker;
 
-use super::{ConnectionLimiter, Shared};
+use super::ConnectionLimiter;
 use crate::config::ListenerMode;
 use crate::proxy_protocol::{self, Rewound};
+use crate::shared::Shared;
 
 /// Reads the header and admits the session, or drops the connection.
 ///

@@ -5,7 +5,7 @@ use bytes::{Buf, BytesMut};
 use memchr::{memchr, memchr2, memchr_iter};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::reply::Reply;
+use crate::judgement::reply::Reply;
 
 /// Reads during DATA: large, so a message takes few system calls (the
 /// buffer shrinks back to [`LINE_CHUNK`] after the final dot). Not larger:

@@ -10,8 +10,11 @@ mod limiter;
 mod memory;
 mod redis_store;
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ipnet::IpNet;
 
 pub use limiter::KeyedLimiter;
 pub use memory::{GreyTimes, MemoryCache, MemoryGreylist};
@@ -22,6 +25,20 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 pub(crate) use redis_store::lazy_manager;
 pub use redis_store::RedisState;
+
+/// The client's network for per-network limits, greylisting and bulk
+/// counts (IPv4-mapped IPv6 addresses count as IPv4).
+pub fn network(ip: IpAddr, v4_prefix: u8, v6_prefix: u8) -> IpNet {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    let prefix = match ip {
+        IpAddr::V4(_) => v4_prefix,
+        IpAddr::V6(_) => v6_prefix,
+    };
+    IpNet::new(ip, prefix).map_or(IpNet::from(ip), |net| net.trunc())
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -204,4 +221,27 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks() {
+        let cases = [
+            ("192.0.2.77", "192.0.2.0/24"),
+            ("::ffff:192.0.2.77", "192.0.2.0/24"),
+            ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ];
+        for (ip, want) in cases {
+            assert_eq!(network(ip.parse().unwrap(), 24, 64).to_string(), want);
+        }
+        assert_eq!(
+            network("192.0.2.77".parse().unwrap(), 32, 128)
+                .addr()
+                .to_string(),
+            "192.0.2.77"
+        );
+    }
 }

@@ -3,7 +3,6 @@
 //! transaction of that session, and is dropped at the first error.
 
 pub mod probe;
-pub mod stream;
 pub mod xclient;
 
 use std::io::Write as _;
@@ -14,12 +13,12 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use crate::config::{Timeouts, UpstreamConfig, UpstreamTlsConfig, UpstreamTlsMode};
+use crate::judgement::reply::Reply;
 use crate::smtp::codec::{dot_stuff_into, Line, ReadError, SmtpStream};
 use crate::smtp::command::MailParams;
-use crate::smtp::reply::Reply;
+use crate::tls::client::UpstreamIo;
 use crate::tls::TlsInfo;
 pub use probe::{ProbeReport, RelayFinding, XclientFinding};
-use stream::UpstreamIo;
 
 pub use xclient::ClientIdentity;
 
@@ -349,7 +348,7 @@ impl Upstream {
     /// the server said before TLS no longer counts).
     async fn starttls(
         &mut self,
-        client: &stream::TlsClient,
+        client: &crate::tls::client::TlsClient,
         helo: &str,
     ) -> Result<(), UpstreamError> {
         let failed = UpstreamError::Tls;

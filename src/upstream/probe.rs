@@ -10,8 +10,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::{Capabilities, ClientIdentity, SharedCapabilities, Upstream, UpstreamError};
 use crate::config::{Timeouts, UpstreamConfig};
+use crate::judgement::reply::Reply;
 use crate::smtp::command::MailParams;
-use crate::smtp::reply::Reply;
 use crate::tls::TlsInfo;
 
 /// The outsider the probe pretends to be: TEST-NET-1 (RFC 5737), which no

@@ -15,8 +15,8 @@ use base64ct::{Base64, Encoding};
 use super::arc_rules::{self, tag_list};
 use super::canon::{self, Canon};
 use super::headers::{header_fields, HeaderField};
-use super::AuthResult;
 use crate::dns::Dns;
+use crate::judgement::AuthResult;
 
 const MAX_SETS: usize = 50;
 

@@ -7,28 +7,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{count, AuthFacts, AuthResult, DmarcFact};
-use crate::checks::{Check, CheckContext, CheckError, Outcome, Stage};
+use super::count;
+use crate::checks::{Check, CheckContext, CheckError};
 use crate::config::auth::{AuthConfig, Mode, Quarantine, TempErrorAction};
 use crate::dns::{Dns, DnsError};
-use crate::smtp::reply::canned;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Policy {
-    None,
-    Quarantine,
-    Reject,
-}
+use crate::judgement::reply::canned;
+use crate::judgement::{AuthFacts, AuthResult, DmarcFact, Outcome, Policy, Stage};
 
 impl Policy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Policy::None => "none",
-            Policy::Quarantine => "quarantine",
-            Policy::Reject => "reject",
-        }
-    }
-
     fn parse(text: &str) -> Option<Policy> {
         match text.to_ascii_lowercase().as_str() {
             "none" => Some(Policy::None),
@@ -355,8 +341,8 @@ impl Check for DmarcCheck {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{DkimFact, SpfFact, SpfIdentity};
     use super::*;
+    use crate::judgement::{DkimFact, SpfFact, SpfIdentity};
 
     #[test]
     fn record_table() {

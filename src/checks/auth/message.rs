@@ -9,12 +9,13 @@ use mail_auth::dkim::DkimError;
 use mail_auth::{AuthenticatedMessage, DkimOutput, DkimResult, Error as AuthError, Parameters};
 
 use super::headers::header_fields;
-use super::{arc_rules, arc_verify, count, AuthResult, DkimFact};
-use crate::checks::{Check, CheckContext, CheckError, Outcome, Stage};
+use super::{arc_rules, arc_verify, count};
+use crate::checks::{Check, CheckContext, CheckError};
 use crate::config::auth::{AuthConfig, Mode, TempErrorAction};
 use crate::dns::Dns;
+use crate::judgement::reply::{canned, Reply};
+use crate::judgement::{AuthResult, DkimFact, Outcome, Stage};
 use crate::metrics::Metrics;
-use crate::smtp::reply::{canned, Reply};
 
 const DATA: &[Stage] = &[Stage::Data];
 

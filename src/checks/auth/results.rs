@@ -7,9 +7,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::headers::header_fields;
-use super::{AuthFacts, SpfIdentity};
-use crate::checks::{Check, CheckContext, CheckError, Outcome, Stage};
+use crate::checks::{Check, CheckContext, CheckError};
 use crate::config::auth::AuthConfig;
+use crate::judgement::{AuthFacts, Outcome, SpfIdentity, Stage};
 
 pub const HEADER: &str = "Authentication-Results";
 
@@ -156,13 +156,13 @@ impl Check for AuthResultsCheck {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{AuthResult, DkimFact, DmarcFact, Policy, SpfFact};
     use super::*;
     use crate::config::Config;
+    use crate::judgement::{AuthResult, DkimFact, DmarcFact, Policy, SpfFact};
 
     #[test]
     fn removed_headers_are_not_forwarded() {
-        use crate::checks::Judgement;
+        use crate::judgement::Judgement;
         let message = b"A-R: ours\r\nX: 1\r\nA-R: ours\r\n more\r\n\r\nbody";
         let fields = header_fields(message);
         let judgement = Judgement {

@@ -10,17 +10,19 @@
 mod eval;
 mod macros;
 mod record;
+mod syntax;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{count, AuthResult, SpfFact, SpfIdentity};
-use crate::checks::{Check, CheckContext, CheckError, Outcome, Stage};
+use super::count;
+use crate::checks::{Check, CheckContext, CheckError};
 use crate::config::auth::{AuthConfig, Mode, TempErrorAction};
 use crate::dns::Dns;
-use crate::smtp::reply::canned;
+use crate::judgement::reply::canned;
+use crate::judgement::{AuthResult, Outcome, SpfFact, SpfIdentity, Stage};
 
 pub struct SpfCheck {
     config: Arc<AuthConfig>,

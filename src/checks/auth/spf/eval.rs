@@ -9,8 +9,8 @@ use std::pin::Pin;
 
 use super::macros::{MacroString, MacroValues};
 use super::record::{is_spf, Mechanism, Qualifier, Record};
-use crate::checks::auth::AuthResult;
 use crate::dns::{Dns, DnsError};
+use crate::judgement::AuthResult;
 
 const MAX_LOOKUPS: u32 = 10;
 const MAX_VOID_LOOKUPS: u32 = 2;

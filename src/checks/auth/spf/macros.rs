@@ -1,7 +1,7 @@
 //! SPF macros (RFC 7208 7): `%{s}`, `%{ir}.%{v}`, `%{d2}` and friends,
 //! parsed with the record and expanded per check.
 
-use super::record::SyntaxError;
+use super::syntax::SyntaxError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {

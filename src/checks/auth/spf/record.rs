@@ -5,6 +5,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::macros::MacroString;
+use super::syntax::SyntaxError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Qualifier {
@@ -46,11 +47,6 @@ pub struct Record {
     pub redirect: Option<MacroString>,
     pub exp: Option<MacroString>,
 }
-
-/// Why a record is unusable: always a `permerror`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("SPF syntax error: {0}")]
-pub struct SyntaxError(pub String);
 
 fn error<T>(why: impl Into<String>) -> Result<T, SyntaxError> {
     Err(SyntaxError(why.into()))

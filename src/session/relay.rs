@@ -5,7 +5,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Session, State, Transaction, UpstreamSender};
 use crate::checks::Envelope;
-use crate::smtp::reply::{canned, Reply};
+use crate::judgement::reply::{canned, Reply};
 use crate::upstream::{self, timed, ClientIdentity, Upstream, UpstreamError};
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {

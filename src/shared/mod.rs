@@ -1,4 +1,8 @@
-//! Process-wide state that every session reads.
+//! What sessions share: the process-wide state that the server builds and
+//! every session reads (configuration, pipeline, metrics, TLS, the DATA
+//! memory pool, shutdown and reload signals).
+
+mod memory;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -6,14 +10,14 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+pub use memory::{DataMemory, Reservation};
+
 use crate::checks::Pipeline;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::relay::RelayControl;
 use crate::tls::Tls;
 use crate::upstream::SharedCapabilities;
-
-use super::memory::DataMemory;
 
 /// The two moments of a graceful shutdown.
 #[derive(Clone, Default)]

@@ -3,9 +3,10 @@
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Flow, Session, State, Transaction, UpstreamSender};
-use crate::checks::{CheckContext, Envelope, Stage};
+use crate::checks::{CheckContext, Envelope};
+use crate::judgement::reply::{canned, Reply};
+use crate::judgement::Stage;
 use crate::smtp::command::MailParams;
-use crate::smtp::reply::{canned, Reply};
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub(super) async fn mail(&mut self, from: String, params: MailParams) -> Flow {

@@ -6,8 +6,8 @@ use base64::Engine;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Flow, Session, State};
+use crate::judgement::reply::{canned, Reply};
 use crate::smtp::codec::Line;
-use crate::smtp::reply::{canned, Reply};
 
 /// RFC 4954 §4: an AUTH response line may be up to 12288 octets.
 const MAX_AUTH_LINE: usize = 12_288;

@@ -7,8 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Bayes, BayesError, Class, ForgetOutcome, LearnOutcome};
-use crate::rules::replay::{message_files, read_messages, Progress};
+use super::replay::{message_files, read_messages, Progress};
+use crate::bayes::{Bayes, BayesError, Class, ForgetOutcome, LearnOutcome};
 
 /// Messages between two saves of the file backend during a run.
 pub const SAVE_EVERY: usize = 2000;
@@ -94,8 +94,7 @@ impl Run<'_> {
                 }
             };
             for message in messages {
-                self.one(&crate::offline::canonical(&message), class)
-                    .await?;
+                self.one(&super::canonical(&message), class).await?;
             }
         }
         Ok(())

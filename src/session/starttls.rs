@@ -5,7 +5,7 @@
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Flow, Session, State};
-use crate::smtp::reply::canned;
+use crate::judgement::reply::canned;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub(super) async fn starttls(&mut self) -> Flow {

@@ -22,12 +22,13 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant as Deadline;
 use tracing::Instrument;
 
-use super::codec::{Line, SmtpStream};
-use super::command::{Command, CommandError};
-use super::reply::{canned, Reply};
-use crate::checks::{ClientInfo, Envelope, Facts, Judgement};
+use crate::checks::{ClientInfo, Envelope};
 use crate::config::ListenerMode;
-use crate::server::Shared;
+use crate::judgement::reply::{canned, Reply};
+use crate::judgement::{Facts, Judgement};
+use crate::shared::Shared;
+use crate::smtp::codec::{Line, SmtpStream};
+use crate::smtp::command::{Command, CommandError};
 use crate::tls::{ClientIo, TlsInfo};
 use crate::upstream::Upstream;
 

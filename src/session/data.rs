@@ -5,11 +5,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant as Deadline;
 
 use super::{Flow, ReadEnd, Session, State};
-use crate::checks::{CheckContext, ClientInfo, Judgement, Refusal, Stage, Verdict};
+use crate::checks::{CheckContext, ClientInfo};
 use crate::config::BareNewline;
-use crate::server::Reservation;
+use crate::judgement::reply::{canned, Reply};
+use crate::judgement::{Judgement, Refusal, Stage, Verdict};
+use crate::shared::Reservation;
 use crate::smtp::codec::{DataBody, DataFlaw, DataLimits, FIRST_GRANT};
-use crate::smtp::reply::{canned, Reply};
 use crate::tls::TlsInfo;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {

@@ -5,8 +5,9 @@
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Flow, Session, State, UpstreamSender};
-use crate::checks::{CheckContext, Stage};
-use crate::smtp::reply::{canned, Reply};
+use crate::checks::CheckContext;
+use crate::judgement::reply::{canned, Reply};
+use crate::judgement::Stage;
 use crate::upstream::RelaySafety;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {

@@ -1,6 +1,9 @@
 //! TLS towards clients: STARTTLS (RFC 3207) on plain listeners and
 //! implicit-TLS listeners (port 465). Certificates are read at start and
-//! again on reload (SIGHUP) without dropping sessions.
+//! again on reload (SIGHUP) without dropping sessions. TLS towards the
+//! upstream is in [`client`].
+
+pub mod client;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -100,7 +103,7 @@ pub struct TlsInfo {
 /// A connection that can turn into TLS in place (STARTTLS, RFC 3207), so
 /// the code above it keeps one buffered stream across the upgrade. `T` is
 /// the TLS stream over `P`: server side towards clients ([`ClientIo`]),
-/// client side towards the upstream (`upstream::stream::UpstreamIo`).
+/// client side towards the upstream ([`client::UpstreamIo`]).
 pub enum MaybeTls<P, T> {
     Plain(P),
     Tls(Box<T>),

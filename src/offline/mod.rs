@@ -1,22 +1,28 @@
-//! `spamgate test`: the whole check pipeline on one message and envelope,
-//! without a network client or an upstream, so that an operator can see
-//! why a message gets the verdict it gets.
+//! The offline tools, which judge stored mail without a client or an
+//! upstream:
 //!
-//! The stages run in the order a session runs them (connect, HELO, MAIL,
-//! each RCPT, DATA) with the same facts passed along; the first refusal
-//! ends the run, as it would end the transaction.
+//! - here, `spamgate test`: the whole check pipeline on one message and
+//!   envelope, so that an operator can see why a message gets the verdict
+//!   it gets. The stages run in the order a session runs them (connect,
+//!   HELO, MAIL, each RCPT, DATA) with the same facts passed along; the
+//!   first refusal ends the run, as it would end the transaction.
+//! - [`replay`]: `spamgate replay`, every stored message through the
+//!   checks, with verdicts and rule hits (recall and false positives with
+//!   labelled mail).
+//! - [`learn`]: `spamgate learn`, the classifier trained on stored mail.
+
+pub mod learn;
+pub mod replay;
 
 use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 
-use crate::checks::{
-    CheckContext, ClientInfo, Envelope, Facts, Judgement, Pipeline, Refusal, SetupError, Stage,
-    Verdict,
-};
+use crate::checks::{CheckContext, ClientInfo, Envelope, Pipeline, SetupError};
 use crate::config::Config;
+use crate::judgement::reply::Reply;
+use crate::judgement::{Facts, Judgement, Refusal, Stage, Verdict};
 use crate::metrics::Metrics;
-use crate::smtp::reply::Reply;
 
 /// The envelope and message to judge.
 #[derive(Debug, Clone)]
@@ -59,15 +65,15 @@ pub struct TestReport {
     /// Every rule that matched, in the order the rules ran.
     pub rules: Vec<RuleReport>,
     /// The DNS lists' answers about the client; `null` when none was asked.
-    pub dnsbl: Option<crate::checks::dnsbl::DnsblResult>,
+    pub dnsbl: Option<crate::judgement::DnsblResult>,
     /// Every rate limit counted, with its key and result.
-    pub rate_limits: Vec<crate::checks::rate_limit::LimitFact>,
+    pub rate_limits: Vec<crate::judgement::LimitFact>,
     /// The classifier's probability (`null`: abstained) and its most
     /// telling tokens; `null` when `bayes` is off.
-    pub bayes: Option<crate::bayes::Classification>,
+    pub bayes: Option<crate::judgement::Classification>,
     /// What the bulk check counted (this message alone, offline); `null`
     /// when it is off or the text has no fingerprint.
-    pub bulk: Option<crate::checks::bulk::BulkFact>,
+    pub bulk: Option<crate::judgement::BulkFact>,
 }
 
 /// One rule hit in `spamgate test`.
@@ -84,7 +90,7 @@ impl TestReport {
     fn new(stage: Stage, judgement: &Judgement, verdict: &Verdict, facts: &Facts) -> Self {
         let reply = match verdict {
             Verdict::Refuse(Refusal { reply, .. }) => reply.clone(),
-            _ => Reply::new(250, crate::smtp::reply::Status(2, 0, 0), "Accepted"),
+            _ => Reply::new(250, crate::judgement::reply::Status(2, 0, 0), "Accepted"),
         };
         let mut report = TestReport {
             verdict: verdict.label(),
@@ -127,7 +133,7 @@ impl TestReport {
     }
 }
 
-fn rule_report(hit: &crate::rules::RuleHit) -> RuleReport {
+fn rule_report(hit: &crate::judgement::RuleHit) -> RuleReport {
     RuleReport {
         name: hit.name.clone(),
         stage: hit.stage.as_str(),
@@ -136,7 +142,7 @@ fn rule_report(hit: &crate::rules::RuleHit) -> RuleReport {
     }
 }
 
-fn reason(r: &crate::checks::Reason) -> ReasonReport {
+fn reason(r: &crate::judgement::Reason) -> ReasonReport {
     ReasonReport {
         check: r.check,
         text: r.text.clone(),

@@ -10,9 +10,10 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Flow, Session};
-use crate::checks::{CheckContext, Stage};
+use crate::checks::CheckContext;
+use crate::judgement::reply::canned;
+use crate::judgement::Stage;
 use crate::smtp::codec::SmtpStream;
-use crate::smtp::reply::canned;
 
 /// What the client did while we held the banner back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

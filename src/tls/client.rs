@@ -1,6 +1,7 @@
-//! The connection to the upstream: plain TCP, or TLS after STARTTLS
-//! (RFC 3207). One type for both, so the lockstep client keeps a single
-//! buffered stream across the upgrade.
+//! TLS towards the upstream: what we present and check ([`TlsClient`],
+//! built by config validation), and the connection itself ([`UpstreamIo`]):
+//! plain TCP, or TLS after STARTTLS (RFC 3207). One type for both, so the
+//! lockstep client keeps a single buffered stream across the upgrade.
 
 use std::fmt;
 use std::io;
@@ -16,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::tls::{info, MaybeTls, TlsInfo};
+use super::{info, MaybeTls, TlsInfo};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsClientError {

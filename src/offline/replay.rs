@@ -6,7 +6,7 @@
 //! Messages are read from single files, mbox files (a file whose first
 //! line starts with `From `), Maildirs (a directory with `cur` or `new`)
 //! and directories of any of these, recursively. Each message runs through
-//! [`crate::offline::judge`], as `spamgate test` runs it: client
+//! [`super::judge`], as `spamgate test` runs it: client
 //! 192.0.2.1 (a documentation address on no list), envelope taken from the
 //! message's headers. Without `network`, only the rules run (no DNS).
 
@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 use mail_parser::mailbox::mbox::MessageIterator;
 use mail_parser::MessageParser;
 
+use super::{judge, TestInput, TestReport};
 use crate::checks::{Pipeline, SetupError};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::offline::{judge, TestInput, TestReport};
 
 /// Where the messages of a replay come from, and what they are known to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,7 +181,8 @@ fn pipeline(config: &Config, network: bool) -> Result<Pipeline, ReplayError> {
     }
     let mut checks: Vec<Arc<dyn crate::checks::Check>> = Vec::new();
     if config.rules.is_on() {
-        let handle = super::RulesHandle::load(&config.rules, &metrics).map_err(SetupError::from)?;
+        let handle =
+            crate::rules::RulesHandle::load(&config.rules, &metrics).map_err(SetupError::from)?;
         checks.push(Arc::new(crate::checks::rules::RulesCheck::new(handle)));
     }
     let pipeline = Pipeline::new(checks);

@@ -5,7 +5,7 @@ use std::fmt::{self, Display};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Session, Transaction};
-use crate::smtp::reply::Reply;
+use crate::judgement::reply::Reply;
 use crate::tls::TlsInfo;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
@@ -148,7 +148,7 @@ impl Display for TlsText<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smtp::reply::{canned, Status};
+    use crate::judgement::reply::{canned, Status};
 
     /// A dictionary attack and a relay attempt show in the log line, one
     /// entry per RCPT with its code and who answered; past the bound only

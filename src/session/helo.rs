@@ -4,8 +4,9 @@
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Flow, Session, State};
-use crate::checks::{CheckContext, Stage};
-use crate::smtp::reply::canned;
+use crate::checks::CheckContext;
+use crate::judgement::reply::canned;
+use crate::judgement::Stage;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub(super) async fn helo(&mut self, domain: String, esmtp: bool) -> Flow {
