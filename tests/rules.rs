@@ -594,4 +594,12 @@ fn replay_and_test_report_rule_hits() {
         .collect();
     assert_eq!(names, vec![("PRIZE", 6.0), ("NODATE", 0.5)]);
     assert_eq!(report["verdict"], "tag");
+    // Every check that ran says how long it took, at which stage.
+    let times = report["times"].as_array().unwrap();
+    let data_rules = times
+        .iter()
+        .find(|t| t["check"] == "rules" && t["stage"] == "data")
+        .unwrap_or_else(|| panic!("the rules' time at DATA: {times:?}"));
+    let micros = data_rules["micros"].as_f64().unwrap();
+    assert!(micros > 0.0 && micros < 60e6, "{micros}");
 }

@@ -19,13 +19,15 @@ pub mod rules;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
+use prometheus_client::metrics::histogram::Histogram;
 
 use crate::config::Config;
 use crate::dns::{Dns, DnsError};
 use crate::judgement::reply::canned;
-use crate::judgement::{Judgement, Outcome};
+use crate::judgement::{CheckTime, Judgement, Outcome};
 use crate::metrics::Metrics;
 use crate::smtp::command::MailParams;
 
@@ -140,6 +142,9 @@ pub struct Pipeline {
     rules: Option<crate::rules::RulesHandle>,
     /// The classifier, for autolearn and periodic saves.
     bayes: Option<Arc<bayes::BayesCheck>>,
+    /// `spamgate_check_duration_seconds` of each check, in the order of
+    /// `checks` (looked up once, not per message); empty without metrics.
+    timers: Vec<Histogram>,
 }
 
 impl Pipeline {
@@ -148,7 +153,18 @@ impl Pipeline {
             checks,
             rules: None,
             bayes: None,
+            timers: Vec::new(),
         }
+    }
+
+    /// Times every check into `metrics`.
+    pub fn timed(mut self, metrics: &Metrics) -> Self {
+        let timer = |c: &Arc<dyn Check>| {
+            let label = crate::metrics::CheckLabel { check: c.name() };
+            metrics.check_duration.get_or_create(&label).clone()
+        };
+        self.timers = self.checks.iter().map(timer).collect();
+        self
     }
 
     /// The checks the configuration turns on, sharing one DNS resolver
@@ -180,11 +196,13 @@ impl Pipeline {
         if let Some(handle) = &rules {
             checks.push(Arc::new(rules::RulesCheck::new(handle.clone())));
         }
-        Ok(Pipeline {
+        let pipeline = Pipeline {
             checks,
             rules,
             bayes,
-        })
+            timers: Vec::new(),
+        };
+        Ok(pipeline.timed(metrics))
     }
 
     /// The live rule set, when rule files are configured.
@@ -193,8 +211,10 @@ impl Pipeline {
     }
 
     /// Adds the classifier check (offline replay builds its own pipeline).
+    /// Call before [`Pipeline::timed`].
     pub fn with_bayes(mut self, check: Arc<bayes::BayesCheck>) -> Self {
         self.checks.insert(0, check.clone());
+        self.timers.clear();
         self.bayes = Some(check);
         self
     }
@@ -221,8 +241,14 @@ impl Pipeline {
 
     async fn run(&self, ctx: &mut CheckContext<'_>, judgement: &mut Judgement) {
         let stage = ctx.stage;
-        for check in self.checks.iter().filter(|c| c.stages().contains(&stage)) {
-            match check.check(ctx).await {
+        for (i, check) in self.checks.iter().enumerate() {
+            if !check.stages().contains(&stage) {
+                continue;
+            }
+            let started = Instant::now();
+            let result = check.check(ctx).await;
+            self.record(i, stage, started, judgement);
+            match result {
                 Ok(outcomes) => outcomes.into_iter().for_each(|o| {
                     if let Outcome::AddScore { score, .. } = &o {
                         ctx.facts.score += score;
@@ -241,6 +267,87 @@ impl Pipeline {
             if judgement.refusal.is_some() {
                 return;
             }
+        }
+    }
+
+    fn record(&self, i: usize, stage: Stage, started: Instant, judgement: &mut Judgement) {
+        let took = started.elapsed();
+        if let Some(timer) = self.timers.get(i) {
+            timer.observe(took.as_secs_f64());
+        }
+        let check = self.checks[i].name();
+        judgement.times.push(CheckTime { check, stage, took });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::judgement::reply::Reply;
+
+    /// A check that sleeps, then scores or refuses.
+    struct Slow(&'static str, std::time::Duration, bool);
+
+    #[async_trait]
+    impl Check for Slow {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn stages(&self) -> &'static [Stage] {
+            &[Stage::Mail]
+        }
+        async fn check(&self, _: &mut CheckContext<'_>) -> Result<Vec<Outcome>, CheckError> {
+            tokio::time::sleep(self.1).await;
+            Ok(vec![match self.2 {
+                true => Outcome::Reject {
+                    reply: Reply::new(550, crate::judgement::reply::Status(5, 7, 1), "no"),
+                    reason: "refused".into(),
+                },
+                false => Outcome::AddScore {
+                    score: 1.0,
+                    reason: "slow".into(),
+                },
+            }])
+        }
+    }
+
+    fn client() -> ClientInfo {
+        ClientInfo {
+            addr: "192.0.2.1:25".parse().unwrap(),
+            helo: None,
+            esmtp: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn every_check_run_is_timed_into_the_judgement_and_the_histogram() {
+        let ms = std::time::Duration::from_millis;
+        let checks: Vec<Arc<dyn Check>> = vec![
+            Arc::new(Slow("first", ms(3), false)),
+            Arc::new(Slow("second", ms(40), true)),
+            Arc::new(Slow("never", ms(1), false)),
+        ];
+        let metrics = Metrics::new();
+        let pipeline = Pipeline::new(checks).timed(&metrics);
+        let (client, mut facts) = (client(), Facts::default());
+        let judgement = pipeline
+            .judge(CheckContext::new(Stage::Mail, &client, &mut facts))
+            .await;
+        let times: Vec<_> = judgement.times.iter().map(|t| t.check).collect();
+        // The refusal of "second" ends the stage: "never" does not run.
+        assert_eq!(times, ["first", "second"]);
+        assert!(judgement.times[0].took >= ms(3));
+        assert!(judgement.times[1].took >= ms(40));
+        let text = metrics.encode();
+        for line in [
+            "spamgate_check_duration_seconds_count{check=\"first\"} 1",
+            "spamgate_check_duration_seconds_count{check=\"second\"} 1",
+            "spamgate_check_duration_seconds_bucket{le=\"0.001\",check=\"first\"} 0",
+            "spamgate_check_duration_seconds_bucket{le=\"0.025\",check=\"second\"} 0",
+            "spamgate_check_duration_seconds_bucket{le=\"10.0\",check=\"second\"} 1",
+            "spamgate_check_duration_seconds_count{check=\"never\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
         }
     }
 }

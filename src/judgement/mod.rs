@@ -138,6 +138,15 @@ impl Verdict {
     }
 }
 
+/// How long one check took at one stage, DNS waits included: the cost of
+/// a verdict is explainable too (`spamgate test` prints these).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CheckTime {
+    pub check: &'static str,
+    pub stage: Stage,
+    pub took: std::time::Duration,
+}
+
 /// The running sum of what the checks found for a connection or transaction.
 #[derive(Debug, Clone, Default)]
 pub struct Judgement {
@@ -147,6 +156,8 @@ pub struct Judgement {
     /// Byte ranges of the received message not to relay, see [`Outcome::RemoveHeader`].
     pub removed: Vec<Range<usize>>,
     pub refusal: Option<Refusal>,
+    /// Each check that ran, in order, with its time.
+    pub times: Vec<CheckTime>,
 }
 
 impl Judgement {
@@ -188,6 +199,7 @@ impl Judgement {
         self.reasons.extend(later.reasons);
         self.headers.extend(later.headers);
         self.removed.extend(later.removed);
+        self.times.extend(later.times);
     }
 
     /// The message as it is to be relayed: `message` without the removed

@@ -74,6 +74,27 @@ pub struct TestReport {
     /// What the bulk check counted (this message alone, offline); `null`
     /// when it is off or the text has no fingerprint.
     pub bulk: Option<crate::judgement::BulkFact>,
+    /// Each check that ran, by stage, with its time in microseconds (DNS
+    /// waits included; the first run of a check also pays its warm-up).
+    pub times: Vec<TimeReport>,
+}
+
+/// One check's run at one stage in `spamgate test`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimeReport {
+    pub check: &'static str,
+    pub stage: &'static str,
+    pub micros: f64,
+}
+
+impl From<&crate::judgement::CheckTime> for TimeReport {
+    fn from(t: &crate::judgement::CheckTime) -> Self {
+        TimeReport {
+            check: t.check,
+            stage: t.stage.as_str(),
+            micros: (t.took.as_secs_f64() * 1e7).round() / 10.0,
+        }
+    }
 }
 
 /// One rule hit in `spamgate test`.
@@ -113,6 +134,7 @@ impl TestReport {
             rate_limits: Vec::new(),
             bayes: None,
             bulk: None,
+            times: judgement.times.iter().map(TimeReport::from).collect(),
         };
         report.add_facts(facts);
         report
@@ -227,7 +249,10 @@ impl Run {
         let refusal = judgement.refusal.clone();
         match (stage, &refusal) {
             // A refused recipient is dropped; the others go on.
-            (Stage::Rcpt, Some(_)) => self.judgement.reasons.extend(judgement.reasons),
+            (Stage::Rcpt, Some(_)) => {
+                self.judgement.reasons.extend(judgement.reasons);
+                self.judgement.times.extend(judgement.times);
+            }
             _ => self.judgement.merge(judgement),
         }
         if stage == Stage::Rcpt && refusal.is_some() && self.judgement.refusal.is_none() {
