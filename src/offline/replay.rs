@@ -100,7 +100,7 @@ impl Report {
         let bands = report
             .reasons
             .iter()
-            .filter(|r| r.check == "bayes" && r.score != 0.0);
+            .filter(|r| r.check == crate::judgement::BAYES_CHECK && r.score != 0.0);
         for band in bands {
             let counts = self.rules.entry(band.text.clone()).or_default();
             counts.hits += 1;
@@ -153,14 +153,22 @@ pub async fn replay(config: &Config, options: &ReplayOptions) -> Result<Report, 
     Ok(report)
 }
 
-/// `FILE  LABEL  VERDICT  SCORE  RULE,RULE,...` for `--list`.
+/// `FILE  LABEL  VERDICT  SCORE  BAYES_99,RULE,RULE,...` for `--list`:
+/// the classifier's band, when it scored, before the rules.
 fn flagged_line(file: &Path, label: Label, judged: &TestReport) -> String {
     let label = match label {
         Label::Unlabelled => "-",
         Label::Spam => "spam",
         Label::Ham => "ham",
     };
-    let rules: Vec<&str> = judged.rules.iter().map(|r| r.name.as_str()).collect();
+    let bands = judged
+        .reasons
+        .iter()
+        .filter(|r| r.check == crate::judgement::BAYES_CHECK && r.score != 0.0)
+        .map(|r| r.text.as_str());
+    let rules: Vec<&str> = bands
+        .chain(judged.rules.iter().map(|r| r.name.as_str()))
+        .collect();
     format!(
         "{}\t{label}\t{}\t{:.1}\t{}",
         file.display(),
