@@ -250,8 +250,18 @@ fn learn(config: Config, args: LearnArgs) -> anyhow::Result<()> {
 }
 
 fn test(config: Config, args: TestArgs) -> anyhow::Result<()> {
-    let message = std::fs::read(&args.message)
+    // A message saved from a mailbox may start with mbox's `From ` line,
+    // which is not a header field: read it as replay does.
+    let mut messages = spamgate::offline::replay::read_messages(&args.message)
         .with_context(|| format!("reading {}", args.message.display()))?;
+    let message = match messages.len() {
+        1 => messages.remove(0),
+        0 => anyhow::bail!("{}: no message in this mbox", args.message.display()),
+        n => anyhow::bail!(
+            "{}: an mbox of {n} messages; `spamgate replay` judges each",
+            args.message.display()
+        ),
+    };
     let input = spamgate::offline::TestInput {
         ip: args.ip,
         helo: args.helo,

@@ -602,4 +602,21 @@ fn replay_and_test_report_rule_hits() {
         .unwrap_or_else(|| panic!("the rules' time at DATA: {times:?}"));
     let micros = data_rules["micros"].as_f64().unwrap();
     assert!(micros > 0.0 && micros < 60e6, "{micros}");
+
+    // The same message saved from an mbox, `From ` line first: the line is
+    // not taken for a header, and the verdict is the same.
+    let text =
+        "From a@example.com  Tue Aug  6 11:51:02 2002\nFrom: a@example.com\nSubject: prize\n\nx\n";
+    let mboxed = write_file(root, "m.mbox", text);
+    let out = spamgate()
+        .args(["test", "--config"])
+        .arg(&config)
+        .args(["--ip", "192.0.2.1", "--helo", "h.example"])
+        .args(["--from", "a@example.com", "--rcpt", "b@example.net"])
+        .arg(&mboxed)
+        .output()
+        .unwrap();
+    let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again["rules"], report["rules"], "{again}");
+    assert_eq!(again["verdict"], "tag");
 }
