@@ -145,6 +145,9 @@ pub struct Pipeline {
     /// `spamgate_check_duration_seconds` of each check, in the order of
     /// `checks` (looked up once, not per message); empty without metrics.
     timers: Vec<Histogram>,
+    /// Keep each check's time in the judgement (`spamgate test`); the
+    /// proxy's sessions only feed the histograms.
+    keep_times: bool,
 }
 
 impl Pipeline {
@@ -154,7 +157,14 @@ impl Pipeline {
             rules: None,
             bayes: None,
             timers: Vec::new(),
+            keep_times: false,
         }
+    }
+
+    /// Keeps each check's time in the judgements, for `spamgate test`.
+    pub fn keeping_times(mut self) -> Self {
+        self.keep_times = true;
+        self
     }
 
     /// Times every check into `metrics`.
@@ -201,6 +211,7 @@ impl Pipeline {
             rules,
             bayes,
             timers: Vec::new(),
+            keep_times: false,
         };
         Ok(pipeline.timed(metrics))
     }
@@ -275,8 +286,10 @@ impl Pipeline {
         if let Some(timer) = self.timers.get(i) {
             timer.observe(took.as_secs_f64());
         }
-        let check = self.checks[i].name();
-        judgement.times.push(CheckTime { check, stage, took });
+        if self.keep_times {
+            let check = self.checks[i].name();
+            judgement.times.push(CheckTime { check, stage, took });
+        }
     }
 }
 
@@ -328,7 +341,7 @@ mod tests {
             Arc::new(Slow("never", ms(1), false)),
         ];
         let metrics = Metrics::new();
-        let pipeline = Pipeline::new(checks).timed(&metrics);
+        let pipeline = Pipeline::new(checks).timed(&metrics).keeping_times();
         let (client, mut facts) = (client(), Facts::default());
         let judgement = pipeline
             .judge(CheckContext::new(Stage::Mail, &client, &mut facts))

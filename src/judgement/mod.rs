@@ -156,7 +156,8 @@ pub struct Judgement {
     /// Byte ranges of the received message not to relay, see [`Outcome::RemoveHeader`].
     pub removed: Vec<Range<usize>>,
     pub refusal: Option<Refusal>,
-    /// Each check that ran, in order, with its time.
+    /// Each check that ran, in order, with its time (when the pipeline
+    /// keeps them: `spamgate test`).
     pub times: Vec<CheckTime>,
 }
 

@@ -174,7 +174,7 @@ fn reason(r: &crate::judgement::Reason) -> ReasonReport {
 
 /// Builds the configured pipeline and judges `input` with it.
 pub async fn run(config: &Config, input: &TestInput) -> Result<TestReport, SetupError> {
-    let pipeline = Pipeline::from_config(config, &Metrics::new())?;
+    let pipeline = Pipeline::from_config(config, &Metrics::new())?.keeping_times();
     Ok(judge(&pipeline, config, input).await)
 }
 
