@@ -181,6 +181,8 @@ listen: ["127.0.0.1:$SERVER_PORT"]
 upstream:
   address: "127.0.0.1:$SINK_PORT"
   xclient: false
+# smtp-sink accepts every recipient: without this the relay probe refuses to start.
+relay_domains: [$SINK_NAME]
 dns:
   nameservers: ["127.0.0.1:$DNS_PORT"]
 limits:
@@ -189,6 +191,8 @@ limits:
   max_connections_per_ip: 2000
 log:
   level: info
+metrics:
+  listen: "127.0.0.1:$METRICS_PORT"
 EOF
     if [[ "$checks" == off ]]; then
         cat <<EOF
@@ -229,7 +233,7 @@ EOF
 }
 
 start_gate() {
-    SERVER_PORT=$(free_port)
+    SERVER_PORT=$(free_port) METRICS_PORT=$(free_port)
     gate_config "$1" >"$WORK/spamgate.yaml"
     "$SPAMGATE" check --config "$WORK/spamgate.yaml" >/dev/null
     "$SPAMGATE" run --config "$WORK/spamgate.yaml" >"$WORK/spamgate.log" 2>&1 &
@@ -327,7 +331,7 @@ start_haraka() {
 # DMARC passing; Haraka's log must show its spf and dkim plugins passing.
 sanity_gate() {
     local size out
-    SINK_PORT=1 SERVER_PORT=1
+    SINK_PORT=1 SERVER_PORT=1 METRICS_PORT=2
     gate_config on >"$WORK/sanity.yaml"
     for size in $SIZES; do
         out=$("$SPAMGATE" test --config "$WORK/sanity.yaml" --ip "$CLIENT_IP" --helo client.bench.test \
@@ -363,6 +367,20 @@ drive() {
 
 # Measures target $1 at size $2 and $3 sessions; sets RATE, CPU (s per
 # 1,000 messages), RSS (MB), P50, P99.
+# What each check cost per run in the measurement just made, from
+# spamgate_check_duration_seconds (wall time, DNS waits included).
+check_times() {
+    curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | awk -v size="$1" -v s="$2" '
+        /^spamgate_check_duration_seconds_(sum|count)\{/ {
+            match($0, /check="[^"]*"/); c = substr($0, RSTART + 7, RLENGTH - 8)
+            if ($0 ~ /_sum\{/) sum[c] = $2; else n[c] = $2
+        }
+        END {
+            for (c in n) if (n[c] > 0)
+                printf "check time %s KB x %s: %-14s %8.1f us per run, %7d runs\n", size / 1024, s, c, sum[c] / n[c] * 1e6, n[c]
+        }' | sort -k8 -g -r >&2
+}
+
 measure() {
     local target=$1 size=$2 sessions=$3 eml="$WORK/msg-$2.eml" before after proxy=()
     start_sink -C
@@ -382,6 +400,7 @@ measure() {
     CPU=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$OK" \
         'BEGIN { printf "%.2f", t / hz / n * 1000 }')
     [[ "$target" == haraka_plugins ]] && sanity_haraka
+    [[ "$target" == gate_on ]] && check_times "$size" "$sessions"
     [[ "$target" == direct ]] || stop "$SERVER_PID"
     stop "$SINK_PID"
 }

@@ -58,6 +58,8 @@ listen: ["127.0.0.1:$GATE_PORT"]
 upstream:
   address: "127.0.0.1:$SINK_PORT"
   xclient: false
+# smtp-sink accepts every recipient: without this the relay probe refuses to start.
+relay_domains: [sink.example]
 metrics:
   listen: "127.0.0.1:$(free_port)"
 limits:
