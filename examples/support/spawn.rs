@@ -40,7 +40,7 @@ impl Spamgate {
         let dir = tempfile::tempdir().expect("temporary directory");
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let config = format!(
-            "hostname: spamgate.bench\nlisten: ['{addr}']\nupstream: {{address: '{upstream}', xclient: true}}\nlog: {{level: warn}}\n{extra}\n"
+            "hostname: spamgate.bench\nlisten: ['{addr}']\nupstream: {{address: '{upstream}', xclient: true}}\nrelay_domains: [example.net]\nlog: {{level: warn}}\n{extra}\n"
         );
         let path = dir.path().join("spamgate.yaml");
         std::fs::write(&path, config).expect("write config");
