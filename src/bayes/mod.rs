@@ -135,7 +135,12 @@ impl Bayes {
     }
 
     pub async fn classify(&self, raw: &[u8]) -> Result<Classification, BayesError> {
-        let tokens = tokenize::tokenize(raw);
+        self.classify_tokens(tokenize::tokenize(raw)).await
+    }
+
+    /// [`Bayes::classify`] of the tokens of a message (see
+    /// [`tokenize::tokenize_message`] for a message already parsed).
+    pub async fn classify_tokens(&self, tokens: Tokens) -> Result<Classification, BayesError> {
         let hashes: Vec<u64> = tokens.hashes().collect();
         let (counts, nspam, nham) = match &self.store {
             Store::File(f) => {

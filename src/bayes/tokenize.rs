@@ -211,11 +211,17 @@ fn normalise(raw: &str, prefix: &str, out: &mut String) -> bool {
 
 /// The tokens of a raw message (CRLF or LF line ends).
 pub fn tokenize(raw: &[u8]) -> Tokens {
-    let mut builder = Builder::new();
-    if let Some(message) = MessageParser::new().parse(raw) {
-        headers(&mut builder, &message);
-        bodies(&mut builder, &message);
+    match MessageParser::new().parse(raw) {
+        Some(message) => tokenize_message(&message),
+        None => Builder::new().finish(),
     }
+}
+
+/// The tokens of a message already parsed (the checks share one parse).
+pub fn tokenize_message(message: &Message<'_>) -> Tokens {
+    let mut builder = Builder::new();
+    headers(&mut builder, message);
+    bodies(&mut builder, message);
     builder.finish()
 }
 

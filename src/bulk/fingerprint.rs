@@ -9,7 +9,7 @@
 //! The idea is that of rspamd's fuzzy hashes and DCC's fuzzy checksums;
 //! the code is our own.
 
-use mail_parser::{html_to_text, MessageParser, PartKind};
+use mail_parser::{html_to_text, Message, MessageParser, PartKind};
 
 /// Words per shingle.
 pub const SHINGLE: usize = 4;
@@ -50,9 +50,14 @@ pub fn of_text(text: &str, min_words: usize) -> Option<Fingerprint> {
 /// The Subject and every text part of the message (not attachments),
 /// decoded, HTML as text, cut at [`MAX_TEXT`] bytes.
 pub fn message_text(raw: &[u8]) -> String {
-    let Some(message) = MessageParser::new().parse(raw) else {
-        return String::new();
-    };
+    MessageParser::new()
+        .parse(raw)
+        .map(|m| text_of(&m))
+        .unwrap_or_default()
+}
+
+/// [`message_text`] of a message already parsed.
+pub fn text_of(message: &Message<'_>) -> String {
     let mut text = message.subject().unwrap_or_default().to_string();
     for part in message.parts().filter(|p| p.attachment_name().is_none()) {
         if text.len() >= MAX_TEXT {

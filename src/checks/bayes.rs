@@ -170,10 +170,14 @@ impl Check for BayesCheck {
     }
 
     async fn check(&self, ctx: &mut CheckContext<'_>) -> Result<Vec<Outcome>, CheckError> {
-        let Some(message) = ctx.message else {
+        let Some(view) = ctx.view else {
             return Ok(Vec::new());
         };
-        let classification = match self.bayes.classify(message).await {
+        let tokens = view
+            .parsed()
+            .map(crate::bayes::tokenize::tokenize_message)
+            .unwrap_or_default();
+        let classification = match self.bayes.classify_tokens(tokens).await {
             Ok(c) => c,
             Err(error) => return self.failed(error, ctx.facts),
         };

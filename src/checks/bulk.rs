@@ -91,10 +91,11 @@ impl Check for BulkCheck {
     }
 
     async fn check(&self, ctx: &mut CheckContext<'_>) -> Result<Vec<Outcome>, CheckError> {
-        let Some(message) = ctx.message else {
+        let Some(view) = ctx.view else {
             return Ok(Vec::new());
         };
-        let Some(print) = fingerprint::of_message(message, self.config.min_words) else {
+        let text = view.parsed().map(fingerprint::text_of).unwrap_or_default();
+        let Some(print) = fingerprint::of_text(&text, self.config.min_words) else {
             self.record(BulkOutcome::NoFingerprint);
             return Ok(Vec::new());
         };
@@ -135,7 +136,7 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     use super::*;
-    use crate::checks::{ClientInfo, Envelope};
+    use crate::checks::{ClientInfo, Envelope, MessageView};
     use crate::config::state::StateConfig;
     use crate::judgement::Facts;
 
@@ -171,9 +172,10 @@ and receive a second item free of charge with every purchase over the minimum am
             rcpts: vec!["a@x.example".into(), "b@x.example".into()],
             ..Envelope::default()
         };
+        let view = MessageView::new(TEXT.as_bytes());
         let mut ctx = CheckContext::new(Stage::Data, &client, facts)
             .envelope(&envelope)
-            .message(TEXT.as_bytes());
+            .message(&view);
         check.check(&mut ctx).await.unwrap()
     }
 

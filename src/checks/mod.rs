@@ -18,7 +18,7 @@ pub mod reputation;
 pub mod rules;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -52,6 +52,34 @@ pub struct Envelope {
     pub rcpts: Vec<String>,
 }
 
+/// The message at DATA, parsed (MIME structure, header fields, decoded
+/// parts) the first time a check asks, then shared: the rules, the
+/// classifier and the bulk fingerprints read one parse, not three.
+pub struct MessageView<'a> {
+    raw: &'a [u8],
+    parsed: OnceLock<Option<mail_parser::Message<'a>>>,
+}
+
+impl<'a> MessageView<'a> {
+    /// `raw`: canonical CRLF, unstuffed, as received.
+    pub fn new(raw: &'a [u8]) -> Self {
+        MessageView {
+            raw,
+            parsed: OnceLock::new(),
+        }
+    }
+
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// The parse, made on first use; `None` when it does not parse.
+    pub fn parsed(&self) -> Option<&mail_parser::Message<'a>> {
+        let parse = || mail_parser::MessageParser::new().parse(self.raw);
+        self.parsed.get_or_init(parse).as_ref()
+    }
+}
+
 /// Everything a check may look at. Fields not yet known at a stage are `None`.
 pub struct CheckContext<'a> {
     pub stage: Stage,
@@ -61,6 +89,8 @@ pub struct CheckContext<'a> {
     pub rcpt: Option<&'a str>,
     /// The message as received (canonical CRLF, unstuffed), at the DATA stage.
     pub message: Option<&'a [u8]>,
+    /// The same message with its shared parse.
+    pub view: Option<&'a MessageView<'a>>,
     pub facts: &'a mut Facts,
 }
 
@@ -72,6 +102,7 @@ impl<'a> CheckContext<'a> {
             envelope: None,
             rcpt: None,
             message: None,
+            view: None,
             facts,
         }
     }
@@ -86,8 +117,9 @@ impl<'a> CheckContext<'a> {
         self
     }
 
-    pub fn message(mut self, message: &'a [u8]) -> Self {
-        self.message = Some(message);
+    pub fn message(mut self, view: &'a MessageView<'a>) -> Self {
+        self.message = Some(view.raw());
+        self.view = Some(view);
         self
     }
 }

@@ -102,8 +102,8 @@ fn input<'a>(ctx: &CheckContext<'a>) -> Input<'a> {
         input.recipients = vec![rcpt];
         input.recipient_count += 1;
     }
-    match ctx.message {
-        Some(message) => input.with_message(message),
+    match ctx.view {
+        Some(view) => input.with_parsed(view.raw(), view.parsed()),
         None => input,
     }
 }

@@ -18,7 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 
-use crate::checks::{CheckContext, ClientInfo, Envelope, Pipeline, SetupError};
+use crate::checks::{CheckContext, ClientInfo, Envelope, MessageView, Pipeline, SetupError};
 use crate::config::Config;
 use crate::judgement::reply::Reply;
 use crate::judgement::{Facts, Judgement, Refusal, Stage, Verdict};
@@ -262,9 +262,10 @@ impl Run {
     }
 
     async fn data(&mut self, pipeline: &Pipeline, message: &[u8]) {
+        let view = MessageView::new(message);
         let ctx = CheckContext::new(Stage::Data, &self.client, &mut self.facts)
             .envelope(&self.envelope)
-            .message(message);
+            .message(&view);
         let judgement = pipeline.judge(ctx).await;
         self.judgement.merge(judgement);
     }

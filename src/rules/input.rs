@@ -24,6 +24,8 @@ pub struct Input<'a> {
     pub raw: Option<&'a [u8]>,
     /// Parsed on first use: stages without content rules never pay for it.
     parsed: OnceCell<Option<Message<'a>>>,
+    /// The parse the checks share, when given: used instead of `parsed`.
+    shared: Option<Option<&'a Message<'a>>>,
     /// Content facts, each group computed when a rule first reads it.
     content: content::Cache,
 }
@@ -38,6 +40,7 @@ impl<'a> Input<'a> {
             recipient_count: 0,
             raw: None,
             parsed: OnceCell::new(),
+            shared: None,
             content: content::Cache::default(),
         }
     }
@@ -48,7 +51,17 @@ impl<'a> Input<'a> {
         self
     }
 
+    /// Adds the message and the parse the checks share (at DATA).
+    pub fn with_parsed(mut self, raw: &'a [u8], parsed: Option<&'a Message<'a>>) -> Self {
+        self.raw = Some(raw);
+        self.shared = Some(parsed);
+        self
+    }
+
     fn parsed(&self) -> Option<&Message<'a>> {
+        if let Some(shared) = self.shared {
+            return shared;
+        }
         let parse = || self.raw.and_then(|raw| MessageParser::new().parse(raw));
         self.parsed.get_or_init(parse).as_ref()
     }

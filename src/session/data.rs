@@ -5,7 +5,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant as Deadline;
 
 use super::{Flow, ReadEnd, Session, State};
-use crate::checks::{CheckContext, ClientInfo};
+use crate::checks::{CheckContext, ClientInfo, MessageView};
 use crate::config::BareNewline;
 use crate::judgement::reply::{canned, Reply};
 use crate::judgement::{Judgement, Refusal, Stage, Verdict};
@@ -83,9 +83,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             return canned::upstream_failed();
         };
         tx.size = message.len();
+        let view = MessageView::new(&message);
         let ctx = CheckContext::new(Stage::Data, &self.client, &mut tx.facts)
             .envelope(&tx.envelope)
-            .message(&message);
+            .message(&view);
         let judgement = self.shared.pipeline.judge(ctx).await;
         tx.judgement.merge(judgement);
         let verdict = tx.judgement.verdict(&self.shared.config.scoring, &tx.id);
