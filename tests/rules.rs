@@ -399,6 +399,11 @@ async fn tagging_names_the_rules_and_monitor_rules_do_not_act() {
         1.0
     );
     assert_eq!(spamgate.metric("spamgate_score_count").await, 1.0);
+    // The rules run at each of the five stages of the session, each run timed.
+    let runs = "spamgate_check_duration_seconds_count{check=\"rules\"}";
+    assert_eq!(spamgate.metric(runs).await, 5.0);
+    let took = "spamgate_check_duration_seconds_sum{check=\"rules\"}";
+    assert!(spamgate.metric(took).await > 0.0);
     spamgate.stop().await;
 }
 
@@ -619,4 +624,18 @@ fn replay_and_test_report_rule_hits() {
     let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(again["rules"], report["rules"], "{again}");
     assert_eq!(again["verdict"], "tag");
+
+    // An mbox of two messages is not one message: a clear error, not a guess.
+    let two = write_file(root, "two.mbox", &format!("{text}\n{text}"));
+    let out = spamgate()
+        .args(["test", "--config"])
+        .arg(&config)
+        .args(["--ip", "192.0.2.1", "--helo", "h.example"])
+        .args(["--from", "a@example.com", "--rcpt", "b@example.net"])
+        .arg(&two)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("an mbox of 2 messages"), "{stderr}");
 }
