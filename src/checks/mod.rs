@@ -22,13 +22,14 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use async_trait::async_trait;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 
 use crate::config::Config;
 use crate::dns::{Dns, DnsError};
 use crate::judgement::reply::canned;
 use crate::judgement::{CheckTime, Judgement, Outcome};
-use crate::metrics::Metrics;
+use crate::metrics::{CheckLabel, Metrics};
 use crate::smtp::command::MailParams;
 
 /// Re-exported from [`crate::judgement`] for the fuzz targets, which name
@@ -177,6 +178,8 @@ pub struct Pipeline {
     /// `spamgate_check_duration_seconds` of each check, in the order of
     /// `checks` (looked up once, not per message); empty without metrics.
     timers: Vec<Histogram>,
+    /// The metric family `timers` come from, to time checks added later.
+    durations: Option<Family<CheckLabel, Histogram>>,
     /// Keep each check's time in the judgement (`spamgate test`); the
     /// proxy's sessions only feed the histograms.
     keep_times: bool,
@@ -189,6 +192,7 @@ impl Pipeline {
             rules: None,
             bayes: None,
             timers: Vec::new(),
+            durations: None,
             keep_times: false,
         }
     }
@@ -201,12 +205,21 @@ impl Pipeline {
 
     /// Times every check into `metrics`.
     pub fn timed(mut self, metrics: &Metrics) -> Self {
+        self.durations = Some(metrics.check_duration.clone());
+        self.retime();
+        self
+    }
+
+    /// One histogram handle per check, in the order of `checks`.
+    fn retime(&mut self) {
+        let Some(family) = &self.durations else {
+            return;
+        };
         let timer = |c: &Arc<dyn Check>| {
-            let label = crate::metrics::CheckLabel { check: c.name() };
-            metrics.check_duration.get_or_create(&label).clone()
+            let label = CheckLabel { check: c.name() };
+            family.get_or_create(&label).clone()
         };
         self.timers = self.checks.iter().map(timer).collect();
-        self
     }
 
     /// The checks the configuration turns on, sharing one DNS resolver
@@ -243,6 +256,7 @@ impl Pipeline {
             rules,
             bayes,
             timers: Vec::new(),
+            durations: None,
             keep_times: false,
         };
         Ok(pipeline.timed(metrics))
@@ -254,10 +268,9 @@ impl Pipeline {
     }
 
     /// Adds the classifier check (offline replay builds its own pipeline).
-    /// Call before [`Pipeline::timed`].
     pub fn with_bayes(mut self, check: Arc<bayes::BayesCheck>) -> Self {
         self.checks.insert(0, check.clone());
-        self.timers.clear();
+        self.retime();
         self.bayes = Some(check);
         self
     }
