@@ -3,7 +3,7 @@
 //! Tokens come from the decoded text parts (HTML reduced to text), the
 //! Subject, the hosts of links, and a few header fields that tell senders
 //! and their software apart (sender and From domain, X-Mailer/User-Agent,
-//! Content-Type, the shape of the Message-ID, the last two Received hops).
+//! Content-Type, the shape of the Message-ID, the two oldest Received hops).
 //! Header tokens carry a field prefix so that `paypal` in a From domain and
 //! `paypal` in the body are counted apart.
 //!
@@ -254,7 +254,15 @@ fn headers(b: &mut Builder, message: &Message<'_>) {
         Some(id) => b.field("mid", &message_id_shape(id)),
         None => b.field("mid", "none"),
     }
-    for received in headers.all_received().take(2) {
+    // The oldest hops, the sender's side: a message at DATA and the same
+    // message learned from a mailbox share them, while the newest hops of
+    // stored mail are this site's own delivery path, which the proxy never
+    // sees and which only tells how the training mail was collected.
+    let (mut older, mut oldest) = (None, None);
+    for received in headers.all_received() {
+        older = oldest.replace(received);
+    }
+    for received in [oldest, older].into_iter().flatten() {
         received_tokens(b, &received);
     }
 }
