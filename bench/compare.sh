@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Side by side: smtp-sink direct, a byte-copying null proxy (the floor for
-# any proxy, examples/null_proxy.rs), spamgate (checks off / all checks on) and
+# Side by side: smtp-sink direct, the byte-copying floor (HAProxy in TCP mode,
+# Debian haproxy, and examples/null_proxy.rs), spamgate (checks off / all
+# checks on / all checks plus the classifier and bulk fingerprints) and
 # Haraka 3.3.4 (forward only / with spf, dkim, dns-list, headers, limit),
 # 4 KB and 100 KB messages at 1, 10 and 100 sessions, all driven by the same
 # load driver (examples/load.rs). Prints msgs/s, ratios to direct and to
-# Haraka, server CPU seconds per 1,000 messages, peak RSS, and the p50/p99
-# time per message at 1 session. See docs/performance.md.
+# Haraka and to HAProxy, server CPU seconds per 1,000 messages, peak RSS, the
+# p50/p99 time per message at 1 session, and the judgement's cost (CPU ms per
+# message, checks on minus checks off) beside issue 16's goals. See
+# docs/performance.md.
 #
 #   bench/compare.sh                  # the full run (about 10 minutes)
 #   QUICK=1 bench/compare.sh          # a smoke run, small counts
@@ -14,7 +17,7 @@
 #   BUILD=0 SPAMGATE=/tmp/sg.old bench/compare.sh   # measure another spamgate binary
 #   HARAKA_NODES=1 bench/compare.sh   # Haraka's shipped default: one process
 #
-# Installs when missing: Debian postfix (smtp-source, smtp-sink), knot,
+# Installs when missing: Debian postfix (smtp-source, smtp-sink), haproxy, knot,
 # redis-server, openssl; Haraka from npm into $SCRATCH/haraka (never the repo).
 set -euo pipefail
 shopt -s inherit_errexit
@@ -32,7 +35,7 @@ else
 fi
 SIZES="${SIZES:-4096 102400}"
 SESSIONS="${SESSIONS:-1 10 100}"
-TARGETS="${TARGETS:-direct null_proxy gate_off gate_on haraka_fwd haraka_plugins}"
+TARGETS="${TARGETS:-direct haproxy null_proxy gate_off gate_on gate_full haraka_fwd haraka_plugins}"
 SINK_NAME=sink.bench.test
 CLIENT_IP=198.18.0.25 # RFC 2544 benchmark space: not "private" to Haraka
 PYTHON="${SPAMGATE_PYTHON:-$ROOT/.venv/bin/python3}"
@@ -54,6 +57,7 @@ apt_install() {
 install_tools() {
     local missing=()
     [[ -x /usr/sbin/smtp-sink ]] || missing+=(postfix)
+    command -v haproxy >/dev/null || missing+=(haproxy)
     command -v knotd >/dev/null || missing+=(knot)
     command -v kdig >/dev/null || missing+=(knot-dnsutils)
     command -v redis-server >/dev/null || missing+=(redis-server)
@@ -194,6 +198,18 @@ log:
 metrics:
   listen: "127.0.0.1:$METRICS_PORT"
 EOF
+    if [[ "$checks" == full ]]; then
+        # A 1M-token database (bayes_bench million) and bulk fingerprints in
+        # memory: every bench message is one campaign from one client, so
+        # the counts grow but the bulk test (3 client networks) never fires.
+        cat <<EOF
+bayes:
+  enabled: true
+  data_dir: "$WORK/bayes"
+bulk:
+  enabled: true
+EOF
+    fi
     if [[ "$checks" == off ]]; then
         cat <<EOF
 auth:
@@ -237,6 +253,31 @@ start_gate() {
     gate_config "$1" >"$WORK/spamgate.yaml"
     "$SPAMGATE" check --config "$WORK/spamgate.yaml" >/dev/null
     "$SPAMGATE" run --config "$WORK/spamgate.yaml" >"$WORK/spamgate.log" 2>&1 &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    wait_port "$SERVER_PORT" "$SERVER_PID"
+}
+
+# The floor the issue measures against: HAProxy 2.6 in TCP mode, one
+# thread per core, copying bytes.
+start_haproxy() {
+    SERVER_PORT=$(free_port)
+    cat >"$WORK/haproxy.cfg" <<EOF
+global
+    nbthread $(nproc)
+    maxconn 20000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend smtp
+    bind 127.0.0.1:$SERVER_PORT
+    default_backend sink
+backend sink
+    server sink 127.0.0.1:$SINK_PORT
+EOF
+    haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")
     wait_port "$SERVER_PORT" "$SERVER_PID"
@@ -386,9 +427,11 @@ measure() {
     start_sink -C
     case $target in
     direct) SERVER_PID=$SINK_PID SERVER_PORT=$SINK_PORT ;;
+    haproxy) start_haproxy ;;
     null_proxy) start_null_proxy ;;
     gate_off) start_gate off ;;
     gate_on) start_gate on; proxy=(--proxy "$CLIENT_IP") ;;
+    gate_full) start_gate full; proxy=(--proxy "$CLIENT_IP") ;;
     haraka_fwd) start_haraka off ;;
     haraka_plugins) start_haraka on; proxy=(--proxy "$CLIENT_IP") ;;
     esac
@@ -400,7 +443,7 @@ measure() {
     CPU=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$OK" \
         'BEGIN { printf "%.2f", t / hz / n * 1000 }')
     [[ "$target" == haraka_plugins ]] && sanity_haraka
-    [[ "$target" == gate_on ]] && check_times "$size" "$sessions"
+    [[ "$target" == gate_on || "$target" == gate_full ]] && check_times "$size" "$sessions"
     [[ "$target" == direct ]] || stop "$SERVER_PID"
     stop "$SINK_PID"
 }
@@ -410,12 +453,15 @@ measure() {
 install_tools
 if [[ "${BUILD:-1}" == 1 ]]; then
     log "building spamgate and the load driver (release) into $CARGO_TARGET_DIR"
-    cargo build --release --ignore-rust-version --bin spamgate --example load --example null_proxy >&2
+    cargo build --release --ignore-rust-version --bin spamgate --example load --example null_proxy \
+        --example bayes_bench --example dkim_floor >&2
 fi
 # SPAMGATE=/path/to/spamgate measures another build (A/B runs; BUILD=0 then).
 SPAMGATE="${SPAMGATE:-$CARGO_TARGET_DIR/release/spamgate}"
 LOAD="$CARGO_TARGET_DIR/release/examples/load"
 NULL_PROXY="$CARGO_TARGET_DIR/release/examples/null_proxy"
+BAYES_BENCH="$CARGO_TARGET_DIR/release/examples/bayes_bench"
+DKIM_FLOOR="$CARGO_TARGET_DIR/release/examples/dkim_floor"
 
 mkdir -p "$SCRATCH"
 WORK=$(mktemp -d "$SCRATCH/run.XXXXXX")
@@ -429,6 +475,11 @@ for size in $SIZES; do
     "$PYTHON" bench/compare/make_message.py "$size" "$WORK/dkim.pem" "$WORK/msg-$size.eml"
 done
 "$PYTHON" bench/compare/gen_rules.py 1000 "$WORK/rules.yaml"
+if [[ " $TARGETS " == *" gate_full "* ]]; then
+    log "building a 1M-token classifier database for gate_full"
+    mkdir -p "$WORK/bayes"
+    "$BAYES_BENCH" million "$WORK/bayes" >&2
+fi
 start_dns
 start_redis
 sanity_gate
@@ -460,33 +511,34 @@ ratio() {
 
 echo
 echo "commit $COMMIT$DIRTY, spamgate binary built $BUILT; $(nproc) CPUs; load average at the start $LOAD_START, at the end $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "up to $MESSAGES messages or $SECONDS_CAP s per cell; msgs/s (x direct, x Haraka of the same kind); cpu-s per 1,000 msgs; peak RSS"
+echo "up to $MESSAGES messages or $SECONDS_CAP s per cell; msgs/s (x direct, x HAProxy, x Haraka of the same kind); cpu-s per 1,000 msgs (= CPU ms per message); peak RSS"
 echo
-printf '| %-14s | %-6s | %-8s | %8s | %9s | %9s | %10s | %8s |\n' \
-    target size sessions "msgs/s" "x direct" "x Haraka" "cpu-s/1k" "RSS MB"
-printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' "----------------" "--------" "----------" \
-    "---------:" "----------:" "----------:" "-----------:" "---------:"
+printf '| %-14s | %-6s | %-8s | %8s | %9s | %9s | %9s | %10s | %8s |\n' \
+    target size sessions "msgs/s" "x direct" "x HAProxy" "x Haraka" "cpu-s/1k" "RSS MB"
+printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' "----------------" "--------" "----------" \
+    "---------:" "----------:" "----------:" "----------:" "-----------:" "---------:"
 for size in $SIZES; do
     for sessions in $SESSIONS; do
         for target in $TARGETS; do
             key="$target/$size/$sessions"
             case $target in
             gate_off) vs=haraka_fwd ;;
-            gate_on) vs=haraka_plugins ;;
+            gate_on | gate_full) vs=haraka_plugins ;;
             *) vs="" ;;
             esac
             xh="-"
             [[ -n "$vs" ]] && xh=$(ratio "${R[$key]}" "${R[$vs/$size/$sessions]:-}")
-            printf '| %-14s | %-6s | %-8s | %8s | %9s | %9s | %10s | %8s |\n' "$target" \
+            printf '| %-14s | %-6s | %-8s | %8s | %9s | %9s | %9s | %10s | %8s |\n' "$target" \
                 "$((size / 1024)) KB" "$sessions" "${R[$key]}" \
-                "$(ratio "${R[$key]}" "${R[direct/$size/$sessions]:-}")" "$xh" \
+                "$(ratio "${R[$key]}" "${R[direct/$size/$sessions]:-}")" \
+                "$(ratio "${R[$key]}" "${R[haproxy/$size/$sessions]:-}")" "$xh" \
                 "${C[$key]}" "${M[$key]}"
         done
     done
 done
 
 echo
-echo "Time per message at 1 session (MAIL FROM to the reply after the final dot), microseconds:"
+echo "Time per message at 1 session (MAIL FROM to the reply after the final dot), microseconds; goals for the added p50: off <= 100, on <= 300:"
 for size in $SIZES; do
     d="${L[direct/$size/1]:-}" g="${L[gate_on/$size/1]:-}" o="${L[gate_off/$size/1]:-}"
     [[ -n "$d" ]] || continue
@@ -495,3 +547,30 @@ for size in $SIZES; do
     [[ -n "$g" ]] && line+=", spamgate checks on $g (added $((${g%/*} - ${d%/*}))/$((${g#*/} - ${d#*/})))"
     echo "$line"
 done
+
+# The judgement's cost and issue 16's goals, from the cells above.
+minus() {
+    [[ -n "${1:-}" && -n "${2:-}" ]] || { echo "-"; return; }
+    awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'
+}
+echo
+echo "Judgement cost, CPU ms per message (checks on minus checks off; full: with the classifier and bulk too):"
+for size in $SIZES; do
+    for sessions in $SESSIONS; do
+        off="${C[gate_off/$size/$sessions]:-}"
+        [[ -n "$off" ]] || continue
+        echo "  $((size / 1024)) KB x $sessions: on $(minus "${C[gate_on/$size/$sessions]:-}" "$off") (goal <= 0.06)," \
+            "full $(minus "${C[gate_full/$size/$sessions]:-}" "$off") (goal <= 0.12)"
+    done
+done
+echo "Throughput against HAProxy at 100 sessions (goals: checks off >= 0.95, checks on >= 0.90) and Haraka (goal >= 20):"
+for size in $SIZES; do
+    h="${R[haproxy/$size/100]:-}"
+    [[ -n "$h" ]] || continue
+    echo "  $((size / 1024)) KB: off $(ratio "${R[gate_off/$size/100]:-}" "$h"), on $(ratio "${R[gate_on/$size/100]:-}" "$h")," \
+        "full $(ratio "${R[gate_full/$size/100]:-}" "$h"); on x Haraka with plugins $(ratio "${R[gate_on/$size/100]:-}" "${R[haraka_plugins/$size/100]:-}")"
+done
+if [[ -f "$WORK/msg-4096.eml" ]]; then
+    echo "The floor under the dkim check (examples/dkim_floor.rs, the 4 KB bench message; compare with 'check time ... dkim' above):"
+    "$DKIM_FLOOR" "$WORK/msg-4096.eml" | sed 's/^/  /'
+fi

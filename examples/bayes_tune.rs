@@ -132,7 +132,9 @@ fn report(model: &Model, valid: &[Sample], p: Params) {
 /// A grid axis from the environment (comma list), or its default.
 fn grid(name: &str, default: &str) -> Vec<f64> {
     let list = std::env::var(name).unwrap_or_else(|_| default.to_string());
-    list.split(',').map(|v| v.trim().parse().expect(name)).collect()
+    list.split(',')
+        .map(|v| v.trim().parse().expect(name))
+        .collect()
 }
 
 fn main() {
@@ -174,7 +176,11 @@ fn main() {
             .iter()
             .map(|v| {
                 let class = if v.spam { "spam" } else { "ham" };
-                format!("{}\t{class}\t{:.6}", v.path.display(), model.score(v, shipped))
+                format!(
+                    "{}\t{class}\t{:.6}",
+                    v.path.display(),
+                    model.score(v, shipped)
+                )
             })
             .collect();
         std::fs::write(out, lines.join("\n") + "\n").expect("write OUT");
