@@ -295,3 +295,73 @@ fn the_default_rules_tag_fact_spam_and_pass_a_plain_note() {
     assert_eq!(report["verdict"], "accept", "{report}");
     assert_eq!(hits(&config, &ham), BTreeSet::new());
 }
+
+/// The header-forgery rules on short messages: a claimed mailer or
+/// free-mail sender that the Message-ID or the Received path contradicts
+/// hits; the genuine forms (and Hotmail's web relay) do not.
+#[test]
+fn default_forgery_rules_tell_forged_headers_from_genuine_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_file(
+        dir.path(),
+        "c.yaml",
+        &format!("rules: {{files: ['{}']}}\n", default_rules().display()),
+    );
+    const OE: &str = "X-Mailer: Microsoft Outlook Express 6.00.2600.0000\n";
+    const YAHOO_HOP: &str =
+        "Received: from web1.mail.yahoo.com by mx.example.net; Thu, 22 Aug 2002 13:00:00 +0000\n";
+    let cases = [
+        (
+            "FORGED_OUTLOOK_EXPRESS_ID",
+            "ratware.example",
+            OE,
+            "<20020822.ab12@ratware.example>",
+            true,
+        ),
+        (
+            "FORGED_OUTLOOK_EXPRESS_ID",
+            "client.example",
+            OE,
+            "<001a01c2357e$9b5e3e20$0200a8c0@pc>",
+            false,
+        ),
+        (
+            "FORGED_OUTLOOK_EXPRESS_ID",
+            "hotmail.com",
+            OE,
+            "<OE55LzhVOJwnzsLq0000415c@hotmail.com>",
+            false,
+        ),
+        (
+            "FREEMAIL_FROM_NOT_RELAYED",
+            "yahoo.com",
+            RECEIVED,
+            "<1@x.example>",
+            true,
+        ),
+        (
+            "FREEMAIL_FROM_NOT_RELAYED",
+            "yahoo.com",
+            YAHOO_HOP,
+            "<1@x.example>",
+            false,
+        ),
+        (
+            "FREEMAIL_FROM_NOT_RELAYED",
+            "example.org",
+            RECEIVED,
+            "<1@x.example>",
+            false,
+        ),
+    ];
+    for (i, (rule, from_domain, extra, id, want)) in cases.into_iter().enumerate() {
+        let raw = format!(
+            "{extra}Date: Thu, 22 Aug 2002 12:00:00 +0000\nMessage-ID: {id}\n\
+From: Someone <someone@{from_domain}>\nTo: b@example.net\nSubject: hello\n\n\
+A few words of text.\n"
+        );
+        let file = write_file(dir.path(), &format!("m{i}.eml"), &raw);
+        let names = hits(&config, &file);
+        assert_eq!(names.contains(rule), want, "case {i}: {rule} in {names:?}");
+    }
+}
