@@ -265,7 +265,7 @@ start_haproxy() {
     cat >"$WORK/haproxy.cfg" <<EOF
 global
     nbthread $(nproc)
-    maxconn 20000
+    maxconn 5000
 defaults
     mode tcp
     timeout connect 5s
