@@ -38,12 +38,13 @@ pub fn of_message(raw: &[u8], min_words: usize) -> Option<Fingerprint> {
 
 /// The fingerprint of text already extracted.
 pub fn of_text(text: &str, min_words: usize) -> Option<Fingerprint> {
-    let words = normalise(text);
-    if words.len() < min_words.max(SHINGLE) {
+    let mut hashes = Vec::new();
+    each_word(text, |piece| hashes.push(piece_hash(piece)));
+    if hashes.len() < min_words.max(SHINGLE) {
         return None;
     }
     Some(Fingerprint {
-        bands: bands(&min_hashes(&words)),
+        bands: bands(&min_hashes(&hashes)),
     })
 }
 
@@ -64,12 +65,12 @@ pub fn text_of(message: &Message<'_>) -> String {
             break;
         }
         let body = match part.kind() {
-            PartKind::Text => part.text().map(|t| t.into_owned()),
-            PartKind::Html => part.text().map(|h| html_to_text(&h)),
+            PartKind::Text => part.text(),
+            PartKind::Html => part.text().map(|h| html_to_text(&h).into()),
             _ => None,
         };
         text.push('\n');
-        push_unquoted(&mut text, &body.unwrap_or_default());
+        push_unquoted(&mut text, body.as_deref().unwrap_or_default());
     }
     cut(text, MAX_TEXT)
 }
@@ -103,33 +104,97 @@ pub enum Word {
     Number,
 }
 
+/// A word as [`each_word`] finds it, borrowed from its buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Piece<'a> {
+    Text(&'a str),
+    Url,
+    Email,
+    Number,
+}
+
+impl Piece<'_> {
+    fn to_word(self) -> Word {
+        match self {
+            Piece::Text(t) => Word::Text(t.to_string()),
+            Piece::Url => Word::Url,
+            Piece::Email => Word::Email,
+            Piece::Number => Word::Number,
+        }
+    }
+}
+
 /// The text as words: lower case, punctuation dropped, links, addresses
 /// and anything with a digit replaced by placeholders, and words of one
 /// letter (initials, stray letters of broken HTML) dropped.
 pub fn normalise(text: &str) -> Vec<Word> {
     let mut words = Vec::new();
-    for token in text.split_whitespace() {
-        if words.len() >= MAX_WORDS {
-            break;
-        }
-        classify(token, &mut words);
-    }
+    each_word(text, |piece| words.push(piece.to_word()));
     words
 }
 
-fn classify(token: &str, words: &mut Vec<Word>) {
-    let lower = token.to_lowercase();
-    if is_url(&lower) {
-        return words.push(Word::Url);
+/// Counts what was emitted (for [`MAX_WORDS`]) and collapses runs of
+/// numbers: `12,345.67` is one number, not three.
+struct Emitter<F> {
+    emit: F,
+    count: usize,
+    last_number: bool,
+}
+
+impl<F: FnMut(Piece<'_>)> Emitter<F> {
+    fn push(&mut self, piece: Piece<'_>) {
+        let number = piece == Piece::Number;
+        if number && self.last_number {
+            return;
+        }
+        self.last_number = number;
+        self.count += 1;
+        (self.emit)(piece);
+    }
+}
+
+/// The one normaliser behind [`normalise`] and the fingerprint. It hands
+/// each word to `emit` from one reused buffer: the fingerprint hashes words
+/// without a String each (the proxy fingerprints every message at DATA).
+fn each_word(text: &str, emit: impl FnMut(Piece<'_>)) {
+    let mut out = Emitter {
+        emit,
+        count: 0,
+        last_number: false,
+    };
+    let mut lower = String::new();
+    for token in text.split_whitespace() {
+        if out.count >= MAX_WORDS {
+            break;
+        }
+        lowercase_into(token, &mut lower);
+        classify(&lower, &mut out);
+    }
+}
+
+/// `str::to_lowercase`, without its allocation for ASCII tokens.
+fn lowercase_into(token: &str, out: &mut String) {
+    out.clear();
+    if token.is_ascii() {
+        out.push_str(token);
+        out.make_ascii_lowercase();
+    } else {
+        out.push_str(&token.to_lowercase());
+    }
+}
+
+fn classify<F: FnMut(Piece<'_>)>(lower: &str, out: &mut Emitter<F>) {
+    if is_url(lower) {
+        return out.push(Piece::Url);
     }
     if lower.contains('@') && lower.contains('.') {
-        return words.push(Word::Email);
+        return out.push(Piece::Email);
     }
     for piece in lower.split(|c: char| !c.is_alphanumeric()) {
-        match piece {
-            p if p.chars().any(|c| c.is_numeric()) => push_number(words),
-            p if p.chars().count() > 1 => words.push(Word::Text(p.to_string())),
-            _ => {}
+        if piece.chars().any(char::is_numeric) {
+            out.push(Piece::Number);
+        } else if piece.chars().nth(1).is_some() {
+            out.push(Piece::Text(piece));
         }
     }
 }
@@ -139,13 +204,6 @@ fn is_url(token: &str) -> bool {
     ["http://", "https://", "www.", "ftp://", "mailto:"]
         .iter()
         .any(|p| t.starts_with(p))
-}
-
-/// `12,345.67` is one number, not three: runs of numbers collapse.
-fn push_number(words: &mut Vec<Word>) {
-    if words.last() != Some(&Word::Number) {
-        words.push(Word::Number);
-    }
 }
 
 /// Fixed seeds: fingerprints must agree across processes and restarts.
@@ -161,21 +219,20 @@ fn mix(mut x: u64) -> u64 {
 }
 
 /// FNV-1a: stable across builds, unlike std's hasher.
-fn word_hash(word: &Word) -> u64 {
-    let bytes: &[u8] = match word {
-        Word::Text(t) => t.as_bytes(),
-        Word::Url => b"\x01url",
-        Word::Email => b"\x01email",
-        Word::Number => b"\x01num",
+fn piece_hash(piece: Piece<'_>) -> u64 {
+    let bytes: &[u8] = match piece {
+        Piece::Text(t) => t.as_bytes(),
+        Piece::Url => b"\x01url",
+        Piece::Email => b"\x01email",
+        Piece::Number => b"\x01num",
     };
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
 
-fn min_hashes(words: &[Word]) -> [u64; HASHES] {
+fn min_hashes(hashes: &[u64]) -> [u64; HASHES] {
     let seeds: [u64; HASHES] = std::array::from_fn(seed);
-    let hashes: Vec<u64> = words.iter().map(word_hash).collect();
     let mut mins = [u64::MAX; HASHES];
     for shingle in hashes.windows(SHINGLE) {
         let h = shingle.iter().fold(0u64, |acc, w| mix(acc ^ w));
