@@ -248,6 +248,12 @@ fn default_rules() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/default.yaml")
 }
 
+/// A configuration in `dir` with the shipped rules and nothing else.
+fn default_rules_config(dir: &Path) -> std::path::PathBuf {
+    let yaml = format!("rules: {{files: ['{}']}}\n", default_rules().display());
+    write_file(dir, "c.yaml", &yaml)
+}
+
 #[test]
 fn every_default_rule_loads_and_has_a_description() {
     let dir = tempfile::tempdir().unwrap();
@@ -271,11 +277,7 @@ fn every_default_rule_loads_and_has_a_description() {
 #[test]
 fn the_default_rules_tag_fact_spam_and_pass_a_plain_note() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_file(
-        dir.path(),
-        "c.yaml",
-        &format!("rules: {{files: ['{}']}}\n", default_rules().display()),
-    );
+    let config = default_rules_config(dir.path());
     let spam = dir.path().join("spam.eml");
     std::fs::write(&spam, spam_message()).unwrap();
     let report = test(&config, &spam);
@@ -302,11 +304,7 @@ fn the_default_rules_tag_fact_spam_and_pass_a_plain_note() {
 #[test]
 fn default_forgery_rules_tell_forged_headers_from_genuine_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_file(
-        dir.path(),
-        "c.yaml",
-        &format!("rules: {{files: ['{}']}}\n", default_rules().display()),
-    );
+    let config = default_rules_config(dir.path());
     const OE: &str = "X-Mailer: Microsoft Outlook Express 6.00.2600.0000\n";
     const YAHOO_HOP: &str =
         "Received: from web1.mail.yahoo.com by mx.example.net; Thu, 22 Aug 2002 13:00:00 +0000\n";
