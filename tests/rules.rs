@@ -613,28 +613,24 @@ fn replay_and_test_report_rule_hits() {
     let text =
         "From a@example.com  Tue Aug  6 11:51:02 2002\nFrom: a@example.com\nSubject: prize\n\nx\n";
     let mboxed = write_file(root, "m.mbox", text);
-    let out = spamgate()
-        .args(["test", "--config"])
-        .arg(&config)
-        .args(["--ip", "192.0.2.1", "--helo", "h.example"])
-        .args(["--from", "a@example.com", "--rcpt", "b@example.net"])
-        .arg(&mboxed)
-        .output()
-        .unwrap();
+    let test_file = |path: &Path| {
+        spamgate()
+            .args(["test", "--config"])
+            .arg(&config)
+            .args(["--ip", "192.0.2.1", "--helo", "h.example"])
+            .args(["--from", "a@example.com", "--rcpt", "b@example.net"])
+            .arg(path)
+            .output()
+            .unwrap()
+    };
+    let out = test_file(&mboxed);
     let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(again["rules"], report["rules"], "{again}");
     assert_eq!(again["verdict"], "tag");
 
     // An mbox of two messages is not one message: a clear error, not a guess.
     let two = write_file(root, "two.mbox", &format!("{text}\n{text}"));
-    let out = spamgate()
-        .args(["test", "--config"])
-        .arg(&config)
-        .args(["--ip", "192.0.2.1", "--helo", "h.example"])
-        .args(["--from", "a@example.com", "--rcpt", "b@example.net"])
-        .arg(&two)
-        .output()
-        .unwrap();
+    let out = test_file(&two);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("an mbox of 2 messages"), "{stderr}");
