@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use spamgate::bayes::combine::{self, Counts};
+use spamgate::bayes::combine::{self, Counts, Tuning};
 use spamgate::bayes::tokenize;
 use spamgate::offline::replay::{message_files, read_messages};
 
@@ -39,22 +39,6 @@ fn both(dir: &Path) -> Vec<Sample> {
     let mut all = load(&dir.join("spam"), true);
     all.extend(load(&dir.join("ham"), false));
     all
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Params {
-    s: f64,
-    x: f64,
-    min_strength: f64,
-    max_tokens: usize,
-}
-
-fn f_w(c: Counts, nspam: u64, nham: u64, p: Params) -> f64 {
-    let n = f64::from(c.spam) + f64::from(c.ham);
-    let sr = f64::from(c.spam) / nspam.max(1) as f64;
-    let hr = f64::from(c.ham) / nham.max(1) as f64;
-    let raw = if sr + hr == 0.0 { p.x } else { sr / (sr + hr) };
-    (p.s * p.x + n * raw) / (p.s + n)
 }
 
 struct Model {
@@ -84,23 +68,22 @@ impl Model {
         }
     }
 
-    fn score(&self, sample: &Sample, p: Params) -> f64 {
-        let mut fs: Vec<f64> = sample
-            .hashes
-            .iter()
-            .filter_map(|h| self.counts.get(h))
-            .map(|c| f_w(*c, self.nspam, self.nham, p))
-            .filter(|f| (f - 0.5).abs() >= p.min_strength)
+    fn score(&self, sample: &Sample, t: Tuning) -> f64 {
+        let probabilities = sample.hashes.iter().enumerate().filter_map(|(i, h)| {
+            let c = self.counts.get(h)?;
+            Some((i, combine::robinson(*c, self.nspam, self.nham, t)))
+        });
+        let fs: Vec<f64> = combine::strongest(probabilities, t)
+            .into_iter()
+            .map(|(_, f)| f)
             .collect();
-        fs.sort_unstable_by(|a, b| (b - 0.5).abs().total_cmp(&(a - 0.5).abs()));
-        fs.truncate(p.max_tokens);
         combine::fisher(&fs)
     }
 }
 
 const EDGES: [f64; 6] = [0.999, 0.99, 0.95, 0.80, 0.50, 0.05];
 
-fn report(model: &Model, valid: &[Sample], p: Params) {
+fn report(model: &Model, valid: &[Sample], p: Tuning) {
     let mut spam = [0usize; 6];
     let mut ham = [0usize; 6];
     for sample in valid {
@@ -153,7 +136,7 @@ fn main() {
         for x in grid("X", "0.5,0.538") {
             for min_strength in grid("MIN", "0.1,0.25") {
                 for max_tokens in grid("MAX", "150,300,600").into_iter().map(|m| m as usize) {
-                    let p = Params {
+                    let p = Tuning {
                         s,
                         x,
                         min_strength,
@@ -166,7 +149,7 @@ fn main() {
     }
     if let Some(out) = args.get(3) {
         let first = |name, default| grid(name, default)[0];
-        let shipped = Params {
+        let chosen = Tuning {
             s: first("S", "1"),
             x: first("X", "0.5"),
             min_strength: first("MIN", "0.1"),
@@ -179,7 +162,7 @@ fn main() {
                 format!(
                     "{}\t{class}\t{:.6}",
                     v.path.display(),
-                    model.score(v, shipped)
+                    model.score(v, chosen)
                 )
             })
             .collect();

@@ -31,17 +31,43 @@ pub struct Counts {
     pub ham: u32,
 }
 
+/// The constants of the combining, as the classifier ships them; other
+/// values only serve tuning (`examples/bayes_tune.rs`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tuning {
+    /// Robinson's s: the strength of the background belief, in messages.
+    pub s: f64,
+    /// Robinson's x: the background belief.
+    pub x: f64,
+    /// Tokens closer to 0.5 than this are left out.
+    pub min_strength: f64,
+    /// The most tokens combined.
+    pub max_tokens: usize,
+}
+
+pub const SHIPPED: Tuning = Tuning {
+    s: S,
+    x: X,
+    min_strength: MIN_STRENGTH,
+    max_tokens: MAX_TOKENS,
+};
+
 /// Robinson's f(w): the token's spam probability, tempered by how often
 /// it was seen.
 pub fn token_probability(c: Counts, nspam: u64, nham: u64) -> f64 {
+    robinson(c, nspam, nham, SHIPPED)
+}
+
+/// [`token_probability`] under other constants.
+pub fn robinson(c: Counts, nspam: u64, nham: u64, t: Tuning) -> f64 {
     let n = f64::from(c.spam) + f64::from(c.ham);
     let spam_ratio = f64::from(c.spam) / nspam.max(1) as f64;
     let ham_ratio = f64::from(c.ham) / nham.max(1) as f64;
     let p = match spam_ratio + ham_ratio {
-        0.0 => X,
+        0.0 => t.x,
         sum => spam_ratio / sum,
     };
-    (S * X + n * p) / (S + n)
+    (t.s * t.x + n * p) / (t.s + n)
 }
 
 /// The survival function of chi-square with `dof` (even) degrees of
@@ -77,12 +103,20 @@ pub fn fisher(probabilities: &[f64]) -> f64 {
 /// The tokens worth combining, most telling first: `(index, f)` of those
 /// at least [`MIN_STRENGTH`] away from 0.5, at most [`MAX_TOKENS`].
 pub fn significant(probabilities: impl Iterator<Item = (usize, f64)>) -> Vec<(usize, f64)> {
+    strongest(probabilities, SHIPPED)
+}
+
+/// [`significant`] under other constants.
+pub fn strongest(
+    probabilities: impl Iterator<Item = (usize, f64)>,
+    t: Tuning,
+) -> Vec<(usize, f64)> {
     let mut telling: Vec<(usize, f64)> = probabilities
-        .filter(|(_, f)| (f - 0.5).abs() >= MIN_STRENGTH)
+        .filter(|(_, f)| (f - 0.5).abs() >= t.min_strength)
         .collect();
     let strength = |f: f64| (f - 0.5).abs();
     telling.sort_unstable_by(|a, b| strength(b.1).total_cmp(&strength(a.1)).then(a.0.cmp(&b.0)));
-    telling.truncate(MAX_TOKENS);
+    telling.truncate(t.max_tokens);
     telling
 }
 

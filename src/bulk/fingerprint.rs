@@ -95,42 +95,14 @@ fn cut(mut text: String, max: usize) -> String {
     text
 }
 
-/// A normalised word, or a placeholder for what campaigns vary.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Word {
-    Text(String),
-    Url,
-    Email,
-    Number,
-}
-
-/// A word as [`each_word`] finds it, borrowed from its buffer.
+/// A normalised word, or a placeholder for what campaigns vary; the
+/// text is borrowed from [`each_word`]'s buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Piece<'a> {
     Text(&'a str),
     Url,
     Email,
     Number,
-}
-
-impl Piece<'_> {
-    fn to_word(self) -> Word {
-        match self {
-            Piece::Text(t) => Word::Text(t.to_string()),
-            Piece::Url => Word::Url,
-            Piece::Email => Word::Email,
-            Piece::Number => Word::Number,
-        }
-    }
-}
-
-/// The text as words: lower case, punctuation dropped, links, addresses
-/// and anything with a digit replaced by placeholders, and words of one
-/// letter (initials, stray letters of broken HTML) dropped.
-pub fn normalise(text: &str) -> Vec<Word> {
-    let mut words = Vec::new();
-    each_word(text, |piece| words.push(piece.to_word()));
-    words
 }
 
 /// Counts what was emitted (for [`MAX_WORDS`]) and collapses runs of
@@ -153,8 +125,10 @@ impl<F: FnMut(Piece<'_>)> Emitter<F> {
     }
 }
 
-/// The one normaliser behind [`normalise`] and the fingerprint. It hands
-/// each word to `emit` from one reused buffer: the fingerprint hashes words
+/// The text as words: lower case, punctuation dropped, links, addresses
+/// and anything with a digit replaced by placeholders, and words of one
+/// letter (initials, stray letters of broken HTML) dropped. Each word goes
+/// to `emit` from one reused buffer, so the fingerprint hashes words
 /// without a String each (the proxy fingerprints every message at DATA).
 fn each_word(text: &str, emit: impl FnMut(Piece<'_>)) {
     let mut out = Emitter {

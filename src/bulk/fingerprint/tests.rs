@@ -46,23 +46,37 @@ fn near_duplicates_share_a_band() {
     }
 }
 
+/// The words [`each_word`] gives, placeholders as `<url>`, `<email>`, `<num>`.
+fn normalise(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    each_word(text, |piece| {
+        words.push(match piece {
+            Piece::Text(t) => t.to_string(),
+            Piece::Url => "<url>".into(),
+            Piece::Email => "<email>".into(),
+            Piece::Number => "<num>".into(),
+        })
+    });
+    words
+}
+
 #[test]
 fn normalisation_table() {
-    let w = |s: &str| Word::Text(s.to_string());
+    let w = |s: &str| s.to_string();
     let cases = [
         ("Hello,  WORLD!", vec![w("hello"), w("world")]),
-        ("Pay $1,250.00 now", vec![w("pay"), Word::Number, w("now")]),
+        ("Pay $1,250.00 now", vec![w("pay"), w("<num>"), w("now")]),
         (
             "see <https://x.example/a?b=1> or www.y.example",
-            vec![w("see"), Word::Url, w("or"), Word::Url],
+            vec![w("see"), w("<url>"), w("or"), w("<url>")],
         ),
         (
             "mail bob@x.example today",
-            vec![w("mail"), Word::Email, w("today")],
+            vec![w("mail"), w("<email>"), w("today")],
         ),
         ("a I x-ray", vec![w("ray")]),
         ("Grüße café", vec![w("grüße"), w("café")]),
-        ("order #A12B now", vec![w("order"), Word::Number, w("now")]),
+        ("order #A12B now", vec![w("order"), w("<num>"), w("now")]),
     ];
     for (text, want) in cases {
         assert_eq!(normalise(text), want, "{text}");
