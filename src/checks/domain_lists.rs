@@ -86,7 +86,9 @@ impl DomainLists {
             }
             _ => {
                 let max = self.config.max_body_domains;
-                let domains = ctx.message.map_or_else(Vec::new, |m| link_domains(m, max));
+                let domains = ctx
+                    .raw_message()
+                    .map_or_else(Vec::new, |m| link_domains(m, max));
                 (domains, zones(|z| z.targets.body), "link domain")
             }
         }

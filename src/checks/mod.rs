@@ -88,9 +88,7 @@ pub struct CheckContext<'a> {
     pub envelope: Option<&'a Envelope>,
     /// The recipient being judged, at the RCPT stage.
     pub rcpt: Option<&'a str>,
-    /// The message as received (canonical CRLF, unstuffed), at the DATA stage.
-    pub message: Option<&'a [u8]>,
-    /// The same message with its shared parse.
+    /// The message at the DATA stage, with its shared parse.
     pub view: Option<&'a MessageView<'a>>,
     pub facts: &'a mut Facts,
 }
@@ -102,7 +100,6 @@ impl<'a> CheckContext<'a> {
             client,
             envelope: None,
             rcpt: None,
-            message: None,
             view: None,
             facts,
         }
@@ -119,9 +116,13 @@ impl<'a> CheckContext<'a> {
     }
 
     pub fn message(mut self, view: &'a MessageView<'a>) -> Self {
-        self.message = Some(view.raw());
         self.view = Some(view);
         self
+    }
+
+    /// The message as received (canonical CRLF, unstuffed), at DATA.
+    pub fn raw_message(&self) -> Option<&'a [u8]> {
+        self.view.map(MessageView::raw)
     }
 }
 

@@ -80,7 +80,7 @@ impl Check for FromHeaderCheck {
     }
 
     async fn check(&self, ctx: &mut CheckContext<'_>) -> Result<Vec<Outcome>, CheckError> {
-        let message = ctx.message.unwrap_or_default();
+        let message = ctx.raw_message().unwrap_or_default();
         let why = match from_domain(message) {
             Ok(domain) => {
                 ctx.facts.auth.from_domain = Some(domain);
@@ -161,7 +161,8 @@ impl Check for DkimCheck {
     }
 
     async fn check(&self, ctx: &mut CheckContext<'_>) -> Result<Vec<Outcome>, CheckError> {
-        let Some(parsed) = AuthenticatedMessage::parse(ctx.message.unwrap_or_default()) else {
+        let Some(parsed) = AuthenticatedMessage::parse(ctx.raw_message().unwrap_or_default())
+        else {
             return Ok(Vec::new());
         };
         // RFC 8301 3.2 (RSA keys under 1024 bits are not valid) is the
@@ -240,7 +241,7 @@ impl Check for ArcCheck {
     }
 
     async fn check(&self, ctx: &mut CheckContext<'_>) -> Result<Vec<Outcome>, CheckError> {
-        let result = self.evaluate(ctx.message.unwrap_or_default()).await;
+        let result = self.evaluate(ctx.raw_message().unwrap_or_default()).await;
         ctx.facts.auth.arc = Some(result);
         count(self.dns.metrics(), "arc", result);
         let arc = &self.config.arc;

@@ -140,7 +140,7 @@ impl Check for AuthResultsCheck {
 
     async fn check(&self, ctx: &mut CheckContext<'_>) -> Result<Vec<Outcome>, CheckError> {
         let ours = &self.config.authserv_id;
-        let message = ctx.message.unwrap_or_default();
+        let message = ctx.raw_message().unwrap_or_default();
         let mut outcomes: Vec<Outcome> = header_fields(message)
             .into_iter()
             .filter(|f| f.is(HEADER) && authserv_id(f.value).eq_ignore_ascii_case(ours))
