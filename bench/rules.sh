@@ -8,6 +8,8 @@
 # BENCH_SECONDS sets the length of each measurement (default 3);
 # BENCH_MESSAGES runs a fixed number of messages instead (for `perf stat`);
 # BENCH_RULES=10000 (or a list, 10,1000) measures only those sizes.
+# BENCH_RULES_FILE=F and BENCH_MESSAGE_FILE=M measure a rule file and a
+# message of your own (e.g. your rules/ on a message from your mail).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --ignore-rust-version --example rules_bench

@@ -116,9 +116,19 @@ pub enum Condition {
     Fact(Fact, Bounds),
 }
 
+/// Decides, on first use, the atoms the scan left undecided (regexes
+/// without a literal to find them by): a rule whose other conditions
+/// already failed never pays for them.
+pub trait LazyAtoms {
+    /// `None` for an atom the scan decided (read `Env::atoms`).
+    fn atom(&self, id: usize) -> Option<bool>;
+}
+
 /// What a condition tree is evaluated against.
 pub struct Env<'a> {
     pub atoms: &'a [bool],
+    /// The atoms decided on demand; `None`: `atoms` holds them all.
+    pub lazy: Option<&'a dyn LazyAtoms>,
     pub client_ip: IpAddr,
     pub size: usize,
     pub recipients: usize,
@@ -128,13 +138,20 @@ pub struct Env<'a> {
     pub content: Option<&'a dyn FactSource>,
 }
 
+impl Env<'_> {
+    pub fn atom(&self, id: usize) -> bool {
+        let lazy = self.lazy.and_then(|lazy| lazy.atom(id));
+        lazy.unwrap_or_else(|| self.atoms[id])
+    }
+}
+
 impl Condition {
     pub fn eval(&self, env: &Env<'_>) -> bool {
         match self {
             Condition::All(list) => list.iter().all(|c| c.eval(env)),
             Condition::Any(list) => list.iter().any(|c| c.eval(env)),
             Condition::Not(inner) => !inner.eval(env),
-            Condition::Atom(id) => env.atoms[*id],
+            Condition::Atom(id) => env.atom(*id),
             Condition::ClientIp(nets) => nets.iter().any(|n| n.contains(&env.client_ip)),
             Condition::Size(b) => b.contains(env.size as f64),
             Condition::Recipients(b) => b.contains(env.recipients as f64),
@@ -156,10 +173,24 @@ impl Condition {
     /// An atom that must have matched for the condition to hold, if there
     /// is one: with 10,000 rules, most are skipped on that one look-up.
     pub fn trigger(&self) -> Option<usize> {
+        self.trigger_where(|_| true)
+    }
+
+    /// [`Self::trigger`], preferring an atom for which `scanned` holds
+    /// (one the scan decides, which costs nothing to look up).
+    pub fn trigger_where(&self, scanned: impl Fn(usize) -> bool) -> Option<usize> {
+        let mut candidates = Vec::new();
+        self.required_atoms(&mut candidates);
+        let first = candidates.first().copied();
+        candidates.into_iter().find(|&id| scanned(id)).or(first)
+    }
+
+    /// The atoms that must all have matched for the condition to hold.
+    fn required_atoms(&self, out: &mut Vec<usize>) {
         match self {
-            Condition::Atom(id) => Some(*id),
-            Condition::All(list) => list.iter().find_map(Condition::trigger),
-            _ => None,
+            Condition::Atom(id) => out.push(*id),
+            Condition::All(list) => list.iter().for_each(|c| c.required_atoms(out)),
+            _ => {}
         }
     }
 
@@ -285,6 +316,10 @@ mod tests {
         for (condition, want) in cases {
             assert_eq!(condition.trigger(), want, "{condition:?}");
         }
+        // A scanned atom is preferred, wherever it stands in the list.
+        let both = Condition::All(vec![Condition::Atom(1), Condition::Atom(4)]);
+        assert_eq!(both.trigger_where(|id| id == 4), Some(4));
+        assert_eq!(both.trigger_where(|_| false), Some(1));
     }
 
     #[test]
@@ -293,6 +328,7 @@ mod tests {
         let atoms = [true, false];
         let env = Env {
             atoms: &atoms,
+            lazy: None,
             client_ip: "192.0.2.7".parse().unwrap(),
             size: 100,
             recipients: 2,

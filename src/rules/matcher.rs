@@ -297,17 +297,38 @@ thread_local! {
 impl FieldMatcher {
     /// Marks in `hits` (indexed by atom id) every atom whose regex matches `text`.
     pub fn scan(&self, text: &str, hits: &mut [bool]) {
-        SCRATCH.with(|scratch| self.scan_with(text, hits, &mut scratch.borrow_mut()));
+        for local in 0..self.always.len() {
+            let id = self.atoms[self.always[local]].id;
+            hits[id] = hits[id] || self.decides(local, text);
+        }
+        self.scan_literals(text, hits);
+    }
+
+    /// [`Self::scan`] for the atoms that have literals only: the others
+    /// ([`Self::literal_less`]) are left to [`Self::decides`], on demand.
+    pub fn scan_literals(&self, text: &str, hits: &mut [bool]) {
+        if self.prefilter.is_some() {
+            SCRATCH.with(|scratch| self.scan_with(text, hits, &mut scratch.borrow_mut()));
+        }
+    }
+
+    /// True if some atom has literals (and [`Self::scan_literals`] work).
+    pub fn has_literals(&self) -> bool {
+        self.prefilter.is_some()
+    }
+
+    /// The atoms without literals: (their index here, their atom id).
+    pub fn literal_less(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        (self.always.iter().enumerate()).map(|(local, &index)| (local, self.atoms[index].id))
+    }
+
+    /// True if literal-less atom `local` matches `text`.
+    pub fn decides(&self, local: usize, text: &str) -> bool {
+        self.atoms[self.always[local]].matches_whole(text)
     }
 
     fn scan_with(&self, text: &str, hits: &mut [bool], scratch: &mut Scratch) {
         scratch.start(self.lengths.len(), self.atoms.len());
-        for &index in &self.always {
-            let atom = &self.atoms[index];
-            if !hits[atom.id] && atom.matches_whole(text) {
-                hits[atom.id] = true;
-            }
-        }
         let Some(prefilter) = &self.prefilter else {
             return;
         };

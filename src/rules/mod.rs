@@ -27,11 +27,13 @@ pub mod raw;
 pub mod reload;
 pub mod scan;
 
+use std::borrow::Cow;
+use std::cell::{OnceCell, RefCell};
 use std::fmt;
 use std::path::PathBuf;
 
 use compile::{parse_regex, stage_index, AtomTable};
-use condition::{Condition, Env, Field};
+use condition::{Condition, Env, Field, LazyAtoms};
 use matcher::{FieldMatcher, MatcherBuilder};
 
 use crate::config::rules::{RuleMode, RulesConfig};
@@ -79,7 +81,60 @@ struct StagePlan {
     /// [`Condition::trigger`]).
     triggers: Vec<Option<usize>>,
     matchers: Vec<(Field, FieldMatcher)>,
+    /// Per atom: for one without literals, its matcher and its index
+    /// there ([`FieldMatcher::literal_less`]); decided only when a rule
+    /// still in play reads it.
+    deferred: Vec<Option<(usize, usize)>>,
     atoms: usize,
+}
+
+/// The atoms of one evaluation left to decide on demand, and the texts of
+/// each field, taken from the input once.
+struct Deferred<'p, 'i> {
+    plan: &'p StagePlan,
+    input: &'p Input<'i>,
+    texts: Vec<OnceCell<Vec<Cow<'p, str>>>>,
+    decided: RefCell<Vec<(usize, bool)>>,
+}
+
+impl<'p, 'i> Deferred<'p, 'i> {
+    fn new(plan: &'p StagePlan, input: &'p Input<'i>) -> Self {
+        Deferred {
+            plan,
+            input,
+            texts: plan.matchers.iter().map(|_| OnceCell::new()).collect(),
+            decided: RefCell::default(),
+        }
+    }
+
+    fn texts(&self, matcher: usize) -> &[Cow<'p, str>] {
+        let field = &self.plan.matchers[matcher].0;
+        self.texts[matcher].get_or_init(|| self.input.texts(field))
+    }
+
+    /// Marks every atom with literals that matches one of its field's texts.
+    fn scan(&self, atoms: &mut [bool]) {
+        for (m, (_, matcher)) in self.plan.matchers.iter().enumerate() {
+            if matcher.has_literals() {
+                self.texts(m)
+                    .iter()
+                    .for_each(|t| matcher.scan_literals(t, atoms));
+            }
+        }
+    }
+}
+
+impl LazyAtoms for Deferred<'_, '_> {
+    fn atom(&self, id: usize) -> Option<bool> {
+        let (m, local) = self.plan.deferred[id]?;
+        if let Some(&(_, known)) = self.decided.borrow().iter().find(|(i, _)| *i == id) {
+            return Some(known);
+        }
+        let matcher = &self.plan.matchers[m].1;
+        let found = self.texts(m).iter().any(|t| matcher.decides(local, t));
+        self.decided.borrow_mut().push((id, found));
+        Some(found)
+    }
 }
 
 /// A loaded, validated rule set. Immutable: a reload builds a new one.
@@ -173,13 +228,11 @@ impl RuleSet {
             return Vec::new();
         }
         let mut atoms = vec![false; plan.atoms];
-        for (field, matcher) in &plan.matchers {
-            for text in input.texts(field) {
-                matcher.scan(&text, &mut atoms);
-            }
-        }
+        let deferred = Deferred::new(plan, input);
+        deferred.scan(&mut atoms);
         let mut env = Env {
             atoms: &atoms,
+            lazy: Some(&deferred),
             client_ip: input.client_ip,
             size: input.size(),
             recipients: input.recipient_count,
@@ -190,7 +243,11 @@ impl RuleSet {
         let mut hits = Vec::new();
         for (&i, trigger) in plan.rules.iter().zip(&plan.triggers) {
             let rule = &self.rules[i];
-            if trigger.is_some_and(|atom| !atoms[atom]) || !rule.condition.eval(&env) {
+            // A deferred trigger is left to the condition, decided in order.
+            let scanned = |atom: usize| plan.deferred[atom].is_none();
+            if trigger.is_some_and(|atom| scanned(atom) && !atoms[atom])
+                || !rule.condition.eval(&env)
+            {
                 continue;
             }
             let enforced = rule.mode == RuleMode::Enforce && !self.monitor;
@@ -215,9 +272,7 @@ fn build_plans(
 ) -> [StagePlan; 5] {
     let mut plans: [StagePlan; 5] = Default::default();
     for (i, rule) in rules.iter().enumerate() {
-        let plan = &mut plans[stage_index(rule.stage)];
-        plan.rules.push(i);
-        plan.triggers.push(rule.condition.trigger());
+        plans[stage_index(rule.stage)].rules.push(i);
     }
     for (plan, table) in plans.iter_mut().zip(tables) {
         plan.atoms = table.pending.len();
@@ -232,8 +287,23 @@ fn build_plans(
             }
         }
         plan.matchers = builders.into_iter().map(|(f, b)| (f, b.build())).collect();
+        plan.deferred = deferred_atoms(&plan.matchers, plan.atoms);
+        let scanned = |id: usize| plan.deferred[id].is_none();
+        let trigger = |&i: &usize| rules[i].condition.trigger_where(scanned);
+        plan.triggers = plan.rules.iter().map(trigger).collect();
     }
     plans
+}
+
+/// Where each atom without literals is decided: (matcher, its index there).
+fn deferred_atoms(matchers: &[(Field, FieldMatcher)], atoms: usize) -> Vec<Option<(usize, usize)>> {
+    let mut deferred = vec![None; atoms];
+    for (m, (_, matcher)) in matchers.iter().enumerate() {
+        for (local, id) in matcher.literal_less() {
+            deferred[id] = Some((m, local));
+        }
+    }
+    deferred
 }
 
 #[cfg(test)]

@@ -494,3 +494,52 @@ fn bayes_condition() {
         assert!(error.contains(want), "{condition}: {error}");
     }
 }
+
+/// Regexes without literals are decided only when a rule still in play
+/// reads them, with the same result as deciding them all up front.
+#[test]
+fn literal_less_regexes_are_decided_on_demand() {
+    let rules = "rules:
+  - {name: gated, stage: data, condition: {all: [{body: '[0-9]{3}'}, {body: '(?i)lottery'}]}, action: {score: 1}}
+  - {name: alone, stage: data, condition: {body: '(?i)m.n.y'}, action: {score: 1}}
+  - {name: either, stage: data, condition: {any: [{raw: '^From'}, {body: '(?i)prize'}]}, action: {score: 1}}
+  - {name: negated, stage: data, condition: {not: {body: '[0-9]{5}'}}, action: {score: 1}}
+";
+    let set = load_text(rules).unwrap();
+    let plan = &set.stages[stage_index(Stage::Data)];
+    let input = Input::new("192.0.2.1".parse().unwrap()).with_message(MESSAGE);
+    let names: Vec<String> = (set.evaluate(Stage::Data, &input, &Facts::default(), 0.0))
+        .iter()
+        .map(|h| h.rule.name.clone())
+        .collect();
+    assert_eq!(names, ["alone", "either", "negated"]);
+    // Evaluated by hand: "gated" never reads its literal-less regex, as
+    // "lottery" is not in the message; the other three do.
+    let deferred = Deferred::new(plan, &input);
+    let mut atoms = vec![false; plan.atoms];
+    deferred.scan(&mut atoms);
+    let env = Env {
+        atoms: &atoms,
+        lazy: Some(&deferred),
+        client_ip: input.client_ip,
+        size: input.size(),
+        recipients: 0,
+        score: 0.0,
+        facts: &Facts::default(),
+        content: Some(&input),
+    };
+    let gated = &set.rules[plan.rules[0]];
+    let trigger = plan.triggers[0].expect("gated has a trigger");
+    assert!(
+        plan.deferred[trigger].is_none(),
+        "the trigger is the scanned atom"
+    );
+    assert!(!atoms[trigger]);
+    assert!(deferred.decided.borrow().is_empty());
+    assert!(set.rules[plan.rules[1]].condition.eval(&env));
+    assert_eq!(deferred.decided.borrow().len(), 1);
+    assert!(
+        gated.condition.trigger() != Some(trigger),
+        "written first: [0-9]{{3}}"
+    );
+}

@@ -98,6 +98,10 @@ impl LinkFacts {
 fn url_starts(text: &str) -> impl Iterator<Item = usize> + '_ {
     let bytes = text.as_bytes();
     (0..bytes.len()).filter(move |&i| {
+        // Each prefix begins with h, f or w: most positions stop here.
+        if !matches!(bytes[i] | 0x20, b'h' | b'f' | b'w') {
+            return false;
+        }
         let at = |p: &str| {
             bytes[i..].len() >= p.len() && bytes[i..i + p.len()].eq_ignore_ascii_case(p.as_bytes())
         };
