@@ -4,7 +4,10 @@
 # (rules only, and with its classifier when the build has `spamgate learn`),
 # SpamAssassin 4 (with and without Bayes) and rspamd 3.4 (Bayes on a private
 # redis-server), all offline, all trained on the same older messages and
-# tested on the same newer ones. See docs/detection.md.
+# tested on the same newer ones. Each at its own default threshold, then
+# each at equal false positives (<= 0.5% of test ham, the threshold read
+# off the test set's scores: a ROC operating point, not a shipped
+# configuration; bench/detection/equal_fp.py). See docs/detection.md.
 #
 #   bench/detection.sh [--quick N] [--spamgate BIN] [--only LIST] [--limit SECS]
 #
@@ -114,8 +117,9 @@ corpus() {
     echo "$cache/package/data"
 }
 
-# Appends "name  spam_flagged spam_n ham_flagged ham_n  cpu  verdict".
-record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS"; }
+# Appends "name  spam_flagged spam_n ham_flagged ham_n  cpu  verdict  [scores]",
+# scores: the per-message scores file report.py reads the equal-FP point from.
+record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$6" "$7" "${8:-}" >>"$RESULTS"; }
 na() { printf '%s\tn/a\t%s\n' "$1" "$2" >>"$RESULTS"; }
 
 # Waits up to 10 min for port $1 while process $2 lives (daemons that
@@ -137,17 +141,23 @@ rules: {files: ["$REPO/rules/*.yaml"], mode: enforce, watch: false}
 YAML
 }
 
-# Runs `spamgate replay` on the test set under /usr/bin/time; records $1.
+# Runs `spamgate replay` on the test set under /usr/bin/time; records $1,
+# with its per-message scores when the binary has `replay --scores`.
 spamgate_replay() {
-    local name=$1 config=$2 out=$WORK/replay-$1.txt
+    local name=$1 config=$2 out=$WORK/replay-$1.txt scores=$WORK/scores-$1.tsv
+    local -a with_scores=()
+    if "$SG" replay --help 2>/dev/null | grep -q -- '--scores'; then
+        with_scores=(--scores "$scores")
+    fi
     bounded nice -n 10 /usr/bin/time -f '%U %S' -o "$WORK/time-$name" \
-        "$SG" replay --config "$config" --spam "$SPLIT/test/spam" --ham "$SPLIT/test/ham" >"$out"
+        "$SG" replay --config "$config" --spam "$SPLIT/test/spam" --ham "$SPLIT/test/ham" \
+        "${with_scores[@]}" >"$out"
     local line cpu
     line=$(grep '^overall' "$out") || die "no overall line in $out"
     cpu=$(awk '{printf "%.2f", $1 + $2}' "$WORK/time-$name")
     # overall (tagged or refused): spam K/N recall P, ham K/N false positives P
     read -r sk sn hk hn < <(sed -E 's#.*spam ([0-9]+)/([0-9]+).*ham ([0-9]+)/([0-9]+).*#\1 \2 \3 \4#' <<<"$line")
-    record "$name" "$sk" "$sn" "$hk" "$hn" "$cpu" "tagged or refused (score >= 5 or rejected)"
+    record "$name" "$sk" "$sn" "$hk" "$hn" "$cpu" "tagged or refused (score >= 5 or rejected)" "$scores"
     awk '/^rule /,/^$/' "$out" | head -16 >"$WORK/rules-$name.txt"
     sed -i "1s/^/top rules ($name, all test messages):\n/" "$WORK/rules-$name.txt"
 }
@@ -206,19 +216,21 @@ start_spamd() {
 # Scores the test set through daemon $2 (pid) on port $3; records $1.
 score_with() {
     local name=$1 pid=$2 port=$3 system=$4 verdict=$5 loose=${6:-}
-    local before after line
+    local before after line scores=$WORK/scores-$1.tsv
     before=$(tree_cpu "$pid")
     bounded python3 "$HERE/detection/score.py" --system "$system" --port "$port" --jobs "$JOBS" \
-        --test "$SPLIT/test" --rules-out "$WORK/rules-$name.txt" >"$WORK/score-$name.tsv"
+        --test "$SPLIT/test" --rules-out "$WORK/rules-$name.txt" --scores-out "$scores" \
+        >"$WORK/score-$name.tsv"
     after=$(tree_cpu "$pid")
     sed -i "1s/^/[$name] /" "$WORK/rules-$name.txt"
     local cpu
     cpu=$(awk -v a="$after" -v b="$before" 'BEGIN {printf "%.2f", a - b}')
     while IFS=$'\t' read -r kind sk sn hk hn errors; do
-        local label=$name why=$verdict
-        [[ "$kind" == loose ]] && { label="$name, any action"; why=$loose; }
+        # The loose row has the same scores: one equal-FP row per system.
+        local label=$name why=$verdict file=$scores
+        [[ "$kind" == loose ]] && { label="$name, any action"; why=$loose; file=""; }
         ((errors == 0)) || why="$why; $errors messages failed to score"
-        record "$label" "$sk" "$sn" "$hk" "$hn" "$cpu" "$why"
+        record "$label" "$sk" "$sn" "$hk" "$hn" "$cpu" "$why" "$file"
     done <"$WORK/score-$name.tsv"
 }
 

@@ -76,6 +76,11 @@ struct ReplayArgs {
     /// Also print each message tagged or refused, with its rules.
     #[arg(long)]
     list: bool,
+    /// Write one tab-separated line per message to FILE: label
+    /// (spam, ham or unlabelled), the final score the verdict was drawn
+    /// from, the verdict (accept, tag, reject, tempfail) and the path.
+    #[arg(long, value_name = "FILE")]
+    scores: Option<PathBuf>,
     /// Unlabelled messages.
     paths: Vec<PathBuf>,
 }
@@ -212,6 +217,7 @@ fn replay(config: Config, args: ReplayArgs) -> anyhow::Result<()> {
         network: args.network,
         progress: None,
         list: args.list,
+        scores: args.scores,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -635,3 +635,50 @@ fn replay_and_test_report_rule_hits() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("an mbox of 2 messages"), "{stderr}");
 }
+
+/// `replay --scores` writes one line a message, in replay order (spam,
+/// then ham): label, the score the verdict came from, verdict, path. The
+/// detection benchmark sweeps its threshold over these scores.
+#[test]
+fn replay_writes_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let rules = write_file(
+        root,
+        "r.yaml",
+        "rules:\n  - {name: PRIZE, stage: data, condition: {header: {name: Subject, regex: '(?i)prize'}}, action: {score: 6.5}}\n",
+    );
+    let config = write_file(
+        root,
+        "c.yaml",
+        &format!("rules: {{files: ['{}']}}\n", rules.display()),
+    );
+    let spam = write_file(root, "spam.eml", "Subject: Your PRIZE\n\nx\n");
+    let ham = write_file(root, "ham.eml", "Subject: lunch\n\nx\n");
+    let scores = root.join("scores.tsv");
+    let out = succeed(
+        spamgate()
+            .args(["replay", "--config"])
+            .arg(&config)
+            .arg("--spam")
+            .arg(&spam)
+            .arg("--ham")
+            .arg(&ham)
+            .arg("--scores")
+            .arg(&scores),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("spam 1/1 recall 100.00%"), "{stdout}");
+    let written = std::fs::read_to_string(&scores).unwrap();
+    let lines: Vec<Vec<&str>> = written.lines().map(|l| l.split('\t').collect()).collect();
+    let spam = spam.display().to_string();
+    let ham = ham.display().to_string();
+    assert_eq!(
+        lines,
+        vec![
+            vec!["spam", "6.5", "tag", spam.as_str()],
+            vec!["ham", "0", "accept", ham.as_str()],
+        ],
+        "{written}"
+    );
+}

@@ -2,10 +2,14 @@
 """Scores the test messages with a running spamd (through spamc) or
 rspamd (HTTP /checkv2 with the raw message), JOBS at a time, and prints
 the counts bench/detection/report.py reads, plus the rules that fire most
-on ham and on spam (the replay's artefacts show up there).
+on ham and on spam (the replay's artefacts show up there), and with
+--scores-out each message's score (the format of `spamgate replay
+--scores`: label, score, verdict, path), from which report.py reads the
+equal false-positive operating point.
 
 Each request is bounded (TIMEOUT seconds, messages cut at MAX_MESSAGE);
-a message that fails to score is counted as not flagged and reported.
+a message that fails to score is counted as not flagged and reported
+(its score is written as -inf, verdict "error", so the sweep agrees).
 """
 import argparse
 import collections
@@ -62,7 +66,9 @@ def messages(test):
             yield label, os.path.join(directory, name)
 
 
-def run(args):
+def run(args, scores):
+    """Counts per label and verdict, rule hits per label, errors; writes
+    one line a message to `scores` (a file, in completion order)."""
     scorer = {"sa": score_sa, "rspamd": score_rspamd}[args.system]
     counts = collections.Counter()
     hits = {"spam": collections.Counter(), "ham": collections.Counter()}
@@ -73,14 +79,17 @@ def run(args):
             label, path = jobs[done]
             counts[label] += 1
             try:
-                _, flagged, rules = done.result()
+                score, flagged, rules = done.result()
             except Exception as e:  # counted as not flagged, and said
                 errors += 1
                 print("score error %s: %s" % (path, e), file=sys.stderr)
+                scores.write("%s\t-inf\terror\t%s\n" % (label, path))
                 continue
             for verdict, yes in flagged.items():
                 counts[(label, verdict)] += int(yes)
             hits[label].update(set(rules))
+            word = "flagged" if flagged["strict"] else "not flagged"
+            scores.write("%s\t%r\t%s\t%s\n" % (label, float(score), word, path))
     return counts, hits, errors
 
 
@@ -91,8 +100,11 @@ def main():
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--test", required=True)
     p.add_argument("--rules-out", required=True)
+    p.add_argument("--scores-out", default=os.devnull,
+                   help="per-message scores: label, score, verdict, path (tab-separated)")
     a = p.parse_args()
-    counts, hits, errors = run(a)
+    with open(a.scores_out, "w") as scores:
+        counts, hits, errors = run(a, scores)
     for verdict in ("strict", "loose"):
         if counts[("spam", verdict)] or counts[("ham", verdict)] or verdict == "strict":
             print("%s\t%d\t%d\t%d\t%d\t%d" % (verdict, counts[("spam", verdict)], counts["spam"],

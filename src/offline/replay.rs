@@ -43,6 +43,10 @@ pub struct ReplayOptions {
     pub progress: Option<bool>,
     /// Print every message that was tagged or refused, with its rules.
     pub list: bool,
+    /// Write each message's label, score, verdict and path to this file:
+    /// a benchmark sweeps the threshold over these scores (a ROC curve)
+    /// without replaying once per threshold.
+    pub scores: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +57,8 @@ pub enum ReplayError {
     NothingToRun,
     #[error("{0}: {1}")]
     Read(PathBuf, std::io::Error),
+    #[error("writing the scores to {0}: {1}")]
+    Scores(PathBuf, std::io::Error),
 }
 
 /// Hits of one rule, split by label.
@@ -126,6 +132,7 @@ impl Report {
 pub async fn replay(config: &Config, options: &ReplayOptions) -> Result<Report, ReplayError> {
     let pipeline = pipeline(config, options.network)?;
     let mut progress = Progress::new(options.progress);
+    let mut scores = ScoresFile::create(options.scores.as_deref())?;
     let mut report = Report::default();
     let sets = [
         (&options.paths, Label::Unlabelled),
@@ -143,14 +150,70 @@ pub async fn replay(config: &Config, options: &ReplayOptions) -> Result<Report, 
                     if options.list && judged.verdict != "accept" {
                         println!("{}", flagged_line(&file, label, &judged));
                     }
+                    scores.write(&file, label, &judged)?;
                     report.add(label, &judged);
                     progress.tick(report.messages);
                 }
             }
         }
     }
+    scores.finish()?;
     progress.done(report.messages);
     Ok(report)
+}
+
+/// The `--scores` file, when one was asked for: one line a message,
+/// `LABEL  SCORE  VERDICT  PATH`, tab-separated. The score is written in
+/// full (shortest round-trip form), so that a threshold swept over the
+/// file splits messages exactly where the verdict's comparison does.
+struct ScoresFile {
+    path: PathBuf,
+    out: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl ScoresFile {
+    fn create(path: Option<&Path>) -> Result<Self, ReplayError> {
+        let Some(path) = path else {
+            return Ok(ScoresFile {
+                path: PathBuf::new(),
+                out: None,
+            });
+        };
+        let file =
+            std::fs::File::create(path).map_err(|e| ReplayError::Scores(path.to_path_buf(), e))?;
+        Ok(ScoresFile {
+            path: path.to_path_buf(),
+            out: Some(std::io::BufWriter::new(file)),
+        })
+    }
+
+    fn write(&mut self, file: &Path, label: Label, judged: &TestReport) -> Result<(), ReplayError> {
+        let Some(out) = self.out.as_mut() else {
+            return Ok(());
+        };
+        let label = match label {
+            Label::Unlabelled => "unlabelled",
+            Label::Spam => "spam",
+            Label::Ham => "ham",
+        };
+        writeln!(
+            out,
+            "{label}\t{}\t{}\t{}",
+            judged.score,
+            judged.verdict,
+            file.display()
+        )
+        .map_err(|e| ReplayError::Scores(self.path.clone(), e))
+    }
+
+    /// Flushes the buffer: a write error at the end is an error too, not
+    /// a silently short file.
+    fn finish(self) -> Result<(), ReplayError> {
+        match self.out {
+            Some(mut out) => out.flush().map_err(|e| ReplayError::Scores(self.path, e)),
+            None => Ok(()),
+        }
+    }
 }
 
 /// `FILE  LABEL  VERDICT  SCORE  BAYES_99,RULE,RULE,...` for `--list`:
