@@ -110,7 +110,29 @@ impl DnsError {
 pub struct Dns {
     auth: MessageAuthenticator,
     records: Arc<RecordCache>,
+    answers: Option<Arc<TxtAnswers>>,
     metrics: Metrics,
+}
+
+/// TXT answers (SPF and DMARC records) kept until their TTL ends. hickory
+/// caches them too, but each of its cached look-ups costs microseconds
+/// (the name built and parsed, its cache locked, the records cloned), and
+/// every message from a domain asks for the same few names. Only answers
+/// are kept here: errors and empty answers go to hickory each time, which
+/// keeps their negative TTLs.
+struct TxtAnswers {
+    texts: moka::sync::Cache<Box<str>, (Arc<[String]>, Instant)>,
+}
+
+impl TxtAnswers {
+    fn get(&self, name: &str) -> Option<Vec<String>> {
+        let (texts, valid_until) = self.texts.get(name)?;
+        (valid_until > Instant::now()).then(|| texts.to_vec())
+    }
+
+    fn insert(&self, name: &str, texts: &[String], valid_until: Instant) {
+        self.texts.insert(name.into(), (texts.into(), valid_until));
+    }
 }
 
 /// `mail-auth`'s TXT records (DKIM keys above all) kept parsed until
@@ -189,9 +211,15 @@ impl Dns {
         tune(&mut opts, config);
         let auth = MessageAuthenticator::new(resolver_config, opts)
             .map_err(|e| DnsError::Setup(e.to_string()))?;
+        // No cache configured means none here either: every look-up asks.
+        let answers = (config.cache_size > 0).then(|| {
+            let texts = moka::sync::Cache::new(config.cache_size as u64);
+            Arc::new(TxtAnswers { texts })
+        });
         Ok(Dns {
             auth,
             records: Arc::new(RecordCache::new(config.cache_size)),
+            answers,
             metrics: metrics.clone(),
         })
     }
@@ -218,13 +246,21 @@ impl Dns {
 
     /// TXT records of `name`, each record's strings joined (RFC 7208 3.3).
     pub async fn txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        let answers = self.answers.as_deref();
+        if let Some(texts) = answers.and_then(|a| a.get(name)) {
+            return Ok(texts);
+        }
         let lookup = self
             .timed("txt", name, self.resolver().txt_lookup(fqdn(name)?))
             .await?;
-        Ok(records(&lookup, |data| match data {
+        let texts = records(&lookup, |data| match data {
             RData::TXT(txt) => Some(txt_text(&txt.txt_data)),
             _ => None,
-        }))
+        });
+        if let Some(answers) = answers.filter(|_| !texts.is_empty()) {
+            answers.insert(name, &texts, lookup.valid_until());
+        }
+        Ok(texts)
     }
 
     /// A records of `name`.

@@ -105,6 +105,25 @@ async fn judge(config: &Config, from: &str, message: &str) -> TestReport {
 
 // ------------------------------------------------------------ resolver
 
+/// A TXT answer is asked once and then kept for its TTL: the second
+/// look-up reaches neither the server nor hickory (the look-up timer,
+/// which runs only around hickory's look-ups, counts one); errors are
+/// asked again each time.
+#[tokio::test]
+async fn txt_answers_are_kept_for_their_ttl() {
+    let zones = Zones::new().txt("example.com", "v=spf1 -all");
+    let server = DnsServer::start(&zones);
+    let metrics = Metrics::new();
+    let dns = Dns::new(&config(&server, "").dns, &metrics).unwrap();
+    for _ in 0..3 {
+        assert_eq!(dns.txt("example.com").await.unwrap(), vec!["v=spf1 -all"]);
+        assert!(dns.txt("nowhere.example.com").await.is_err());
+    }
+    let text = metrics.encode();
+    let count = "spamgate_dns_lookup_duration_seconds_count{type=\"txt\"} 4";
+    assert!(text.contains(count), "{count} in\n{text}");
+}
+
 #[tokio::test]
 async fn resolver_types_answers_and_failures() {
     let zones = Zones::new()
