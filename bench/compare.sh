@@ -255,7 +255,7 @@ start_gate() {
     "$SPAMGATE" run --config "$WORK/spamgate.yaml" >"$WORK/spamgate.log" 2>&1 &
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")
-    wait_port "$SERVER_PORT" "$SERVER_PID"
+    wait_port "$SERVER_PORT" "$SERVER_PID" "$WORK/spamgate.log"
 }
 
 # The floor the issue measures against: HAProxy 2.6 in TCP mode, one
@@ -280,7 +280,7 @@ EOF
     haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")
-    wait_port "$SERVER_PORT" "$SERVER_PID"
+    wait_port "$SERVER_PORT" "$SERVER_PID" "$WORK/haproxy.log"
 }
 
 # The floor for any proxy: examples/null_proxy.rs copies bytes and

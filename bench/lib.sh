@@ -29,11 +29,13 @@ free_port() {
     done
 }
 
-# Waits up to 30 s for `port` to listen while process `pid` lives.
+# Waits up to 30 s for `port` to listen while process `pid` lives; `log`,
+# when given, is the process's output, shown if it dies.
 wait_port() {
-    local port=$1 pid=$2 tries=0
+    local port=$1 pid=$2 log=${3:-} tries=0
     until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-        kill -0 "$pid" 2>/dev/null || die "process $pid died before listening on $port"
+        kill -0 "$pid" 2>/dev/null ||
+            die "process $pid died before listening on $port${log:+: $(tail -5 "$log" 2>/dev/null)}"
         tries=$((tries + 1))
         ((tries < 1500)) || die "nothing listens on $port after 30 s"
         sleep 0.02
