@@ -295,17 +295,9 @@ thread_local! {
 }
 
 impl FieldMatcher {
-    /// Marks in `hits` (indexed by atom id) every atom whose regex matches `text`.
-    pub fn scan(&self, text: &str, hits: &mut [bool]) {
-        for local in 0..self.always.len() {
-            let id = self.atoms[self.always[local]].id;
-            hits[id] = hits[id] || self.decides(local, text);
-        }
-        self.scan_literals(text, hits);
-    }
-
-    /// [`Self::scan`] for the atoms that have literals only: the others
-    /// ([`Self::literal_less`]) are left to [`Self::decides`], on demand.
+    /// Marks in `hits` (indexed by atom id) every atom with literals whose
+    /// regex matches `text`; the others ([`Self::literal_less`]) are left to
+    /// [`Self::decides`], on demand.
     pub fn scan_literals(&self, text: &str, hits: &mut [bool]) {
         if self.prefilter.is_some() {
             SCRATCH.with(|scratch| self.scan_with(text, hits, &mut scratch.borrow_mut()));
@@ -451,12 +443,20 @@ mod tests {
         builder.build()
     }
 
+    /// Every atom decided on `text`: the literal scan, then the others.
+    fn scan(matcher: &FieldMatcher, text: &str, hits: &mut [bool]) {
+        for (local, id) in matcher.literal_less() {
+            hits[id] = matcher.decides(local, text);
+        }
+        matcher.scan_literals(text, hits);
+    }
+
     /// The one-pass result equals running each regex on its own.
     fn agree(patterns: &[&str], texts: &[String]) {
         let matcher = matcher(patterns);
         for text in texts {
             let mut hits = vec![false; patterns.len()];
-            matcher.scan(text, &mut hits);
+            scan(&matcher, text, &mut hits);
             for (id, p) in patterns.iter().enumerate() {
                 let want = regex::Regex::new(p).unwrap().is_match(text);
                 assert_eq!(hits[id], want, "{p} on {text:?}");
