@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::cli::{free_port, spamgate, succeed, write_file, Running};
+use common::cli::{free_port, rule_file_config, spamgate, succeed, write_file, Running};
 use common::client::{message, Client};
 use common::upstream::{Behaviour, Recorder};
 use common::{http_get, test_config, Spamgate};
@@ -446,11 +446,7 @@ fn check_reports_every_rule_error_and_exits_64() {
         "bad.yaml",
         "rules:\n  - name: ONE\n    stage: data\n    condition: {body: '(x'}\n    action: {score: 1}\n  - name: TWO\n    stage: helo\n    condition: {sender: x}\n    action: {reject: {code: 250}}\n",
     );
-    let config = write_file(
-        dir.path(),
-        "c.yaml",
-        &format!("rules: {{files: ['{}']}}\n", rules.display()),
-    );
+    let config = rule_file_config(dir.path(), &rules);
     let out = spamgate()
         .args(["check", "--config"])
         .arg(&config)
@@ -495,11 +491,7 @@ fn replay_and_test_report_rule_hits() {
         "r.yaml",
         "rules:\n  - {name: PRIZE, stage: data, condition: {header: {name: Subject, regex: '(?i)prize'}}, action: {score: 6}}\n  - {name: NODATE, stage: data, condition: {not: {header: {name: Date}}}, action: {score: 0.5}}\n",
     );
-    let config = write_file(
-        root,
-        "c.yaml",
-        &format!("rules: {{files: ['{}']}}\n", rules.display()),
-    );
+    let config = rule_file_config(root, &rules);
     for sub in ["spam/cur", "spam/new", "spam/tmp"] {
         std::fs::create_dir_all(root.join(sub)).unwrap();
     }
@@ -648,11 +640,7 @@ fn replay_writes_scores() {
         "r.yaml",
         "rules:\n  - {name: PRIZE, stage: data, condition: {header: {name: Subject, regex: '(?i)prize'}}, action: {score: 6.5}}\n",
     );
-    let config = write_file(
-        root,
-        "c.yaml",
-        &format!("rules: {{files: ['{}']}}\n", rules.display()),
-    );
+    let config = rule_file_config(root, &rules);
     let spam = write_file(root, "spam.eml", "Subject: Your PRIZE\n\nx\n");
     let ham = write_file(root, "ham.eml", "Subject: lunch\n\nx\n");
     let scores = root.join("scores.tsv");

@@ -37,6 +37,12 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// A config `dir/c.yaml` that loads the rule file `rules` and nothing else.
+pub fn rule_file_config(dir: &Path, rules: &Path) -> PathBuf {
+    let yaml = format!("rules: {{files: ['{}']}}\n", rules.display());
+    write_file(dir, "c.yaml", &yaml)
+}
+
 /// A free loopback port: bound, then released for one child to take.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
