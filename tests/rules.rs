@@ -441,12 +441,11 @@ async fn sighup_reloads_the_running_binary() {
 #[test]
 fn check_reports_every_rule_error_and_exits_64() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = write_file(
+    let (rules, config) = rule_file_config(
         dir.path(),
         "bad.yaml",
         "rules:\n  - name: ONE\n    stage: data\n    condition: {body: '(x'}\n    action: {score: 1}\n  - name: TWO\n    stage: helo\n    condition: {sender: x}\n    action: {reject: {code: 250}}\n",
     );
-    let config = rule_file_config(dir.path(), &rules);
     let out = spamgate()
         .args(["check", "--config"])
         .arg(&config)
@@ -486,12 +485,11 @@ fn check_accepts_the_default_rules() {
 fn replay_and_test_report_rule_hits() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let rules = write_file(
+    let (_, config) = rule_file_config(
         root,
         "r.yaml",
         "rules:\n  - {name: PRIZE, stage: data, condition: {header: {name: Subject, regex: '(?i)prize'}}, action: {score: 6}}\n  - {name: NODATE, stage: data, condition: {not: {header: {name: Date}}}, action: {score: 0.5}}\n",
     );
-    let config = rule_file_config(root, &rules);
     for sub in ["spam/cur", "spam/new", "spam/tmp"] {
         std::fs::create_dir_all(root.join(sub)).unwrap();
     }
@@ -635,12 +633,11 @@ fn replay_and_test_report_rule_hits() {
 fn replay_writes_scores() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let rules = write_file(
+    let (_, config) = rule_file_config(
         root,
         "r.yaml",
         "rules:\n  - {name: PRIZE, stage: data, condition: {header: {name: Subject, regex: '(?i)prize'}}, action: {score: 6.5}}\n",
     );
-    let config = rule_file_config(root, &rules);
     let spam = write_file(root, "spam.eml", "Subject: Your PRIZE\n\nx\n");
     let ham = write_file(root, "ham.eml", "Subject: lunch\n\nx\n");
     let scores = root.join("scores.tsv");

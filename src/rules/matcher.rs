@@ -299,9 +299,7 @@ impl FieldMatcher {
     /// regex matches `text`; the others ([`Self::literal_less`]) are left to
     /// [`Self::decides`], on demand.
     pub fn scan_literals(&self, text: &str, hits: &mut [bool]) {
-        if self.prefilter.is_some() {
-            SCRATCH.with(|scratch| self.scan_with(text, hits, &mut scratch.borrow_mut()));
-        }
+        SCRATCH.with(|scratch| self.scan_with(text, hits, &mut scratch.borrow_mut()));
     }
 
     /// True if some atom has literals (and [`Self::scan_literals`] work).

@@ -227,12 +227,23 @@ impl RuleSet {
         if plan.rules.is_empty() {
             return Vec::new();
         }
+        self.evaluate_with(&Deferred::new(plan, input), facts, score)
+    }
+
+    /// [`Self::evaluate`] with the atoms to decide on demand given (the
+    /// tests read what was decided).
+    fn evaluate_with<'s>(
+        &'s self,
+        deferred: &Deferred<'_, '_>,
+        facts: &Facts,
+        score: f64,
+    ) -> Vec<Hit<'s>> {
+        let (plan, input) = (deferred.plan, deferred.input);
         let mut atoms = vec![false; plan.atoms];
-        let deferred = Deferred::new(plan, input);
         deferred.scan(&mut atoms);
         let mut env = Env {
             atoms: &atoms,
-            lazy: Some(&deferred),
+            lazy: Some(deferred),
             client_ip: input.client_ip,
             size: input.size(),
             recipients: input.recipient_count,
@@ -241,10 +252,10 @@ impl RuleSet {
             content: Some(input),
         };
         let mut hits = Vec::new();
+        // A deferred trigger is left to the condition, decided in order.
+        let scanned = |atom: usize| plan.deferred[atom].is_none();
         for (&i, trigger) in plan.rules.iter().zip(&plan.triggers) {
             let rule = &self.rules[i];
-            // A deferred trigger is left to the condition, decided in order.
-            let scanned = |atom: usize| plan.deferred[atom].is_none();
             if trigger.is_some_and(|atom| scanned(atom) && !atoms[atom])
                 || !rule.condition.eval(&env)
             {

@@ -37,10 +37,12 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
-/// A config `dir/c.yaml` that loads the rule file `rules` and nothing else.
-pub fn rule_file_config(dir: &Path, rules: &Path) -> PathBuf {
-    let yaml = format!("rules: {{files: ['{}']}}\n", rules.display());
-    write_file(dir, "c.yaml", &yaml)
+/// Writes `rules` (a rule file's text) to `dir/name` and a config
+/// `dir/c.yaml` that loads it and nothing else: (rule file, config).
+pub fn rule_file_config(dir: &Path, name: &str, rules: &str) -> (PathBuf, PathBuf) {
+    let file = write_file(dir, name, rules);
+    let yaml = format!("rules: {{files: ['{}']}}\n", file.display());
+    (file, write_file(dir, "c.yaml", &yaml))
 }
 
 /// A free loopback port: bound, then released for one child to take.

@@ -7,7 +7,7 @@ use super::html::{self, MAX_TEXT};
 use super::links::LinkFacts;
 use super::mime::MimeFacts;
 use super::text::TextFacts;
-use super::{count, flag, Fact};
+use super::{count, flag, is_space_byte, Fact};
 
 /// Parts looked at per message (nested messages included).
 const MAX_PARTS: usize = 200;
@@ -128,8 +128,7 @@ impl BodyFacts {
 /// white space of `char::is_whitespace`, vertical tab included).
 fn non_space_chars(text: &str) -> usize {
     if text.is_ascii() {
-        let space = |b: &&u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r');
-        return text.len() - text.as_bytes().iter().filter(space).count();
+        return text.len() - text.bytes().filter(|&b| is_space_byte(b)).count();
     }
     text.chars().filter(|c| !c.is_whitespace()).count()
 }

@@ -137,6 +137,13 @@ impl Cache {
 }
 
 /// A count as a fact value.
+/// `char::is_whitespace` for an ASCII byte (vertical tab included, which
+/// `u8::is_ascii_whitespace` leaves out): the byte-wise shortcuts over
+/// ASCII text must split and count exactly as the character-wise way.
+fn is_space_byte(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r')
+}
+
 fn count(n: usize) -> Option<f64> {
     Some(n as f64)
 }

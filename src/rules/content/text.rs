@@ -3,6 +3,7 @@
 //! (`v1agra`, `c.i.a.l.i.s`, `V I A G R A`).
 
 use super::html::MAX_TEXT;
+use super::is_space_byte;
 
 /// Letters the text needs before its upper-case share means anything.
 const UPPER_MIN_LETTERS: usize = 200;
@@ -56,20 +57,21 @@ pub struct TextFacts {
 impl TextFacts {
     pub fn of(text: &str) -> TextFacts {
         let text = &text[..floor_boundary(text, MAX_TEXT * 2)];
-        let (letters, upper) = letters(text);
+        let ascii = text.is_ascii();
+        let (letters, upper) = letters(text, ascii);
         TextFacts {
             upper_ratio: (letters >= UPPER_MIN_LETTERS).then(|| upper as f64 / letters as f64),
             exclamations: text.bytes().filter(|b| *b == b'!').count(),
             money: money_amounts(text),
-            obfuscated: obfuscated_words(text),
+            obfuscated: obfuscated_words(text, ascii),
         }
     }
 }
 
 /// Letters and upper-case letters. Most mail text is ASCII, whose bytes
 /// are counted without decoding characters (several times faster).
-fn letters(text: &str) -> (usize, usize) {
-    if text.is_ascii() {
+fn letters(text: &str, ascii: bool) -> (usize, usize) {
+    if ascii {
         let bytes = text.as_bytes();
         let letters = bytes.iter().filter(|b| b.is_ascii_alphabetic()).count();
         return (
@@ -108,8 +110,8 @@ fn money_amounts(text: &str) -> usize {
 /// digits and symbols standing for letters are read as letters, or once
 /// separators between single letters are dropped, and runs of single
 /// letters separated by spaces that spell one.
-fn obfuscated_words(text: &str) -> usize {
-    match text.is_ascii() {
+fn obfuscated_words(text: &str, ascii: bool) -> usize {
+    match ascii {
         true => obfuscated_in(ascii_tokens(text)),
         false => obfuscated_in(text.split_whitespace()),
     }
@@ -118,14 +120,13 @@ fn obfuscated_words(text: &str) -> usize {
 /// What `split_whitespace` yields for ASCII text (vertical tab is white
 /// space there too), split by bytes without decoding characters.
 fn ascii_tokens(text: &str) -> impl Iterator<Item = &str> {
-    let space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r');
     let (bytes, mut at) = (text.as_bytes(), 0);
     std::iter::from_fn(move || {
-        while bytes.get(at).is_some_and(|&b| space(b)) {
+        while bytes.get(at).is_some_and(|&b| is_space_byte(b)) {
             at += 1;
         }
         let start = at;
-        while bytes.get(at).is_some_and(|&b| !space(b)) {
+        while bytes.get(at).is_some_and(|&b| !is_space_byte(b)) {
             at += 1;
         }
         (at > start).then(|| &text[start..at])
@@ -237,7 +238,7 @@ mod tests {
             ("vi@gra", 1),
         ];
         for (text, want) in cases {
-            assert_eq!(obfuscated_words(text), want, "{text}");
+            assert_eq!(obfuscated_words(text, text.is_ascii()), want, "{text}");
         }
     }
 
@@ -268,7 +269,7 @@ mod tests {
                 .fold((0, 0), |(l, u), c| {
                     (l + 1, u + usize::from(c.is_uppercase()))
                 });
-            assert_eq!(letters(text), slow, "{text:?}");
+            assert_eq!(letters(text, text.is_ascii()), slow, "{text:?}");
         }
     }
 
