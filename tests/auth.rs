@@ -41,10 +41,23 @@ fn python() -> PathBuf {
 
 /// Signs `message` with dkimpy: `keytype` is rsa or ed25519, `canon` e.g. relaxed/simple.
 fn sign(keytype: &str, canon: &str, domain: &str, selector: &str, message: &str) -> String {
+    sign_with(keytype, canon, domain, selector, &[], message)
+}
+
+/// [`sign`] with sign.py's options (`identity=`, `length=1`, `algorithm=`).
+fn sign_with(
+    keytype: &str,
+    canon: &str,
+    domain: &str,
+    selector: &str,
+    options: &[&str],
+    message: &str,
+) -> String {
     use std::io::Write;
     let mut child = Command::new(python())
         .arg(data_dir().join("sign.py"))
         .args([keytype, canon, domain, selector])
+        .args(options)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -170,6 +183,10 @@ fn dkim_zones() -> Zones {
             "weak._domainkey.signer.test",
             &format!("v=DKIM1; k=rsa; p={}", public_key("rsa512.pub")),
         )
+        .txt(
+            "strict._domainkey.signer.test",
+            &format!("v=DKIM1; k=rsa; t=s; p={}", public_key("rsa.pub")),
+        )
         .silent("_domainkey.slow.test")
         .txt("_dmarc.slow.test", "v=DMARC1; p=reject")
 }
@@ -198,6 +215,80 @@ async fn dkim_signatures_by_dkimpy() {
         let header = &report.added_headers[0];
         let expected = format!("dkim={want} header.d=signer.test header.s={selector}");
         assert!(header.contains(&expected), "{case}: {header}");
+    }
+}
+
+/// The tags that change what a signature covers or who it speaks for:
+/// `l=` (text appended after the signed length is not covered), `i=`
+/// (within `d=`, and only `d=` itself under a key's `t=s`), rsa-sha1 (no
+/// longer valid, RFC 8301) and a key of the wrong type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dkim_signature_tags_by_dkimpy() {
+    let server = DnsServer::start(&dkim_zones());
+    let config = config(&server, "");
+    let plain = message("a@signer.test", "tags");
+    let sub = "identity=@sub.signer.test";
+    let cases: &[(&str, &str, &[&str], &str)] = &[
+        ("rsa", RSA_SELECTOR, &["length=1"], "pass"),
+        ("rsa", RSA_SELECTOR, &[sub], "pass"),
+        ("rsa", "strict", &["identity=@signer.test"], "pass"),
+        ("rsa", "strict", &[sub], "fail"),
+        ("rsa", RSA_SELECTOR, &["algorithm=rsa-sha1"], "neutral"),
+        ("ed25519", RSA_SELECTOR, &[], "permerror"),
+    ];
+    for (keytype, selector, options, want) in cases {
+        let signed = sign_with(
+            keytype,
+            "relaxed/relaxed",
+            "signer.test",
+            selector,
+            options,
+            &plain,
+        );
+        let signed = match options.contains(&"length=1") {
+            true => format!("{signed}Appended after signing.\r\n"),
+            false => signed,
+        };
+        let report = judge(&config, "a@signer.test", &signed).await;
+        assert_eq!(
+            report.dkim, *want,
+            "{keytype} s={selector} {options:?}: {report:?}"
+        );
+    }
+}
+
+/// Two signatures, each verified with its own key and reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dkim_two_signatures_are_each_reported() {
+    let server = DnsServer::start(&dkim_zones());
+    let config = config(&server, "");
+    let plain = message("a@signer.test", "two");
+    let once = sign(
+        "rsa",
+        "relaxed/relaxed",
+        "signer.test",
+        RSA_SELECTOR,
+        &plain,
+    );
+    let twice = sign(
+        "ed25519",
+        "simple/simple",
+        "signer.test",
+        ED_SELECTOR,
+        &once,
+    );
+    let broken = twice.replacen("s=ed;", "s=missing;", 1);
+    for (message, ed) in [(&twice, "pass"), (&broken, "permerror")] {
+        let report = judge(&config, "a@signer.test", message).await;
+        assert_eq!(report.dkim, "pass", "{report:?}");
+        let header = &report.added_headers[0];
+        assert!(
+            header.contains("dkim=pass header.d=signer.test header.s=rsa"),
+            "{header}"
+        );
+        let selector = if ed == "pass" { ED_SELECTOR } else { "missing" };
+        let second = format!("dkim={ed} header.d=signer.test header.s={selector}");
+        assert!(header.contains(&second), "{header}");
     }
 }
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
-use spamgate::checks::auth::{validate_arc_chain, ArcCheck, SpfCheck};
+use spamgate::checks::auth::{validate_arc_chain, ArcCheck, Keys, SpfCheck};
 use spamgate::config::Config;
 use spamgate::dns::Dns;
 use spamgate::metrics::Metrics;
@@ -214,14 +214,15 @@ async fn arc_scenario(scenario: &Value, path: ArcPath) -> (usize, Vec<String>) {
     let server = DnsServer::start(&zones);
     let config = config_for(&server);
     let dns = Dns::new(&config.dns, &Metrics::new()).unwrap();
-    let check = ArcCheck::new(Arc::new(config.auth.clone()), dns.clone());
+    let keys = Arc::new(Keys::default());
+    let check = ArcCheck::new(Arc::new(config.auth.clone()), dns.clone(), keys.clone());
     let tests = scenario["tests"].as_object().cloned().unwrap_or_default();
     let (mut passed, mut failures) = (0, Vec::new());
     for (id, case) in &tests {
         let message = crlf(&text(&case["message"]));
         let got = match path {
             ArcPath::Check => check.evaluate(&message).await,
-            ArcPath::Own => validate_arc_chain(&dns, &message).await,
+            ArcPath::Own => validate_arc_chain(&dns, &keys, &message).await,
         };
         let want = arc_expected(&case["cv"]);
         match got.as_str() == want {

@@ -8,13 +8,12 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::digest::{digest, SHA256};
-use aws_lc_rs::signature::{UnparsedPublicKey, RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY};
 use base64ct::{Base64, Encoding};
 
 use super::arc_rules::{self, tag_list};
 use super::canon::{self, Canon};
 use super::headers::{header_fields, HeaderField};
+use super::keys::{KeyError, KeyType, Keys};
 use crate::dns::Dns;
 use crate::judgement::AuthResult;
 
@@ -54,19 +53,30 @@ fn tag<'t>(tags: &'t Tags, name: &str) -> Option<&'t str> {
 
 /// The ARC result of a whole message: none without ARC headers, pass,
 /// fail, or temperror when a key could not be fetched.
-pub async fn validate(dns: &Dns, message: &[u8]) -> AuthResult {
+pub async fn validate(dns: &Dns, keys: &Keys, message: &[u8]) -> AuthResult {
     let fields = header_fields(message);
     if !arc_rules::has_arc_headers(&fields) {
         return AuthResult::None;
     }
-    match chain(dns, message, &fields).await {
+    let signer = Signer { dns, keys };
+    match chain(&signer, message, &fields).await {
         Ok(()) => AuthResult::Pass,
         Err(ChainError::KeyUnavailable(_)) => AuthResult::TempError,
         Err(_) => AuthResult::Fail,
     }
 }
 
-async fn chain(dns: &Dns, message: &[u8], fields: &[HeaderField<'_>]) -> Result<(), ChainError> {
+/// Where keys come from.
+struct Signer<'a> {
+    dns: &'a Dns,
+    keys: &'a Keys,
+}
+
+async fn chain(
+    signer: &Signer<'_>,
+    message: &[u8],
+    fields: &[HeaderField<'_>],
+) -> Result<(), ChainError> {
     if let Some(why) = arc_rules::structural_failure(fields) {
         return Err(ChainError::Malformed(why));
     }
@@ -79,9 +89,9 @@ async fn chain(dns: &Dns, message: &[u8], fields: &[HeaderField<'_>]) -> Result<
         }
     }
     let newest = sets.last().ok_or(ChainError::IncompleteSet(1))?;
-    verify_signature(dns, message, fields, newest.signature).await?;
+    verify_signature(signer, message, fields, newest.signature).await?;
     for end in (1..=sets.len()).rev() {
-        verify_seal(dns, &sets[..end]).await?;
+        verify_seal(signer, &sets[..end]).await?;
     }
     Ok(())
 }
@@ -157,7 +167,7 @@ fn tag_value(field: &HeaderField<'_>, name: &str) -> Option<String> {
 /// The newest ARC-Message-Signature: body hash, then the signature over
 /// the fields of `h=` (possibly none) and itself.
 async fn verify_signature(
-    dns: &Dns,
+    signer: &Signer<'_>,
     message: &[u8],
     fields: &[HeaderField<'_>],
     ams: &HeaderField<'_>,
@@ -172,13 +182,8 @@ async fn verify_signature(
     }
     check_body_hash(message, fields, &tags, body_canon)?;
     let names = tag(&tags, "h").unwrap_or_default();
-    let mut data = Vec::new();
-    for field in signed_fields(fields, names) {
-        canon::header(&mut data, header_canon, field, None);
-    }
-    canon::header(&mut data, header_canon, ams, Some(&without_b(ams.value)));
-    data.truncate(data.len() - 2);
-    verify(dns, &tags, &data).await
+    let data = canon::signed_header_block(fields, names, ams, header_canon);
+    verify(signer, &tags, &data).await
 }
 
 fn expired(tags: &Tags) -> bool {
@@ -196,58 +201,23 @@ fn check_body_hash(
     tags: &Tags,
     canon: Canon,
 ) -> Result<(), ChainError> {
-    let start = fields.last().map_or(0, |f| f.range.end);
-    let body = message.get(start..).unwrap_or_default();
-    let body = body.strip_prefix(b"\r\n").unwrap_or(body);
+    let body = canon::body_of(message, fields);
     let limit = match tag(tags, "l") {
         None => None,
         Some(l) => Some(l.parse().map_err(|_| ChainError::Signature("bad l="))?),
     };
     let want = Base64::decode_vec(tag(tags, "bh").unwrap_or_default())
         .map_err(|_| ChainError::Signature("bh= is not base64"))?;
-    let got = digest(&SHA256, &canon::body(body, canon, limit));
+    let got = canon::body_hash(body, canon, limit);
     match got.as_ref() == want.as_slice() {
         true => Ok(()),
         false => Err(ChainError::Signature("body hash mismatch")),
     }
 }
 
-/// The fields `h=` names, each name taking the lowest unused instance
-/// from the bottom up (RFC 6376 5.4.2); names with no instance left sign
-/// nothing.
-fn signed_fields<'f, 'm>(fields: &'f [HeaderField<'m>], names: &str) -> Vec<&'f HeaderField<'m>> {
-    let mut used = vec![false; fields.len()];
-    let mut out = Vec::new();
-    for name in names.split(':').map(str::trim).filter(|n| !n.is_empty()) {
-        let found = (0..fields.len())
-            .rev()
-            .find(|&i| !used[i] && fields[i].is(name));
-        if let Some(i) = found {
-            used[i] = true;
-            out.push(&fields[i]);
-        }
-    }
-    out
-}
-
-/// A signature field's value with the value of its `b=` tag removed.
-fn without_b(value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(value.len());
-    for (at, spec) in value.split(|&b| b == b';').enumerate() {
-        if at > 0 {
-            out.push(b';');
-        }
-        match spec.iter().position(|&b| b == b'=') {
-            Some(eq) if spec[..eq].trim_ascii() == b"b" => out.extend_from_slice(&spec[..=eq]),
-            _ => out.extend_from_slice(spec),
-        }
-    }
-    out
-}
-
 /// The seal of the last set in `sets`, over every set up to it
 /// (relaxed, RFC 8617 5.1.1).
-async fn verify_seal(dns: &Dns, sets: &[Set<'_, '_>]) -> Result<(), ChainError> {
+async fn verify_seal(signer: &Signer<'_>, sets: &[Set<'_, '_>]) -> Result<(), ChainError> {
     let Some((last, earlier)) = sets.split_last() else {
         return Ok(());
     };
@@ -259,59 +229,34 @@ async fn verify_seal(dns: &Dns, sets: &[Set<'_, '_>]) -> Result<(), ChainError> 
     }
     canon::header(&mut data, Canon::Relaxed, last.results, None);
     canon::header(&mut data, Canon::Relaxed, last.signature, None);
-    let seal = without_b(last.seal.value);
+    let seal = canon::without_b(last.seal.value);
     canon::header(&mut data, Canon::Relaxed, last.seal, Some(&seal));
     data.truncate(data.len() - 2);
     let tags = tag_list(last.seal.value).map_err(ChainError::Malformed)?;
-    verify(dns, &tags, &data).await
+    verify(signer, &tags, &data).await
 }
 
-/// Checks `b=` over `data` with the key at `s=`/`d=`.
-async fn verify(dns: &Dns, tags: &Tags, data: &[u8]) -> Result<(), ChainError> {
+/// Checks `b=` over `data` with the RSA key at `s=`/`d=`.
+async fn verify(signer: &Signer<'_>, tags: &Tags, data: &[u8]) -> Result<(), ChainError> {
     let name = format!(
         "{}._domainkey.{}",
         tag(tags, "s").unwrap_or_default(),
         tag(tags, "d").unwrap_or_default()
     );
-    let key = fetch_key(dns, &name).await?;
+    let key = match signer.keys.fetch(signer.dns, &name).await {
+        Ok(key) if key.kind == KeyType::Rsa => key,
+        Ok(_) => return Err(ChainError::Key(name, "not an RSA key".into())),
+        Err(KeyError::Unavailable) => return Err(ChainError::KeyUnavailable(name)),
+        Err(e) => return Err(ChainError::Key(name, e.to_string())),
+    };
     let signature = Base64::decode_vec(tag(tags, "b").unwrap_or_default())
         .map_err(|_| ChainError::Key(name.clone(), "b= is not base64".into()))?;
-    UnparsedPublicKey::new(&RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY, key)
-        .verify(data, &signature)
-        .map_err(|_| ChainError::Key(name, "the signature does not verify".into()))
-}
-
-async fn fetch_key(dns: &Dns, name: &str) -> Result<Vec<u8>, ChainError> {
-    let records = match dns.txt(name).await {
-        Ok(records) => records,
-        Err(e) if e.is_temporary() => return Err(ChainError::KeyUnavailable(name.into())),
-        Err(e) => return Err(ChainError::Key(name.into(), e.to_string())),
-    };
-    let mut why = "no key record".to_string();
-    for record in &records {
-        match public_key(record) {
-            Ok(key) => return Ok(key),
-            Err(e) => why = e,
-        }
-    }
-    Err(ChainError::Key(name.into(), why))
-}
-
-/// The RSA key of a DKIM key record (RFC 6376 3.6.1), DER as published
-/// (SubjectPublicKeyInfo or RSAPublicKey: aws-lc reads both, and refuses
-/// keys under 1024 bits when verifying).
-fn public_key(record: &str) -> Result<Vec<u8>, String> {
-    let tags = tag_list(record.as_bytes())?;
-    if tag(&tags, "v").is_some_and(|v| v != "DKIM1") {
-        return Err("not a DKIM1 record".into());
-    }
-    if !tag(&tags, "k").unwrap_or("rsa").eq_ignore_ascii_case("rsa") {
-        return Err("not an RSA key".into());
-    }
-    match tag(&tags, "p") {
-        None => Err("no p= tag".into()),
-        Some("") => Err("the key is revoked".into()),
-        Some(p) => Base64::decode_vec(p).map_err(|_| "p= is not base64".into()),
+    match key.verifies(data, &signature) {
+        true => Ok(()),
+        false => Err(ChainError::Key(
+            name,
+            "the signature does not verify".into(),
+        )),
     }
 }
 
@@ -327,7 +272,7 @@ mod tests {
             ("bh=1; d=b", "bh=1; d=b"),
         ];
         for (value, want) in cases {
-            let got = without_b(value.as_bytes());
+            let got = canon::without_b(value.as_bytes());
             assert_eq!(String::from_utf8_lossy(&got), *want, "{value}");
         }
     }
@@ -337,7 +282,7 @@ mod tests {
         let message = b"A: 1\r\nB: 2\r\nA: 3\r\n\r\n";
         let fields = header_fields(message);
         let values = |names: &str| -> Vec<String> {
-            signed_fields(&fields, names)
+            canon::signed_fields(&fields, names)
                 .iter()
                 .map(|f| String::from_utf8_lossy(f.value).trim().to_string())
                 .collect()
