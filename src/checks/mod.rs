@@ -31,6 +31,7 @@ use crate::judgement::reply::canned;
 use crate::judgement::{CheckTime, Judgement, Outcome};
 use crate::metrics::{CheckLabel, Metrics};
 use crate::smtp::command::MailParams;
+use auth::HeaderField;
 
 /// Re-exported from [`crate::judgement`] for the fuzz targets, which name
 /// them here.
@@ -59,6 +60,7 @@ pub struct Envelope {
 pub struct MessageView<'a> {
     raw: &'a [u8],
     parsed: OnceLock<Option<mail_parser::Message<'a>>>,
+    fields: OnceLock<Vec<HeaderField<'a>>>,
 }
 
 impl<'a> MessageView<'a> {
@@ -67,6 +69,7 @@ impl<'a> MessageView<'a> {
         MessageView {
             raw,
             parsed: OnceLock::new(),
+            fields: OnceLock::new(),
         }
     }
 
@@ -78,6 +81,12 @@ impl<'a> MessageView<'a> {
     pub fn parsed(&self) -> Option<&mail_parser::Message<'a>> {
         let parse = || mail_parser::MessageParser::new().parse(self.raw);
         self.parsed.get_or_init(parse).as_ref()
+    }
+
+    /// The header section as byte ranges, split on first use: the From,
+    /// DKIM, ARC and Authentication-Results checks read one split.
+    pub fn header_fields(&self) -> &[HeaderField<'a>] {
+        self.fields.get_or_init(|| auth::header_fields(self.raw))
     }
 }
 
@@ -123,6 +132,11 @@ impl<'a> CheckContext<'a> {
     /// The message as received (canonical CRLF, unstuffed), at DATA.
     pub fn raw_message(&self) -> Option<&'a [u8]> {
         self.view.map(MessageView::raw)
+    }
+
+    /// The message's header fields at DATA; none before.
+    pub fn header_fields(&self) -> &'a [HeaderField<'a>] {
+        self.view.map_or(&[], MessageView::header_fields)
     }
 }
 

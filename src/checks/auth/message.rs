@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use mail_auth::{AuthenticatedMessage, DkimResult, Parameters};
 
-use super::headers::header_fields;
+use super::headers::{header_fields, HeaderField};
 use super::keys::Keys;
 use super::{arc_rules, arc_verify, count, dkim_verify};
 use crate::checks::{Check, CheckContext, CheckError};
@@ -36,8 +36,13 @@ impl FromHeaderCheck {
 }
 
 /// The From domain, or why there is no single one.
-pub fn from_domain(message: &[u8]) -> Result<String, &'static str> {
-    let fields = header_fields(message);
+#[cfg(test)]
+fn from_domain(message: &[u8]) -> Result<String, &'static str> {
+    from_domain_of(message, &header_fields(message))
+}
+
+/// [`from_domain`] with the header section already split.
+fn from_domain_of(message: &[u8], fields: &[HeaderField<'_>]) -> Result<String, &'static str> {
     let mut from = fields.iter().filter(|f| f.is("From"));
     let field = match (from.next(), from.next()) {
         (None, _) => return Err("No From header"),
@@ -82,7 +87,7 @@ impl Check for FromHeaderCheck {
 
     async fn check(&self, ctx: &mut CheckContext<'_>) -> Result<Vec<Outcome>, CheckError> {
         let message = ctx.raw_message().unwrap_or_default();
-        let why = match from_domain(message) {
+        let why = match from_domain_of(message, ctx.header_fields()) {
             Ok(domain) => {
                 ctx.facts.auth.from_domain = Some(domain);
                 return Ok(Vec::new());
@@ -159,10 +164,10 @@ impl Check for DkimCheck {
 
     async fn check(&self, ctx: &mut CheckContext<'_>) -> Result<Vec<Outcome>, CheckError> {
         let message = ctx.raw_message().unwrap_or_default();
-        let fields = header_fields(message);
+        let fields = ctx.header_fields();
         let now = (self.clock)();
         ctx.facts.auth.dkim =
-            dkim_verify::verify_all(&self.dns, &self.keys, message, &fields, now).await;
+            dkim_verify::verify_all(&self.dns, &self.keys, message, fields, now).await;
         let result = ctx.facts.auth.dkim_result();
         count(self.dns.metrics(), "dkim", result);
         Ok(self.outcomes(result))
@@ -185,14 +190,17 @@ impl ArcCheck {
     /// ([`arc_rules`]) first, then `mail-auth`'s chain validation, or ours
     /// ([`arc_verify`]) for the signatures `mail-auth` reads differently.
     pub async fn evaluate(&self, message: &[u8]) -> AuthResult {
-        let fields = header_fields(message);
-        if !arc_rules::has_arc_headers(&fields) {
+        self.evaluate_split(message, &header_fields(message)).await
+    }
+
+    async fn evaluate_split(&self, message: &[u8], fields: &[HeaderField<'_>]) -> AuthResult {
+        if !arc_rules::has_arc_headers(fields) {
             return AuthResult::None;
         }
-        if arc_rules::structural_failure(&fields).is_some() {
+        if arc_rules::structural_failure(fields).is_some() {
             return AuthResult::Fail;
         }
-        if arc_rules::lenient_signature(&fields) {
+        if arc_rules::lenient_signature(fields) {
             return arc_verify::validate(&self.dns, &self.keys, message).await;
         }
         let Some(parsed) = AuthenticatedMessage::parse(message) else {
@@ -235,7 +243,8 @@ impl Check for ArcCheck {
     }
 
     async fn check(&self, ctx: &mut CheckContext<'_>) -> Result<Vec<Outcome>, CheckError> {
-        let result = self.evaluate(ctx.raw_message().unwrap_or_default()).await;
+        let message = ctx.raw_message().unwrap_or_default();
+        let result = self.evaluate_split(message, ctx.header_fields()).await;
         ctx.facts.auth.arc = Some(result);
         count(self.dns.metrics(), "arc", result);
         let arc = &self.config.arc;

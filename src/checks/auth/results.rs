@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::headers::header_fields;
 use crate::checks::{Check, CheckContext, CheckError};
 use crate::config::auth::AuthConfig;
 use crate::judgement::{AuthFacts, Outcome, SpfIdentity, Stage};
@@ -140,11 +139,13 @@ impl Check for AuthResultsCheck {
 
     async fn check(&self, ctx: &mut CheckContext<'_>) -> Result<Vec<Outcome>, CheckError> {
         let ours = &self.config.authserv_id;
-        let message = ctx.raw_message().unwrap_or_default();
-        let mut outcomes: Vec<Outcome> = header_fields(message)
-            .into_iter()
+        let mut outcomes: Vec<Outcome> = ctx
+            .header_fields()
+            .iter()
             .filter(|f| f.is(HEADER) && authserv_id(f.value).eq_ignore_ascii_case(ours))
-            .map(|f| Outcome::RemoveHeader { range: f.range })
+            .map(|f| Outcome::RemoveHeader {
+                range: f.range.clone(),
+            })
             .collect();
         outcomes.push(Outcome::AddHeader {
             name: HEADER.to_string(),
@@ -156,6 +157,7 @@ impl Check for AuthResultsCheck {
 
 #[cfg(test)]
 mod tests {
+    use super::super::headers::header_fields;
     use super::*;
     use crate::config::Config;
     use crate::judgement::{AuthResult, DkimFact, DmarcFact, Policy, SpfFact};
