@@ -113,8 +113,9 @@ pub async fn verify_all(
     let mut facts = Vec::new();
     let signatures = fields.iter().filter(|f| f.is("DKIM-Signature"));
     for field in signatures.take(MAX_SIGNATURES) {
-        let (domain, selector) = names_of(field);
-        let verified = match parse(field) {
+        let tags = tag_list(field.value).map_err(SignatureError::Malformed);
+        let (domain, selector) = tags.as_ref().map(names_of).unwrap_or_default();
+        let verified = match tags.and_then(|tags| parse(&tags)) {
             Ok(signature) => {
                 let context = Context { fields, body, now };
                 verify(dns, keys, &context, &mut hashes, field, &signature).await
@@ -139,14 +140,9 @@ struct Context<'a, 'm> {
 }
 
 /// `d=` (lowercased) and `s=` as far as they can be read, for the result.
-fn names_of(field: &HeaderField<'_>) -> (String, String) {
-    let tags = tag_list(field.value).unwrap_or_default();
-    let get = |name: &str| {
-        tags.iter()
-            .find(|(n, _)| n == name)
-            .map_or(String::new(), |(_, v)| v.clone())
-    };
-    (get("d").to_ascii_lowercase(), get("s"))
+fn names_of(tags: &Tags) -> (String, String) {
+    let get = |name: &str| tag(tags, name).unwrap_or_default();
+    (get("d").to_ascii_lowercase(), get("s").to_string())
 }
 
 /// Expiry, body hash, key, identity, then the signature over the header
@@ -218,24 +214,23 @@ fn required<'t>(tags: &'t Tags, name: &'static str) -> Result<&'t str, Signature
 
 /// The tags of a DKIM-Signature (RFC 6376 3.5), every required one
 /// present and valid.
-fn parse(field: &HeaderField<'_>) -> Result<Signature, SignatureError> {
-    let tags = tag_list(field.value).map_err(SignatureError::Malformed)?;
-    if required(&tags, "v")? != "1" {
+fn parse(tags: &Tags) -> Result<Signature, SignatureError> {
+    if required(tags, "v")? != "1" {
         return Err(SignatureError::Unsupported("a version other than v=1"));
     }
-    let kind = algorithm(required(&tags, "a")?)?;
-    let (header_canon, body_canon) = match tag(&tags, "c") {
+    let kind = algorithm(required(tags, "a")?)?;
+    let (header_canon, body_canon) = match tag(tags, "c") {
         None => (Canon::Simple, Canon::Simple),
         Some(c) => Canon::pair(c).ok_or(SignatureError::Unsupported("this c="))?,
     };
-    let names = required(&tags, "h")?;
+    let names = required(tags, "h")?;
     if !names
         .split(':')
         .any(|n| n.trim().eq_ignore_ascii_case("from"))
     {
         return Err(SignatureError::Malformed("h= does not sign From".into()));
     }
-    if tag(&tags, "q").is_some_and(|q| !q.split(':').any(|m| m == "dns/txt")) {
+    if tag(tags, "q").is_some_and(|q| !q.split(':').any(|m| m == "dns/txt")) {
         return Err(SignatureError::Unsupported(
             "a key query method other than dns/txt",
         ));
@@ -244,14 +239,14 @@ fn parse(field: &HeaderField<'_>) -> Result<Signature, SignatureError> {
         kind,
         header_canon,
         body_canon,
-        domain: required(&tags, "d")?.to_ascii_lowercase(),
-        selector: required(&tags, "s")?.to_string(),
-        identity: identity(&tags)?,
+        domain: required(tags, "d")?.to_ascii_lowercase(),
+        selector: required(tags, "s")?.to_string(),
+        identity: identity(tags)?,
         names: names.to_string(),
-        body_hash: base64(required(&tags, "bh")?, "bh")?,
-        signature: base64(required(&tags, "b")?, "b")?,
-        limit: number(&tags, "l")?.map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
-        expires: expiry(&tags)?,
+        body_hash: base64(required(tags, "bh")?, "bh")?,
+        signature: base64(required(tags, "b")?, "b")?,
+        limit: number(tags, "l")?.map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
+        expires: expiry(tags)?,
     })
 }
 
@@ -311,7 +306,7 @@ mod tests {
     fn parsed(value: &str) -> Result<Signature, SignatureError> {
         let message = format!("DKIM-Signature: {value}\r\n\r\n");
         let fields = header_fields(message.as_bytes());
-        parse(&fields[0])
+        parse(&tag_list(fields[0].value).map_err(SignatureError::Malformed)?)
     }
 
     const GOOD: &str = "v=1; a=rsa-sha256; c=relaxed/simple; d=Example.COM; s=sel; \

@@ -25,6 +25,7 @@ mod keys;
 mod message;
 mod results;
 mod spf;
+mod tags;
 
 use std::sync::Arc;
 
