@@ -21,8 +21,7 @@ use base64ct::{Base64, Encoding};
 use super::arc_rules::tag_list;
 use super::canon::{self, Canon};
 use super::headers::HeaderField;
-use super::keys::{KeyError, KeyType, Keys};
-use crate::dns::Dns;
+use super::keys::{KeyError, KeySource, KeyType};
 use crate::judgement::{AuthResult, DkimFact};
 
 /// Signatures verified per message; later ones are not looked at. Each
@@ -102,8 +101,7 @@ impl BodyHashes {
 /// `fields`), at most [`MAX_SIGNATURES`], in header order. `now`: seconds
 /// since the epoch, for `x=`.
 pub async fn verify_all(
-    dns: &Dns,
-    keys: &Keys,
+    keys: &impl KeySource,
     message: &[u8],
     fields: &[HeaderField<'_>],
     now: u64,
@@ -118,7 +116,7 @@ pub async fn verify_all(
         let verified = match tags.and_then(|tags| parse(&tags)) {
             Ok(signature) => {
                 let context = Context { fields, body, now };
-                verify(dns, keys, &context, &mut hashes, field, &signature).await
+                verify(keys, &context, &mut hashes, field, &signature).await
             }
             Err(e) => Err(e),
         };
@@ -148,8 +146,7 @@ fn names_of(tags: &Tags) -> (String, String) {
 /// Expiry, body hash, key, identity, then the signature over the header
 /// block: the cheap refusals first, the DNS query and the RSA last.
 async fn verify(
-    dns: &Dns,
-    keys: &Keys,
+    keys: &impl KeySource,
     context: &Context<'_, '_>,
     hashes: &mut BodyHashes,
     field: &HeaderField<'_>,
@@ -163,7 +160,7 @@ async fn verify(
         return Err(SignatureError::BodyHash);
     }
     let name = format!("{}._domainkey.{}", signature.selector, signature.domain);
-    let key = keys.fetch(dns, &name).await.map_err(SignatureError::Key)?;
+    let key = keys.key(&name).await.map_err(SignatureError::Key)?;
     if key.kind != signature.kind {
         return Err(SignatureError::Key(KeyError::Invalid(
             "the key is not of the signature's type".into(),

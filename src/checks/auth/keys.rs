@@ -8,6 +8,7 @@
 //! revokes is seen as soon as its answer expires.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use aws_lc_rs::digest::{digest, SHA256};
@@ -73,6 +74,49 @@ impl KeyError {
         match self {
             KeyError::Unavailable => AuthResult::TempError,
             _ => AuthResult::PermError,
+        }
+    }
+}
+
+/// Where the verifiers get the key published at a name
+/// (`selector._domainkey.domain`): DNS in the proxy ([`DnsKeys`]),
+/// records given up front in benchmarks ([`RecordKeys`]).
+pub trait KeySource {
+    fn key(&self, name: &str) -> impl Future<Output = Result<Arc<Key>, KeyError>> + Send;
+}
+
+/// Keys from DNS, parsed once per record.
+pub struct DnsKeys<'a> {
+    pub dns: &'a Dns,
+    pub keys: &'a Keys,
+}
+
+impl KeySource for DnsKeys<'_> {
+    async fn key(&self, name: &str) -> Result<Arc<Key>, KeyError> {
+        self.keys.fetch(self.dns, name).await
+    }
+}
+
+/// Key records given up front, by name: the verifier's cost without a
+/// resolver, for `examples/dkim_floor.rs`.
+#[derive(Default)]
+pub struct RecordKeys {
+    records: HashMap<String, String>,
+    keys: Keys,
+}
+
+impl RecordKeys {
+    pub fn with(mut self, name: &str, record: &str) -> Self {
+        self.records.insert(name.to_string(), record.to_string());
+        self
+    }
+}
+
+impl KeySource for RecordKeys {
+    async fn key(&self, name: &str) -> Result<Arc<Key>, KeyError> {
+        match self.records.get(name) {
+            Some(record) => self.keys.parsed(record),
+            None => Err(KeyError::Missing(name.to_string())),
         }
     }
 }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use mail_auth::{AuthenticatedMessage, DkimResult, Parameters};
 
 use super::headers::{header_fields, HeaderField};
-use super::keys::Keys;
+use super::keys::{DnsKeys, Keys};
 use super::{arc_rules, arc_verify, count, dkim_verify};
 use crate::checks::{Check, CheckContext, CheckError};
 use crate::config::auth::{AuthConfig, Mode, TempErrorAction};
@@ -166,8 +166,11 @@ impl Check for DkimCheck {
         let message = ctx.raw_message().unwrap_or_default();
         let fields = ctx.header_fields();
         let now = (self.clock)();
-        ctx.facts.auth.dkim =
-            dkim_verify::verify_all(&self.dns, &self.keys, message, fields, now).await;
+        let keys = DnsKeys {
+            dns: &self.dns,
+            keys: &self.keys,
+        };
+        ctx.facts.auth.dkim = dkim_verify::verify_all(&keys, message, fields, now).await;
         let result = ctx.facts.auth.dkim_result();
         count(self.dns.metrics(), "dkim", result);
         Ok(self.outcomes(result))

@@ -38,7 +38,18 @@ use crate::metrics::Metrics;
 pub use arc_verify::validate as validate_arc_chain;
 pub use dmarc::{org_domain, DmarcCheck, DmarcRecord};
 pub use headers::{header_fields, HeaderField};
-pub use keys::Keys;
+pub use keys::{KeySource, Keys, RecordKeys};
+
+/// Every DKIM signature of `message` with keys from `keys`, at `now`
+/// (seconds since the epoch): the DKIM check's verification without its
+/// resolver, for benchmarks.
+pub async fn verify_dkim(
+    keys: &impl KeySource,
+    message: &[u8],
+    now: u64,
+) -> Vec<crate::judgement::DkimFact> {
+    dkim_verify::verify_all(keys, message, &header_fields(message), now).await
+}
 pub use message::{ArcCheck, DkimCheck, FromHeaderCheck};
 pub use results::AuthResultsCheck;
 pub use spf::SpfCheck;
