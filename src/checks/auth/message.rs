@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use mail_auth::{AuthenticatedMessage, DkimResult, Parameters};
+use mail_parser::HeaderForm;
 
 use super::headers::{header_fields, HeaderField};
 use super::keys::{DnsKeys, Keys};
@@ -49,13 +50,19 @@ fn from_domain_of(message: &[u8], fields: &[HeaderField<'_>]) -> Result<String, 
         (Some(field), None) => field,
         (Some(_), Some(_)) => return Err("Several From headers"),
     };
-    // The From field alone: parsing the rest of the header section (or
-    // the body, which it would hash for every DKIM signature) is wasted.
-    let mut headers = message[field.range.clone()].to_vec();
-    headers.extend_from_slice(b"\r\n");
-    let parsed = AuthenticatedMessage::parse(&headers).ok_or("Unparsable From header")?;
-    let domains: BTreeSet<&str> = parsed
-        .from_addresses()
+    // The From field's value alone, parsed as an address list by
+    // mail-parser (what mail-auth's whole-message parse did for it).
+    let value = &message[field.range.start + field.name.len() + 1..field.range.end];
+    let parsed = HeaderForm::Addresses.parse(value);
+    let list = parsed
+        .value()
+        .as_address()
+        .ok_or("Unparsable From header")?;
+    let addresses: Vec<String> = list
+        .mailboxes()
+        .filter_map(|mailbox| mailbox.address().map(str::to_lowercase))
+        .collect();
+    let domains: BTreeSet<&str> = addresses
         .iter()
         .map(|a| a.rsplit_once('@').map_or("", |(_, d)| d.trim()))
         .collect();
@@ -305,6 +312,19 @@ mod tests {
             ("From: a@Example.COM\r\n\r\nx", Ok("example.com")),
             ("From: \"A\" <a@b.example>\r\n\r\nx", Ok("b.example")),
             ("From: a@x.example, b@x.example\r\n\r\nx", Ok("x.example")),
+            ("From: \"Doe, J\" <j@d.example>\r\n\r\nx", Ok("d.example")),
+            (
+                "From: A\r\n <a@Fold.example>\r\nTo: b@c\r\n\r\nx",
+                Ok("fold.example"),
+            ),
+            (
+                "From: =?utf-8?q?J=C3=B6rg?= <j@q.example>\r\n\r\nx",
+                Ok("q.example"),
+            ),
+            (
+                "From: undisclosed:;\r\n\r\nx",
+                Err("Unparsable From header"),
+            ),
             ("To: a@b.example\r\n\r\nx", Err("No From header")),
             (
                 "From: a@b.example\r\nFrom: c@d.example\r\n\r\nx",
